@@ -1,0 +1,39 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in the model and the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database could not be reached or failed a query.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A `DATABASE_URL` with a scheme we do not serve.
+    #[error("unsupported database URL (expected postgres:// or sqlite:): {0}")]
+    UnsupportedDatabase(String),
+    /// A Honeycomb document that does not validate; every problem is listed.
+    #[error("invalid honeycomb spec: {}", .0.join("; "))]
+    InvalidSpec(Vec<String>),
+    /// A YAML file that does not parse.
+    #[error("invalid YAML: {0}")]
+    Yaml(String),
+    /// Stored data that does not decode (a bug or a manual edit of the database).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// True when the database is unreachable or overloaded rather than the query being wrong:
+    /// callers answer 503 instead of 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,25 @@
+//! bichito-core: the model and the storage shared by the `bichito` binary and the operator.
+//!
+//! # Architecture
+//! - [`spec`]: the `Honeycomb` spec as written in YAML (and, later, as a Kubernetes custom
+//!   resource), with its validation.
+//! - [`provision`]: applies a spec to the store: honeycomb row, quotas, blocklist, origins and
+//!   API keys (created, kept or rotated with a grace period).
+//! - [`keys`]: API key generation, hashing and constant-time verification.
+//! - [`model`]: the canonical bichito payload and the runtime honeycomb configuration.
+//! - [`blocklist`]: the pure matcher for a honeycomb's blocklist rules.
+//! - [`store`]: one [`store::Store`] trait implemented once in SQL for two sqlx backends,
+//!   Postgres (production) and SQLite (the embedded default), chosen by the URL scheme.
+//! - [`clock`]: time as a dependency, so tests can move it.
+
+pub mod blocklist;
+pub mod clock;
+pub mod error;
+pub mod keys;
+pub mod model;
+pub mod provision;
+pub mod spec;
+pub mod store;
+pub mod testing;
+
+pub use error::{Error, Result};

@@ -1,0 +1,227 @@
+//! The canonical bichito payload and the runtime view of a honeycomb.
+
+use crate::spec::{DeletionPolicy, Plan};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|severity| severity.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Open,
+    InProgress,
+    Resolved,
+    Closed,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Open,
+        Status::InProgress,
+        Status::Resolved,
+        Status::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::InProgress => "in_progress",
+            Status::Resolved => "resolved",
+            Status::Closed => "closed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
+    }
+}
+
+/// The canonical bichito payload: what `POST /api/v1/bugs` returns with 201, what
+/// `GET /api/v1/bugs/{id}` returns, and what `bug.created` carries. Field order is the contract's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bichito {
+    pub id: i64,
+    pub project_id: i64,
+    pub team_id: String,
+    pub title: String,
+    pub description: String,
+    pub status: Status,
+    pub severity: Severity,
+    pub environment: Option<String>,
+    pub app_version: Option<String>,
+    pub stack_trace: Option<String>,
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+    pub reporter_email: Option<String>,
+    pub reporter_identifier: Option<String>,
+    /// The reporter's JSON object, byte for byte as sent.
+    pub extra: Option<Box<RawValue>>,
+    pub assignee: Option<String>,
+    pub labels: Vec<String>,
+    pub duplicate_of: Option<i64>,
+    pub attachment: Option<Box<RawValue>>,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-05-07T11:42:00.000Z`.
+pub fn rfc3339_millis<S: Serializer>(
+    value: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// A validated report, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewBichito {
+    pub honeycomb_id: i64,
+    pub team_id: String,
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub environment: Option<String>,
+    pub app_version: Option<String>,
+    pub stack_trace: Option<String>,
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+    pub reporter_email: Option<String>,
+    pub reporter_identifier: Option<String>,
+    pub extra: Option<Box<RawValue>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewBichito {
+    /// The payload this report has once stored under `id`; also the body of a silently dropped
+    /// report, so that the two cannot be told apart.
+    pub fn into_bichito(self, id: i64) -> Bichito {
+        Bichito {
+            id,
+            project_id: self.honeycomb_id,
+            team_id: self.team_id,
+            title: self.title,
+            description: self.description,
+            status: Status::Open,
+            severity: self.severity,
+            environment: self.environment,
+            app_version: self.app_version,
+            stack_trace: self.stack_trace,
+            url: self.url,
+            user_agent: self.user_agent,
+            reporter_email: self.reporter_email,
+            reporter_identifier: self.reporter_identifier,
+            extra: self.extra,
+            assignee: None,
+            labels: Vec::new(),
+            duplicate_of: None,
+            attachment: None,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+        }
+    }
+}
+
+/// A honeycomb as the api needs it on every report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Honeycomb {
+    pub id: i64,
+    pub namespace: String,
+    pub name: String,
+    pub team_id: String,
+    pub display_name: String,
+    pub plan: Plan,
+    pub reports_per_minute: Option<u32>,
+    pub monthly_reports: Option<u32>,
+    pub allowed_origins: Vec<String>,
+    pub blocklist: Vec<BlockRule>,
+    pub deletion_policy: DeletionPolicy,
+}
+
+impl Honeycomb {
+    /// The monthly cap in force: only the free plan is capped, at 1000 unless configured.
+    pub fn monthly_cap(&self) -> Option<u32> {
+        match self.plan {
+            Plan::Free => Some(self.monthly_reports.unwrap_or(DEFAULT_FREE_MONTHLY_REPORTS)),
+            Plan::Pro => None,
+        }
+    }
+
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed == origin)
+    }
+}
+
+pub const DEFAULT_FREE_MONTHLY_REPORTS: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockMatch {
+    /// Shell-style glob over the whole value (`*`, `?`), case-insensitive.
+    Pattern(String),
+    /// Case-insensitive substring.
+    Contains(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRule {
+    pub field: String,
+    pub matcher: BlockMatch,
+}
+
+/// A stored API key: never the key itself, only its prefix and hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: i64,
+    pub honeycomb_id: i64,
+    pub prefix: String,
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    /// Set when the key was rotated out (end of its grace period) or revoked.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyRecord {
+    pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|expires_at| now < expires_at)
+    }
+}

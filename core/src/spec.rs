@@ -1,0 +1,330 @@
+//! The `Honeycomb` spec (`bichito.dev/v1alpha1`): what a platform team writes in YAML.
+//!
+//! The operator derives its custom resource from these same types; `bichito apply -f` reads
+//! them from a file. [`HoneycombSpec::validate`] lists every problem at once.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub const API_VERSION: &str = "bichito.dev/v1alpha1";
+pub const KIND: &str = "Honeycomb";
+pub const DEFAULT_NAMESPACE: &str = "default";
+/// How long a rotated-out key keeps working when `gracePeriod` is not set.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HoneycombSpec {
+    /// The owning team's slug (lowercase letters, digits and dashes).
+    pub team: String,
+    /// A human name for dashboards.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub plan: Plan,
+    #[serde(default)]
+    pub quotas: Quotas,
+    #[serde(default)]
+    pub blocklist: Vec<BlockRuleSpec>,
+    /// Browser origins allowed to call the ingest API (`https://host[:port]`, or `*`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub api_key: ApiKeySpec,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    #[default]
+    Free,
+    Pro,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "free" => Some(Plan::Free),
+            "pro" => Some(Plan::Pro),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Quotas {
+    /// Reports accepted per minute per API key; the server default (60) when unset.
+    #[serde(default)]
+    pub reports_per_minute: Option<u32>,
+    /// Reports stored per calendar month (UTC) on the free plan; 1000 when unset.
+    #[serde(default)]
+    pub monthly_reports: Option<u32>,
+}
+
+/// One blocklist rule: a glob `pattern` (`*` and `?`) or a `contains` substring, matched
+/// case-insensitively against one field of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BlockRuleSpec {
+    pub field: String,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// The Secret (in Kubernetes) or file (embedded mode) that holds the key.
+    pub secret_name: String,
+    /// Change this value to rotate the key; the previous key keeps working for `gracePeriod`.
+    #[serde(default)]
+    pub rotate: Option<String>,
+    /// How long a rotated-out key stays valid, e.g. `24h`, `30m`.
+    #[serde(default)]
+    pub grace_period: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeletionPolicy {
+    /// Deleting the honeycomb revokes its keys and keeps its bichitos.
+    #[default]
+    Retain,
+    /// Deleting the honeycomb deletes its bichitos too.
+    Delete,
+}
+
+impl DeletionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::Retain => "Retain",
+            DeletionPolicy::Delete => "Delete",
+        }
+    }
+}
+
+/// Fields of a report that a blocklist rule may look at.
+pub const BLOCKABLE_FIELDS: &[&str] = &[
+    "title",
+    "description",
+    "environment",
+    "app_version",
+    "url",
+    "user_agent",
+    "reporter_email",
+    "reporter_identifier",
+    "stack_trace",
+];
+
+impl HoneycombSpec {
+    /// Every problem with the spec, or `Ok` when it can be applied.
+    pub fn validate(&self) -> crate::Result<()> {
+        let mut problems = Vec::new();
+        if !is_slug(&self.team, 63) {
+            problems.push(format!(
+                "team {:?} must be 1-63 lowercase letters, digits or dashes, starting and ending with a letter or digit",
+                self.team
+            ));
+        }
+        if self
+            .display_name
+            .as_ref()
+            .is_some_and(|name| name.chars().count() > 200)
+        {
+            problems.push("displayName must be at most 200 characters".to_owned());
+        }
+        if let Some(rate) = self.quotas.reports_per_minute
+            && !(1..=1_000_000).contains(&rate)
+        {
+            problems.push("quotas.reportsPerMinute must be between 1 and 1000000".to_owned());
+        }
+        if self.quotas.monthly_reports == Some(0) {
+            problems.push("quotas.monthlyReports must be at least 1".to_owned());
+        }
+        for (index, rule) in self.blocklist.iter().enumerate() {
+            if !BLOCKABLE_FIELDS.contains(&rule.field.as_str()) {
+                problems.push(format!(
+                    "blocklist[{index}].field {:?} must be one of {}",
+                    rule.field,
+                    BLOCKABLE_FIELDS.join(", ")
+                ));
+            }
+            match (&rule.pattern, &rule.contains) {
+                (Some(value), None) | (None, Some(value)) if !value.is_empty() => {}
+                _ => problems.push(format!(
+                    "blocklist[{index}] needs exactly one non-empty `pattern` or `contains`"
+                )),
+            }
+        }
+        for origin in &self.allowed_origins {
+            if !is_origin(origin) {
+                problems.push(format!(
+                    "allowedOrigins entry {origin:?} must be `*` or scheme://host[:port] without a path"
+                ));
+            }
+        }
+        if !is_dns_subdomain(&self.api_key.secret_name) {
+            problems.push(format!(
+                "apiKey.secretName {:?} must be a DNS subdomain name (lowercase, at most 253 characters)",
+                self.api_key.secret_name
+            ));
+        }
+        if let Err(problem) = self.grace_period() {
+            problems.push(problem);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::InvalidSpec(problems))
+        }
+    }
+
+    /// The rotation grace period, defaulting to 24 hours.
+    pub fn grace_period(&self) -> Result<Duration, String> {
+        match &self.api_key.grace_period {
+            None => Ok(DEFAULT_GRACE_PERIOD),
+            Some(text) => humantime::parse_duration(text).map_err(|err| {
+                format!("apiKey.gracePeriod {text:?} is not a duration like 24h: {err}")
+            }),
+        }
+    }
+}
+
+fn is_slug(value: &str, max: usize) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= max
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+fn is_dns_subdomain(value: &str) -> bool {
+    value.len() <= 253 && value.split('.').all(|label| is_slug(label, 63))
+}
+
+fn is_origin(value: &str) -> bool {
+    if value == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', ' ', '@'])
+}
+
+/// A whole YAML document: `apiVersion`, `kind`, `metadata` and `spec`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoneycombDocument {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: HoneycombSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl HoneycombDocument {
+    pub fn namespace(&self) -> &str {
+        self.metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
+/// Parses every `Honeycomb` document of a (multi-document) YAML file.
+pub fn parse_documents(yaml: &str) -> crate::Result<Vec<HoneycombDocument>> {
+    let mut documents = Vec::new();
+    for document in yaml_serde::Deserializer::from_str(yaml) {
+        let value = yaml_serde::Value::deserialize(document)
+            .map_err(|err| crate::Error::Yaml(err.to_string()))?;
+        if value.is_null() {
+            continue;
+        }
+        let parsed: HoneycombDocument =
+            yaml_serde::from_value(value).map_err(|err| crate::Error::Yaml(err.to_string()))?;
+        if parsed.api_version != API_VERSION || parsed.kind != KIND {
+            return Err(crate::Error::Yaml(format!(
+                "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
+                parsed.api_version, parsed.kind
+            )));
+        }
+        if !is_dns_subdomain(&parsed.metadata.name) || !is_slug(parsed.namespace(), 63) {
+            return Err(crate::Error::Yaml(format!(
+                "metadata.name {:?} and namespace {:?} must be DNS names",
+                parsed.metadata.name,
+                parsed.namespace()
+            )));
+        }
+        documents.push(parsed);
+    }
+    Ok(documents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../examples/honeycomb.yaml");
+
+    #[test]
+    fn the_example_parses_and_validates() {
+        let documents = parse_documents(EXAMPLE).expect("example parses");
+        assert_eq!(documents.len(), 1);
+        let document = &documents[0];
+        assert_eq!(document.metadata.name, "checkout-web");
+        assert_eq!(document.namespace(), "payments");
+        assert_eq!(document.spec.team, "payments");
+        assert_eq!(document.spec.plan, Plan::Free);
+        assert_eq!(document.spec.quotas.reports_per_minute, Some(60));
+        assert_eq!(document.spec.blocklist.len(), 2);
+        assert_eq!(document.spec.grace_period(), Ok(DEFAULT_GRACE_PERIOD));
+        document.spec.validate().expect("example validates");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let mut spec = parse_documents(EXAMPLE).expect("parses").remove(0).spec;
+        spec.team = "Payments!".into();
+        spec.allowed_origins = vec!["https://ok.example".into(), "ftp://x/y".into()];
+        spec.blocklist.push(BlockRuleSpec {
+            field: "nope".into(),
+            pattern: None,
+            contains: None,
+        });
+        spec.api_key.grace_period = Some("soon".into());
+        let Err(crate::Error::InvalidSpec(problems)) = spec.validate() else {
+            panic!("spec should be invalid");
+        };
+        assert_eq!(problems.len(), 5, "{problems:?}");
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds_are_rejected() {
+        let typo = EXAMPLE.replace("allowedOrigins", "allowedOrigin");
+        assert!(parse_documents(&typo).is_err());
+        let wrong_kind = EXAMPLE.replace("kind: Honeycomb", "kind: Beehive");
+        assert!(parse_documents(&wrong_kind).is_err());
+    }
+}

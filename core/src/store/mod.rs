@@ -1,0 +1,167 @@
+//! The store: one trait, one SQL implementation ([`sql`]) instantiated for two sqlx backends,
+//! Postgres ([`postgres`]) and SQLite ([`sqlite`]), chosen by the `DATABASE_URL` scheme.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use crate::model::{ApiKeyRecord, Bichito, Honeycomb, NewBichito};
+use crate::spec::{DeletionPolicy, Plan};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending schema migrations (safe to run from several processes at once).
+    async fn migrate(&self) -> Result<()>;
+    /// A round trip to the database, for readiness.
+    async fn ping(&self) -> Result<()>;
+
+    /// What provisioning needs to decide about keys, or `None` for a new honeycomb.
+    async fn honeycomb_key_state(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<HoneycombKeyState>>;
+    /// Creates or updates a honeycomb, its blocklist and its keys in one transaction.
+    async fn apply_honeycomb(&self, apply: &HoneycombApply) -> Result<i64>;
+    async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>>;
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Every origin any honeycomb allows, to answer CORS preflights (which carry no API key).
+    async fn all_allowed_origins(&self) -> Result<Vec<String>>;
+
+    /// Counts one hit in the rate-limit window of `bucket`, starting a new window when the
+    /// current one is older than `window_ms`. Shared by every api process using this database.
+    async fn hit_rate_window(
+        &self,
+        bucket: &str,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<RateWindow>;
+
+    /// Stores a report, charges the monthly usage (refusing past `monthly_cap`) and, with an
+    /// idempotency claim, records the response, all in one transaction.
+    async fn insert_bichito(
+        &self,
+        report: &NewBichito,
+        monthly_cap: Option<u32>,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<Inserted>;
+    /// Takes an id from the bichito sequence without storing anything, for silently dropped
+    /// reports, so that their 201 looks like any other.
+    async fn reserve_phantom_id(&self) -> Result<i64>;
+    /// Records a response under an idempotency key; returns the live response already there
+    /// instead when another request claimed the key first.
+    async fn remember_response(
+        &self,
+        claim: &IdempotencyClaim,
+        response: &StoredResponse,
+    ) -> Result<Option<StoredResponse>>;
+    /// The response recorded under an idempotency key since `not_before`.
+    async fn idempotent_response(
+        &self,
+        honeycomb_id: i64,
+        key: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<Option<StoredResponse>>;
+    /// Deletes idempotency records older than `before`; returns how many.
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
+
+    async fn bichito(&self, id: i64) -> Result<Option<Bichito>>;
+    async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64>;
+    /// Reports charged to a honeycomb in a month (`YYYY-MM`, UTC).
+    async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;
+}
+
+/// Connects to `postgres://…` or `sqlite:…` (creating the SQLite file when missing).
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(Error::UnsupportedDatabase(format!("{scheme}:…")))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HoneycombKeyState {
+    pub id: i64,
+    /// The `spec.apiKey.rotate` value last acted on.
+    pub key_rotation: Option<String>,
+    /// Keys not yet expired, newest first.
+    pub valid_keys: Vec<ApiKeyRecord>,
+}
+
+/// Everything [`Store::apply_honeycomb`] writes.
+#[derive(Debug, Clone)]
+pub struct HoneycombApply {
+    pub namespace: String,
+    pub name: String,
+    pub team_id: String,
+    pub display_name: String,
+    pub plan: Plan,
+    pub reports_per_minute: Option<u32>,
+    pub monthly_reports: Option<u32>,
+    pub allowed_origins: Vec<String>,
+    pub blocklist: Vec<crate::model::BlockRule>,
+    pub deletion_policy: DeletionPolicy,
+    pub key_rotation: Option<String>,
+    /// A key to add (prefix and hash only).
+    pub new_key: Option<NewApiKey>,
+    /// When set, every other still-valid key of the honeycomb expires at this instant.
+    pub expire_other_keys_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub prefix: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub started_ms: i64,
+    pub hits: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub honeycomb_id: i64,
+    pub key: String,
+    /// SHA-256 of the request body: a key reused with another body is an error, not a replay.
+    pub request_hash: String,
+    pub created_at: DateTime<Utc>,
+    /// Records older than this have expired and may be replaced.
+    pub not_before: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Debug)]
+pub enum Inserted {
+    Stored(Bichito),
+    /// The honeycomb is over its monthly cap: nothing was written.
+    OverCap,
+    /// The idempotency key was claimed by a concurrent request: nothing was written.
+    Replay(StoredResponse),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,48 @@
+//! The Postgres backend: production.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::time::Duration;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    const BACKEND: &'static str = "postgres";
+
+    pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn migrator() -> Migrator {
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(include_str!("../../migrations/postgres/0001_init.sql"))
+                .into_sql_str(),
+            false,
+        )])
+    }
+}
+
+use sqlx::SqlSafeStr as _;
+
+super::sql::impl_sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    PgRow,
+    begin_write = "BEGIN",
+    phantom_id = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))",
+    phantom_seed = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))"
+);

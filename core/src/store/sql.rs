@@ -1,0 +1,512 @@
+//! The store's SQL, written once for both backends.
+//!
+//! Postgres and SQLite accept the same `$N` placeholders, `RETURNING` and `ON CONFLICT`, so
+//! every statement below runs unchanged on both; only the pool type, the row type and the
+//! statement that opens a write transaction differ. A macro instantiates this implementation
+//! for each backend (sqlx's generic bounds over `Database` would be longer than the code).
+
+use crate::model::{ApiKeyRecord, BlockMatch, BlockRule, Severity, Status};
+use crate::{Error, Result};
+use serde_json::value::RawValue;
+
+pub(super) const BICHITO_COLUMNS: &str = "id, honeycomb_id, team_id, title, description, status, severity, \
+     environment, app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, \
+     extra, assignee, duplicate_of, attachment, created_at, updated_at";
+
+pub(super) fn severity(value: &str) -> Result<Severity> {
+    Severity::parse(value).ok_or_else(|| Error::Corrupt(format!("severity {value:?}")))
+}
+
+pub(super) fn status(value: &str) -> Result<Status> {
+    Status::parse(value).ok_or_else(|| Error::Corrupt(format!("status {value:?}")))
+}
+
+pub(super) fn raw_json(value: Option<String>) -> Result<Option<Box<RawValue>>> {
+    value
+        .map(|text| {
+            RawValue::from_string(text).map_err(|err| Error::Corrupt(format!("stored JSON: {err}")))
+        })
+        .transpose()
+}
+
+pub(super) fn block_rule(field: String, kind: &str, value: String) -> Result<BlockRule> {
+    let matcher = match kind {
+        "pattern" => BlockMatch::Pattern(value),
+        "contains" => BlockMatch::Contains(value),
+        other => return Err(Error::Corrupt(format!("blocklist rule kind {other:?}"))),
+    };
+    Ok(BlockRule { field, matcher })
+}
+
+pub(super) fn block_rule_parts(rule: &BlockRule) -> (&'static str, &str) {
+    match &rule.matcher {
+        BlockMatch::Pattern(value) => ("pattern", value),
+        BlockMatch::Contains(value) => ("contains", value),
+    }
+}
+
+pub(super) fn origins(json: &str) -> Result<Vec<String>> {
+    serde_json::from_str(json).map_err(|err| Error::Corrupt(format!("allowed origins: {err}")))
+}
+
+pub(super) fn key_from_parts(
+    id: i64,
+    honeycomb_id: i64,
+    prefix: String,
+    hash: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id,
+        honeycomb_id,
+        prefix,
+        hash,
+        created_at,
+        expires_at,
+    }
+}
+
+pub(super) fn u32_column(value: Option<i64>) -> Option<u32> {
+    value.and_then(|value| u32::try_from(value).ok())
+}
+
+/// Implements [`super::Store`] for `$store`, a struct with a `pool: sqlx::Pool<$db>` field.
+macro_rules! impl_sql_store {
+    (
+        $store:ty,
+        $db:ty,
+        $row:ty,
+        begin_write = $begin_write:expr,
+        phantom_id = $phantom_id:expr,
+        phantom_seed = $phantom_seed:expr
+    ) => {
+        use $crate::model::{ApiKeyRecord, Bichito, Honeycomb, NewBichito, Status};
+        use $crate::spec::{DeletionPolicy, Plan};
+        use $crate::store::sql::*;
+        use $crate::store::{
+            HoneycombApply, HoneycombKeyState, IdempotencyClaim, Inserted, RateWindow, StoredResponse,
+        };
+        use $crate::{Error, Result};
+        use chrono::{DateTime, Utc};
+        use sqlx::{AssertSqlSafe, Row};
+
+        impl $store {
+            fn bichito_from_row(row: &$row, labels: Vec<String>) -> Result<Bichito> {
+                Ok(Bichito {
+                    id: row.try_get("id")?,
+                    project_id: row.try_get("honeycomb_id")?,
+                    team_id: row.try_get("team_id")?,
+                    title: row.try_get("title")?,
+                    description: row.try_get("description")?,
+                    status: status(row.try_get("status")?)?,
+                    severity: severity(row.try_get("severity")?)?,
+                    environment: row.try_get("environment")?,
+                    app_version: row.try_get("app_version")?,
+                    stack_trace: row.try_get("stack_trace")?,
+                    url: row.try_get("url")?,
+                    user_agent: row.try_get("user_agent")?,
+                    reporter_email: row.try_get("reporter_email")?,
+                    reporter_identifier: row.try_get("reporter_identifier")?,
+                    extra: raw_json(row.try_get("extra")?)?,
+                    assignee: row.try_get("assignee")?,
+                    labels,
+                    duplicate_of: row.try_get("duplicate_of")?,
+                    attachment: raw_json(row.try_get("attachment")?)?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn key_from_row(row: &$row) -> Result<ApiKeyRecord> {
+                Ok(key_from_parts(
+                    row.try_get("id")?,
+                    row.try_get("honeycomb_id")?,
+                    row.try_get("prefix")?,
+                    row.try_get("hash")?,
+                    row.try_get("created_at")?,
+                    row.try_get("expires_at")?,
+                ))
+            }
+
+            fn stored_response(row: &$row) -> Result<StoredResponse> {
+                let status: i64 = row.try_get("status")?;
+                Ok(StoredResponse {
+                    request_hash: row.try_get("request_hash")?,
+                    status: u16::try_from(status).map_err(|_| Error::Corrupt(format!("status {status}")))?,
+                    body: row.try_get("response")?,
+                })
+            }
+
+            async fn fetch_stored_response(
+                &self,
+                honeycomb_id: i64,
+                key: &str,
+                not_before: DateTime<Utc>,
+            ) -> Result<Option<StoredResponse>> {
+                let row = sqlx::query(
+                    "SELECT request_hash, status, response FROM idempotency_keys \
+                     WHERE honeycomb_id = $1 AND key = $2 AND created_at >= $3",
+                )
+                .bind(honeycomb_id)
+                .bind(key)
+                .bind(not_before)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::stored_response).transpose()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn migrate(&self) -> Result<()> {
+                Self::migrator().run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn honeycomb_key_state(&self, namespace: &str, name: &str) -> Result<Option<HoneycombKeyState>> {
+                let Some(row) = sqlx::query("SELECT id, key_rotation FROM honeycombs WHERE namespace = $1 AND name = $2")
+                    .bind(namespace)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let id: i64 = row.try_get("id")?;
+                let rows = sqlx::query(
+                    "SELECT id, honeycomb_id, prefix, hash, created_at, expires_at FROM api_keys \
+                     WHERE honeycomb_id = $1 ORDER BY id DESC",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(Some(HoneycombKeyState {
+                    id,
+                    key_rotation: row.try_get("key_rotation")?,
+                    valid_keys: rows.iter().map(Self::key_from_row).collect::<Result<_>>()?,
+                }))
+            }
+
+            async fn apply_honeycomb(&self, apply: &HoneycombApply) -> Result<i64> {
+                let origins = serde_json::to_string(&apply.allowed_origins)
+                    .map_err(|err| Error::Corrupt(err.to_string()))?;
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                sqlx::query("INSERT INTO teams (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(&apply.team_id)
+                    .bind(apply.now)
+                    .execute(&mut *tx)
+                    .await?;
+                let id: i64 = sqlx::query(
+                    "INSERT INTO honeycombs (namespace, name, team_id, display_name, plan, reports_per_minute, \
+                         monthly_reports, allowed_origins, deletion_policy, key_rotation, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                     ON CONFLICT (namespace, name) DO UPDATE SET team_id = excluded.team_id, \
+                         display_name = excluded.display_name, plan = excluded.plan, \
+                         reports_per_minute = excluded.reports_per_minute, monthly_reports = excluded.monthly_reports, \
+                         allowed_origins = excluded.allowed_origins, deletion_policy = excluded.deletion_policy, \
+                         key_rotation = excluded.key_rotation, updated_at = excluded.updated_at \
+                     RETURNING id",
+                )
+                .bind(&apply.namespace)
+                .bind(&apply.name)
+                .bind(&apply.team_id)
+                .bind(&apply.display_name)
+                .bind(apply.plan.as_str())
+                .bind(apply.reports_per_minute.map(i64::from))
+                .bind(apply.monthly_reports.map(i64::from))
+                .bind(origins)
+                .bind(apply.deletion_policy.as_str())
+                .bind(&apply.key_rotation)
+                .bind(apply.now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+                sqlx::query("DELETE FROM blocklist_rules WHERE honeycomb_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for (position, rule) in apply.blocklist.iter().enumerate() {
+                    let (kind, value) = block_rule_parts(rule);
+                    sqlx::query(
+                        "INSERT INTO blocklist_rules (honeycomb_id, position, field, kind, value) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                    .bind(&rule.field)
+                    .bind(kind)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(expires_at) = apply.expire_other_keys_at {
+                    sqlx::query(
+                        "UPDATE api_keys SET expires_at = $2 \
+                         WHERE honeycomb_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                    )
+                    .bind(id)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(key) = &apply.new_key {
+                    sqlx::query("INSERT INTO api_keys (honeycomb_id, prefix, hash, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(id)
+                        .bind(&key.prefix)
+                        .bind(&key.hash)
+                        .bind(apply.now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>> {
+                let Some(row) = sqlx::query(
+                    "SELECT id, namespace, name, team_id, display_name, plan, reports_per_minute, monthly_reports, \
+                         allowed_origins, deletion_policy FROM honeycombs WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let rules = sqlx::query("SELECT field, kind, value FROM blocklist_rules WHERE honeycomb_id = $1 ORDER BY position")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|rule| block_rule(rule.try_get("field")?, rule.try_get::<String, _>("kind")?.as_str(), rule.try_get("value")?))
+                    .collect::<Result<Vec<_>>>()?;
+                let plan: String = row.try_get("plan")?;
+                let policy: String = row.try_get("deletion_policy")?;
+                Ok(Some(Honeycomb {
+                    id: row.try_get("id")?,
+                    namespace: row.try_get("namespace")?,
+                    name: row.try_get("name")?,
+                    team_id: row.try_get("team_id")?,
+                    display_name: row.try_get("display_name")?,
+                    plan: Plan::parse(&plan).ok_or_else(|| Error::Corrupt(format!("plan {plan:?}")))?,
+                    reports_per_minute: u32_column(row.try_get("reports_per_minute")?),
+                    monthly_reports: u32_column(row.try_get("monthly_reports")?),
+                    allowed_origins: origins(row.try_get::<String, _>("allowed_origins")?.as_str())?,
+                    blocklist: rules,
+                    deletion_policy: if policy == "Delete" { DeletionPolicy::Delete } else { DeletionPolicy::Retain },
+                }))
+            }
+
+            async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+                let row = sqlx::query(
+                    "SELECT id, honeycomb_id, prefix, hash, created_at, expires_at FROM api_keys WHERE prefix = $1",
+                )
+                .bind(prefix)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::key_from_row).transpose()
+            }
+
+            async fn all_allowed_origins(&self) -> Result<Vec<String>> {
+                let rows = sqlx::query("SELECT allowed_origins FROM honeycombs").fetch_all(&self.pool).await?;
+                let mut all = Vec::new();
+                for row in rows {
+                    all.extend(origins(row.try_get::<String, _>("allowed_origins")?.as_str())?);
+                }
+                all.sort();
+                all.dedup();
+                Ok(all)
+            }
+
+            async fn hit_rate_window(&self, bucket: &str, now_ms: i64, window_ms: i64) -> Result<RateWindow> {
+                let row = sqlx::query(
+                    "INSERT INTO rate_limits (bucket, window_started_ms, hits) VALUES ($1, $2, 1) \
+                     ON CONFLICT (bucket) DO UPDATE SET \
+                         window_started_ms = CASE WHEN rate_limits.window_started_ms + $3 <= $2 \
+                             THEN $2 ELSE rate_limits.window_started_ms END, \
+                         hits = CASE WHEN rate_limits.window_started_ms + $3 <= $2 \
+                             THEN 1 ELSE rate_limits.hits + 1 END \
+                     RETURNING window_started_ms, hits",
+                )
+                .bind(bucket)
+                .bind(now_ms)
+                .bind(window_ms)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(RateWindow { started_ms: row.try_get("window_started_ms")?, hits: row.try_get("hits")? })
+            }
+
+            async fn insert_bichito(
+                &self,
+                report: &NewBichito,
+                monthly_cap: Option<u32>,
+                idempotency: Option<&IdempotencyClaim>,
+            ) -> Result<Inserted> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let period = report.created_at.format("%Y-%m").to_string();
+                let charged = sqlx::query(
+                    "INSERT INTO usage_counters (honeycomb_id, period, reports) VALUES ($1, $2, 1) \
+                     ON CONFLICT (honeycomb_id, period) DO UPDATE SET reports = usage_counters.reports + 1 \
+                     WHERE usage_counters.reports < $3 RETURNING reports",
+                )
+                .bind(report.honeycomb_id)
+                .bind(&period)
+                .bind(monthly_cap.map_or(i64::MAX, i64::from))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if charged.is_none() {
+                    tx.rollback().await?;
+                    return Ok(Inserted::OverCap);
+                }
+                let id: i64 = sqlx::query(
+                    "INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, environment, \
+                         app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
+                         created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+                )
+                .bind(report.honeycomb_id)
+                .bind(&report.team_id)
+                .bind(&report.title)
+                .bind(&report.description)
+                .bind(Status::Open.as_str())
+                .bind(report.severity.as_str())
+                .bind(&report.environment)
+                .bind(&report.app_version)
+                .bind(&report.stack_trace)
+                .bind(&report.url)
+                .bind(&report.user_agent)
+                .bind(&report.reporter_email)
+                .bind(&report.reporter_identifier)
+                .bind(report.extra.as_ref().map(|extra| extra.get()))
+                .bind(report.created_at)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+                let bichito = report.clone().into_bichito(id);
+                if let Some(claim) = idempotency {
+                    let body = serde_json::to_string(&bichito).map_err(|err| Error::Corrupt(err.to_string()))?;
+                    let response = StoredResponse { request_hash: claim.request_hash.clone(), status: 201, body };
+                    if !claim_key(&mut *tx, claim, &response).await? {
+                        tx.rollback().await?;
+                        return match self.fetch_stored_response(claim.honeycomb_id, &claim.key, claim.not_before).await? {
+                            Some(existing) => Ok(Inserted::Replay(existing)),
+                            None => Err(Error::Corrupt("idempotency key conflict without a record".into())),
+                        };
+                    }
+                }
+                tx.commit().await?;
+                Ok(Inserted::Stored(bichito))
+            }
+
+            async fn reserve_phantom_id(&self) -> Result<i64> {
+                let row = match sqlx::query($phantom_id).fetch_optional(&self.pool).await? {
+                    Some(row) => row,
+                    None => sqlx::query($phantom_seed).fetch_one(&self.pool).await?,
+                };
+                Ok(row.try_get(0)?)
+            }
+
+            async fn remember_response(
+                &self,
+                claim: &IdempotencyClaim,
+                response: &StoredResponse,
+            ) -> Result<Option<StoredResponse>> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                if claim_key(&mut *tx, claim, response).await? {
+                    tx.commit().await?;
+                    return Ok(None);
+                }
+                tx.rollback().await?;
+                self.fetch_stored_response(claim.honeycomb_id, &claim.key, claim.not_before).await
+            }
+
+            async fn idempotent_response(
+                &self,
+                honeycomb_id: i64,
+                key: &str,
+                not_before: DateTime<Utc>,
+            ) -> Result<Option<StoredResponse>> {
+                self.fetch_stored_response(honeycomb_id, key, not_before).await
+            }
+
+            async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn bichito(&self, id: i64) -> Result<Option<Bichito>> {
+                let sql = format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE id = $1");
+                let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await? else {
+                    return Ok(None);
+                };
+                let labels = sqlx::query("SELECT label FROM bichito_labels WHERE bichito_id = $1 ORDER BY position")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get("label"))
+                    .collect::<std::result::Result<Vec<String>, _>>()?;
+                Self::bichito_from_row(&row, labels).map(Some)
+            }
+
+            async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM bichitos WHERE honeycomb_id = $1")
+                    .bind(honeycomb_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64> {
+                let row = sqlx::query("SELECT reports FROM usage_counters WHERE honeycomb_id = $1 AND period = $2")
+                    .bind(honeycomb_id)
+                    .bind(period)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(row) => row.try_get("reports")?,
+                    None => 0,
+                })
+            }
+        }
+
+        /// Claims an idempotency key inside a transaction; false when a live record holds it.
+        async fn claim_key(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            claim: &IdempotencyClaim,
+            response: &StoredResponse,
+        ) -> Result<bool> {
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency_keys (honeycomb_id, key, request_hash, status, response, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (honeycomb_id, key) DO UPDATE SET request_hash = excluded.request_hash, \
+                     status = excluded.status, response = excluded.response, created_at = excluded.created_at \
+                 WHERE idempotency_keys.created_at < $7 RETURNING key",
+            )
+            .bind(claim.honeycomb_id)
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(i64::from(response.status))
+            .bind(&response.body)
+            .bind(claim.created_at)
+            .bind(claim.not_before)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(claimed.is_some())
+        }
+    };
+}
+
+pub(super) use impl_sql_store;

@@ -1,0 +1,63 @@
+//! The SQLite backend: the embedded default, one file, no server.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    const BACKEND: &'static str = "sqlite";
+
+    /// Opens (creating if needed) the database file in WAL mode, so that readers never wait for
+    /// the writer and two processes can share the file.
+    pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn migrator() -> Migrator {
+        Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(include_str!("../../migrations/sqlite/0001_init.sql"))
+                .into_sql_str(),
+            false,
+        )])
+    }
+}
+
+use sqlx::SqlSafeStr as _;
+
+// `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then
+// writes can fail with SQLITE_BUSY when another connection wrote in between.
+super::sql::impl_sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    SqliteRow,
+    begin_write = "BEGIN IMMEDIATE",
+    // The sequence row exists only after the first insert: seed it when the update finds none.
+    phantom_id = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq",
+    phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq"
+);

@@ -1,0 +1,397 @@
+//! The store's test suite, run against both backends: every test exists once per backend.
+
+use super::*;
+use crate::model::{NewBichito, Severity};
+use crate::provision::{KeyAction, provision};
+use crate::spec::parse_documents;
+use crate::testing::{Backend, TestDatabase};
+use chrono::{TimeDelta, TimeZone};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(crate::testing::Backend::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(crate::testing::Backend::Sqlite).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    provisioning_creates_then_keeps_the_key,
+    rotation_keeps_the_old_key_for_the_grace_period,
+    a_lost_key_is_replaced_and_the_old_one_expires,
+    a_stored_bichito_reads_back_identically,
+    the_monthly_cap_refuses_without_storing,
+    a_claimed_idempotency_key_replays_instead_of_storing,
+    rate_windows_count_hits_and_restart,
+    phantom_ids_are_fresh_ids,
+    migrations_can_run_twice,
+);
+
+fn t0() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn example_spec() -> crate::spec::HoneycombSpec {
+    parse_documents(include_str!("../../../examples/honeycomb.yaml"))
+        .expect("example")
+        .remove(0)
+        .spec
+}
+
+fn report(honeycomb_id: i64, title: &str) -> NewBichito {
+    NewBichito {
+        honeycomb_id,
+        team_id: "payments".into(),
+        title: title.into(),
+        description: "Steps: click. Nothing happens.".into(),
+        severity: Severity::High,
+        environment: Some("production".into()),
+        app_version: Some("1.4.2".into()),
+        stack_trace: None,
+        url: Some("https://example.com/login".into()),
+        user_agent: Some("Mozilla/5.0".into()),
+        reporter_email: Some("user@example.com".into()),
+        reporter_identifier: Some("user_42".into()),
+        extra: Some(
+            serde_json::value::RawValue::from_string(r#"{"b": 1, "a": [1.50, "x"]}"#.into())
+                .expect("json"),
+        ),
+        created_at: t0(),
+    }
+}
+
+async fn provisioned(store: &dyn Store) -> (i64, String) {
+    let done = provision(
+        store,
+        "payments",
+        "checkout-web",
+        &example_spec(),
+        None,
+        t0(),
+    )
+    .await
+    .expect("provision");
+    (done.honeycomb_id, done.api_key)
+}
+
+async fn provisioning_creates_then_keeps_the_key(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let first = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &example_spec(),
+        None,
+        t0(),
+    )
+    .await
+    .expect("first");
+    assert_eq!(first.key_action, KeyAction::Created);
+    let again = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &example_spec(),
+        Some(&first.api_key),
+        t0(),
+    )
+    .await
+    .expect("again");
+    assert_eq!(again.key_action, KeyAction::Kept);
+    assert_eq!(
+        (again.honeycomb_id, &again.api_key),
+        (first.honeycomb_id, &first.api_key)
+    );
+
+    let honeycomb = store
+        .honeycomb(first.honeycomb_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(honeycomb.team_id, "payments");
+    assert_eq!(honeycomb.reports_per_minute, Some(60));
+    assert_eq!(honeycomb.monthly_cap(), Some(1000));
+    assert_eq!(honeycomb.blocklist.len(), 2);
+    assert!(honeycomb.allows_origin("https://checkout.example.com"));
+    assert!(!honeycomb.allows_origin("https://evil.example"));
+
+    let record = store
+        .api_key_by_prefix(&first.key_prefix)
+        .await
+        .expect("lookup")
+        .expect("key stored");
+    assert_ne!(record.hash, first.api_key, "only the hash is stored");
+    assert!(crate::keys::verify(&first.api_key, &record.hash));
+    assert_eq!(store.all_allowed_origins().await.expect("origins").len(), 2);
+}
+
+async fn rotation_keeps_the_old_key_for_the_grace_period(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (_, old_key) = provisioned(&*store).await;
+    let mut spec = example_spec();
+    spec.api_key.rotate = Some("2026-12-01".into());
+    let later = t0() + TimeDelta::hours(1);
+    let rotated = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &spec,
+        Some(&old_key),
+        later,
+    )
+    .await
+    .expect("rotate");
+    assert_eq!(rotated.key_action, KeyAction::Rotated);
+    assert_ne!(rotated.api_key, old_key);
+
+    let old = store
+        .api_key_by_prefix(crate::keys::prefix_of(&old_key).expect("prefix"))
+        .await
+        .expect("lookup")
+        .expect("old key still stored");
+    assert_eq!(old.expires_at, Some(later + TimeDelta::hours(24)));
+    assert!(old.is_valid_at(later + TimeDelta::hours(23)));
+    assert!(!old.is_valid_at(later + TimeDelta::hours(24)));
+    let new = store
+        .api_key_by_prefix(&rotated.key_prefix)
+        .await
+        .expect("lookup")
+        .expect("new key");
+    assert_eq!(new.expires_at, None);
+
+    let again = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &spec,
+        Some(&rotated.api_key),
+        later,
+    )
+    .await
+    .expect("again");
+    assert_eq!(
+        again.key_action,
+        KeyAction::Kept,
+        "the same rotate value does not rotate twice"
+    );
+}
+
+async fn a_lost_key_is_replaced_and_the_old_one_expires(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (_, old_key) = provisioned(&*store).await;
+    let replaced = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &example_spec(),
+        None,
+        t0(),
+    )
+    .await
+    .expect("replace");
+    assert_eq!(replaced.key_action, KeyAction::Created);
+    let old = store
+        .api_key_by_prefix(crate::keys::prefix_of(&old_key).expect("prefix"))
+        .await
+        .expect("lookup")
+        .expect("old key");
+    assert_eq!(old.expires_at, Some(t0() + TimeDelta::hours(24)));
+}
+
+async fn a_stored_bichito_reads_back_identically(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let Inserted::Stored(created) = store
+        .insert_bichito(&report(honeycomb_id, "Login"), None, None)
+        .await
+        .expect("insert")
+    else {
+        panic!("expected the report to be stored");
+    };
+    let read = store
+        .bichito(created.id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        serde_json::to_string(&read).expect("json"),
+        serde_json::to_string(&created).expect("json")
+    );
+    assert_eq!(
+        read.extra.as_ref().map(|extra| extra.get()),
+        Some(r#"{"b": 1, "a": [1.50, "x"]}"#)
+    );
+    assert!(
+        store
+            .bichito(created.id + 1000)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+async fn the_monthly_cap_refuses_without_storing(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    for title in ["one", "two"] {
+        let outcome = store
+            .insert_bichito(&report(honeycomb_id, title), Some(2), None)
+            .await
+            .expect("insert");
+        assert!(matches!(outcome, Inserted::Stored(_)));
+    }
+    let third = store
+        .insert_bichito(&report(honeycomb_id, "three"), Some(2), None)
+        .await
+        .expect("insert");
+    assert!(matches!(third, Inserted::OverCap));
+    assert_eq!(store.count_bichitos(honeycomb_id).await.expect("count"), 2);
+    assert_eq!(
+        store
+            .monthly_usage(honeycomb_id, "2026-11")
+            .await
+            .expect("usage"),
+        2
+    );
+}
+
+async fn a_claimed_idempotency_key_replays_instead_of_storing(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let claim = IdempotencyClaim {
+        honeycomb_id,
+        key: "retry-1".into(),
+        request_hash: "h1".into(),
+        created_at: t0(),
+        not_before: t0() - TimeDelta::hours(24),
+    };
+    let Inserted::Stored(first) = store
+        .insert_bichito(&report(honeycomb_id, "a"), None, Some(&claim))
+        .await
+        .expect("insert")
+    else {
+        panic!("first insert stores");
+    };
+    let Inserted::Replay(replay) = store
+        .insert_bichito(&report(honeycomb_id, "a"), None, Some(&claim))
+        .await
+        .expect("insert")
+    else {
+        panic!("second insert replays");
+    };
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.body, serde_json::to_string(&first).expect("json"));
+    assert_eq!(store.count_bichitos(honeycomb_id).await.expect("count"), 1);
+    assert_eq!(
+        store
+            .monthly_usage(honeycomb_id, "2026-11")
+            .await
+            .expect("usage"),
+        1,
+        "a replay is not charged"
+    );
+
+    let expired = IdempotencyClaim {
+        created_at: t0() + TimeDelta::hours(25),
+        not_before: t0() + TimeDelta::hours(1),
+        ..claim
+    };
+    assert!(matches!(
+        store
+            .insert_bichito(&report(honeycomb_id, "a"), None, Some(&expired))
+            .await
+            .expect("insert"),
+        Inserted::Stored(_)
+    ));
+    assert_eq!(
+        store
+            .purge_idempotency(t0() + TimeDelta::hours(26))
+            .await
+            .expect("purge"),
+        1
+    );
+}
+
+async fn rate_windows_count_hits_and_restart(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let start = 1_000_000;
+    for expected in 1..=3 {
+        let window = store
+            .hit_rate_window("key:1", start + expected * 10, 60_000)
+            .await
+            .expect("hit");
+        assert_eq!(
+            window,
+            RateWindow {
+                started_ms: start + 10,
+                hits: expected
+            }
+        );
+    }
+    let other = store
+        .hit_rate_window("key:2", start, 60_000)
+        .await
+        .expect("hit");
+    assert_eq!(other.hits, 1, "buckets are independent");
+    let next = store
+        .hit_rate_window("key:1", start + 10 + 60_000, 60_000)
+        .await
+        .expect("hit");
+    assert_eq!(
+        next,
+        RateWindow {
+            started_ms: start + 10 + 60_000,
+            hits: 1
+        }
+    );
+}
+
+async fn phantom_ids_are_fresh_ids(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let first_phantom = store.reserve_phantom_id().await.expect("phantom");
+    let Inserted::Stored(stored) = store
+        .insert_bichito(&report(honeycomb_id, "x"), None, None)
+        .await
+        .expect("insert")
+    else {
+        panic!("stored");
+    };
+    let second_phantom = store.reserve_phantom_id().await.expect("phantom");
+    assert!(
+        stored.id > first_phantom,
+        "a phantom id is never reused by a real report"
+    );
+    assert!(second_phantom > stored.id);
+}
+
+async fn migrations_can_run_twice(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    store
+        .migrate()
+        .await
+        .expect("second migration run is a no-op");
+    store.ping().await.expect("ping");
+    assert_eq!(
+        store.backend(),
+        match backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    );
+}
