@@ -1,1 +1,26 @@
-pub fn _y() {}
+//! bichito: bug reports ("bichitos") in from widgets, servers and CI; live team streams out.
+//!
+//! # Architecture
+//! - [`config`]: the command line and its env vars; [`commands`] runs each subcommand.
+//! - [`server`]: `serve(listener, state, shutdown)`, graceful on SIGTERM / Ctrl-C.
+//! - [`http`]: `app(state) -> Router`, one module per resource: `ingest` (API key: reports and
+//!   widget info), `bugs` (JWT: dashboard reads), `cors`, `health` (`/healthz`, `/readyz`, `/metrics`).
+//! - [`report`]: validation of a report body against seed 002's limits.
+//! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
+//! - [`rate_limit`]: reports per minute per key, shared by every process through the database.
+//! - [`state`]: shared state and the short-lived honeycomb settings cache.
+//! - [`error`]: the one error type and its HTTP mapping; [`metrics`]: Prometheus.
+//!
+//! Storage, the Honeycomb spec and provisioning live in `bichito-core`, shared with the operator.
+
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod rate_limit;
+pub mod report;
+pub mod server;
+pub mod state;
+pub mod telemetry;

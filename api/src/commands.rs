@@ -1,0 +1,336 @@
+//! The subcommands: `dev`, `serve`, `api`, `migrate`, `apply`, `token`.
+
+use crate::auth::{JwtConfigError, JwtVerifier, mint_token};
+use crate::config::{ApplyArgs, Cli, Command, DevArgs, GlobalArgs, JwtArgs, ServerArgs, TokenArgs};
+use crate::server::{serve, shutdown_signal};
+use crate::state::AppState;
+use bichito_core::clock::{Clock, SystemClock};
+use bichito_core::model::{NewBichito, Severity};
+use bichito_core::provision::{KeyAction, provision};
+use bichito_core::spec::parse_documents;
+use bichito_core::store::{self, Store};
+use rand::RngExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+const EXAMPLE_HONEYCOMB: &str = include_str!("../../examples/honeycomb.yaml");
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Store(#[from] bichito_core::Error),
+    #[error(transparent)]
+    Jwt(#[from] JwtConfigError),
+    #[error("cannot mint a token: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CommandError {
+    let context = context.into();
+    move |source| CommandError::Io { context, source }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CommandError> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Dev(args) => dev(global, args).await,
+        Command::Serve(args) => server(global, args, true).await,
+        Command::Api(args) => server(global, args, false).await,
+        Command::Migrate => {
+            let store = open_store(global).await?;
+            println!("migrations applied to the {} database", store.backend());
+            Ok(())
+        }
+        Command::Apply(args) => apply(global, args).await,
+        Command::Token(args) => token(global, args),
+    }
+}
+
+async fn open_store(global: &GlobalArgs) -> Result<Arc<dyn Store>, CommandError> {
+    let url = global.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&global.data_dir)
+            .map_err(io(format!("cannot create {}", global.data_dir.display())))?;
+    }
+    let store = store::connect(&url, global.database_max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// `serve` may fall back to the data folder's development secret; `api` must be configured.
+async fn server(
+    global: &GlobalArgs,
+    args: ServerArgs,
+    allow_dev_secret: bool,
+) -> Result<(), CommandError> {
+    let store = open_store(global).await?;
+    let dev_secret = if allow_dev_secret
+        && args.jwt.jwt_secret.is_none()
+        && args.jwt.jwt_public_key_file.is_none()
+    {
+        Some(dev_secret(&global.data_dir)?)
+    } else {
+        None
+    };
+    let jwt = JwtVerifier::from_args(&args.jwt, dev_secret.as_deref())?;
+    let listener = bind(&args).await?;
+    run_server(listener, store, jwt, args).await
+}
+
+async fn bind(args: &ServerArgs) -> Result<TcpListener, CommandError> {
+    TcpListener::bind(args.listen)
+        .await
+        .map_err(io(format!("cannot listen on {}", args.listen)))
+}
+
+async fn run_server(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    jwt: JwtVerifier,
+    args: ServerArgs,
+) -> Result<(), CommandError> {
+    let address = listener.local_addr().map_err(io("no local address"))?;
+    let state = AppState::new(store, jwt, Arc::new(SystemClock), args.limits);
+    println!("listening on http://{address}");
+    tracing::info!(%address, "listening");
+    serve(listener, state, shutdown_signal())
+        .await
+        .map_err(io("server failed"))
+}
+
+async fn dev(global: &GlobalArgs, args: DevArgs) -> Result<(), CommandError> {
+    let store = open_store(global).await?;
+    let secret = dev_secret(&global.data_dir)?;
+    let yaml = match &args.honeycomb {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?
+        }
+        None => EXAMPLE_HONEYCOMB.to_owned(),
+    };
+    let applied = apply_documents(&*store, &yaml, &global.data_dir.join("secrets")).await?;
+    let first = applied
+        .first()
+        .ok_or_else(|| CommandError::Usage("the honeycomb file has no Honeycomb".into()))?;
+    if !args.no_demo_data {
+        add_demo_reports(&*store, first).await?;
+    }
+    let token = mint_token(
+        &secret,
+        &args.server.jwt.jwt_teams_claim,
+        "dev",
+        std::slice::from_ref(&first.team),
+        DEV_TOKEN_TTL,
+    )?;
+    let jwt = JwtVerifier::from_args(&args.server.jwt, Some(&secret))?;
+    let listener = bind(&args.server).await?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(io("no local address"))?
+    );
+    print_welcome(global, &base, first, &token);
+    run_server(listener, store, jwt, args.server).await
+}
+
+fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &str) {
+    let key = &honeycomb.api_key;
+    println!(
+        "\nbichito dev: embedded mode, data in {data}\n\
+         \n  honeycomb  {name} (team {team}, project_id {id})\
+         \n  API key    {key}\
+         \n  JWT        {token}\
+         \n             (user `dev`, team `{team}`, valid 30 days; mint others with `bichito token`)\
+         \n\nTry it:\
+         \n  curl -i -X POST {base}/api/v1/bugs -H 'x-api-key: {key}' -H 'content-type: application/json' \\\
+         \n       -d '{{\"title\": \"Login button broken on Safari 17\", \"description\": \"Click Sign in: nothing happens.\", \"severity\": \"high\"}}'\
+         \n  curl -s {base}/api/v1/bugs/1 -H 'authorization: Bearer {token}'\
+         \n  curl -s {base}/api/v1/widget/info -H 'x-api-key: {key}'\
+         \n  curl -s {base}/metrics\n",
+        data = global.data_dir.display(),
+        name = honeycomb.name,
+        team = honeycomb.team,
+        id = honeycomb.honeycomb_id,
+    );
+}
+
+async fn add_demo_reports(store: &dyn Store, honeycomb: &Applied) -> Result<(), CommandError> {
+    if store.count_bichitos(honeycomb.honeycomb_id).await? > 0 {
+        return Ok(());
+    }
+    let now = bichito_core::clock::truncate_to_millis(SystemClock.now());
+    let demo = [
+        (
+            "Login button broken on Safari 17",
+            "Steps: visit /login, click Sign in. Nothing happens. No console errors.",
+            Severity::High,
+        ),
+        (
+            "Checkout total ignores the discount code",
+            "Apply SAVE10, the total stays the same until reload.",
+            Severity::Critical,
+        ),
+        (
+            "Typo on the receipt page",
+            "\"Recieved\" should be \"Received\".",
+            Severity::Low,
+        ),
+    ];
+    for (title, description, severity) in demo {
+        let report = NewBichito {
+            honeycomb_id: honeycomb.honeycomb_id,
+            team_id: honeycomb.team.clone(),
+            title: title.into(),
+            description: description.into(),
+            severity,
+            environment: Some("production".into()),
+            app_version: Some("1.4.2".into()),
+            stack_trace: None,
+            url: Some("https://checkout.example.com/login".into()),
+            user_agent: None,
+            reporter_email: None,
+            reporter_identifier: Some("demo".into()),
+            extra: None,
+            created_at: now,
+        };
+        store.insert_bichito(&report, None, None).await?;
+    }
+    Ok(())
+}
+
+async fn apply(global: &GlobalArgs, args: ApplyArgs) -> Result<(), CommandError> {
+    let yaml = std::fs::read_to_string(&args.file)
+        .map_err(io(format!("cannot read {}", args.file.display())))?;
+    let store = open_store(global).await?;
+    let secrets = global.data_dir.join("secrets");
+    for applied in apply_documents(&*store, &yaml, &secrets).await? {
+        let action = match applied.action {
+            KeyAction::Kept => "key unchanged",
+            KeyAction::Created => "new key",
+            KeyAction::Rotated => "key rotated",
+        };
+        println!(
+            "honeycomb {} applied: project_id {}, key {}… ({action}) in {}",
+            applied.name,
+            applied.honeycomb_id,
+            applied.key_prefix,
+            applied.key_file.display()
+        );
+    }
+    Ok(())
+}
+
+fn token(global: &GlobalArgs, args: TokenArgs) -> Result<(), CommandError> {
+    let secret = match &args.jwt.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => dev_secret(&global.data_dir)?,
+    };
+    println!(
+        "{}",
+        mint_token(
+            &secret,
+            &args.jwt.jwt_teams_claim,
+            &args.sub,
+            &args.teams,
+            args.ttl
+        )?
+    );
+    Ok(())
+}
+
+/// One applied honeycomb, as `dev` and `apply` report it.
+pub struct Applied {
+    pub name: String,
+    pub team: String,
+    pub honeycomb_id: i64,
+    pub api_key: String,
+    pub key_prefix: String,
+    pub action: KeyAction,
+    pub key_file: PathBuf,
+}
+
+/// Applies every Honeycomb in `yaml`. Each key lives in `secrets/<namespace>/<secretName>`,
+/// the embedded stand-in for the Kubernetes Secret: read back on the next apply, so the key
+/// survives restarts and is only replaced on rotation.
+pub async fn apply_documents(
+    store: &dyn Store,
+    yaml: &str,
+    secrets: &Path,
+) -> Result<Vec<Applied>, CommandError> {
+    let mut applied = Vec::new();
+    for document in parse_documents(yaml)? {
+        let namespace = document.namespace().to_owned();
+        let key_file = secrets
+            .join(&namespace)
+            .join(&document.spec.api_key.secret_name);
+        let current = std::fs::read_to_string(&key_file)
+            .ok()
+            .map(|key| key.trim().to_owned());
+        let done = provision(
+            store,
+            &namespace,
+            &document.metadata.name,
+            &document.spec,
+            current.as_deref(),
+            SystemClock.now(),
+        )
+        .await?;
+        if done.key_action != KeyAction::Kept {
+            write_private(&key_file, &done.api_key)?;
+        }
+        applied.push(Applied {
+            name: format!("{namespace}/{}", document.metadata.name),
+            team: document.spec.team.clone(),
+            honeycomb_id: done.honeycomb_id,
+            key_prefix: done.key_prefix.clone(),
+            api_key: done.api_key,
+            action: done.key_action,
+            key_file,
+        });
+    }
+    Ok(applied)
+}
+
+/// The development JWT secret of a data folder, created on first use.
+fn dev_secret(data_dir: &Path) -> Result<String, CommandError> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_owned());
+    }
+    let bytes: [u8; 32] = rand::rng().random();
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret)?;
+    Ok(secret)
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), CommandError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(io(format!("cannot create {}", parent.display())))?;
+    }
+    std::fs::write(path, contents).map_err(io(format!("cannot write {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(format!("cannot protect {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Used by tests that start servers without the CLI.
+pub fn jwt_args_with_secret(secret: &str) -> JwtArgs {
+    JwtArgs {
+        jwt_secret: Some(secret.to_owned()),
+        jwt_teams_claim: "teams".into(),
+        ..JwtArgs::default()
+    }
+}

@@ -1,0 +1,173 @@
+//! Command line and environment configuration (clap). Every option has an env var.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bichito",
+    version,
+    about = "Bug reports in, live team streams out."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process with embedded defaults (SQLite, local files) and demo data.
+    Dev(DevArgs),
+    /// Run the api and the stream in one process, with whatever backends are configured.
+    Serve(ServerArgs),
+    /// Run the api alone (ingest and dashboard API).
+    Api(ServerArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Apply Honeycomb documents from a YAML file without Kubernetes.
+    Apply(ApplyArgs),
+    /// Mint a dashboard JWT for a user and its teams, signed with the configured HS256 secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,bichito=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+    /// Folder for embedded-mode state: the SQLite file, key files, the development JWT secret.
+    #[arg(
+        long,
+        env = "BICHITO_DATA_DIR",
+        default_value = "bichito-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// `postgres://user@host/db` or `sqlite:path`; defaults to `bichito.db` in the data folder.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Most database connections this process opens.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_max_connections: u32,
+}
+
+impl GlobalArgs {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("bichito.db").display()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BICHITO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest request body accepted on the ingest API, in bytes (413 beyond).
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Reports per minute per API key when the honeycomb sets no quota.
+    #[arg(long, env = "DEFAULT_REPORTS_PER_MINUTE", default_value_t = 60)]
+    pub default_reports_per_minute: u32,
+    /// How long an api process trusts its cached copy of a honeycomb's settings.
+    #[arg(long, env = "HONEYCOMB_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub honeycomb_cache_ttl: Duration,
+    /// How long browsers may cache a CORS preflight answer.
+    #[arg(long, env = "CORS_MAX_AGE", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub cors_max_age: Duration,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 256 * 1024,
+            default_reports_per_minute: 60,
+            honeycomb_cache_ttl: Duration::from_secs(5),
+            cors_max_age: Duration::from_secs(7200),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct JwtArgs {
+    /// HS256 shared secret for dashboard JWTs (development and small installs).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key verifying dashboard JWTs (RSA, EC or Ed25519), for production.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Accepted algorithm: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    /// Defaults to HS256 with a secret and RS256 with a public key.
+    #[arg(long, env = "JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    /// Claim listing the teams a user may act on.
+    #[arg(long, env = "JWT_TEAMS_CLAIM", default_value = "teams")]
+    pub jwt_teams_claim: String,
+    /// Required `iss`, when set.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`, when set.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Honeycomb file to apply at start (defaults to the bundled examples/honeycomb.yaml).
+    #[arg(long, env = "BICHITO_DEV_HONEYCOMB")]
+    pub honeycomb: Option<PathBuf>,
+    /// Do not add demo reports to an empty honeycomb.
+    #[arg(long)]
+    pub no_demo_data: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// YAML file with one or more Honeycomb documents.
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// A team the user may act on; repeat for several.
+    #[arg(long = "team", required = true)]
+    pub teams: Vec<String>,
+    /// Lifetime of the token.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}

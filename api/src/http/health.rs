@@ -1,0 +1,33 @@
+//! `/healthz` (the process is up), `/readyz` (the database answers), `/metrics`.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state.store.ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "not ready: database unreachable");
+        ApiError::Unavailable
+    })?;
+    Ok(Json(
+        json!({"status": "ready", "database": state.store.backend()}),
+    ))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,280 @@
+//! `POST /api/v1/bugs` and `GET /api/v1/widget/info`: the public, API-key side (seed 002).
+//!
+//! Order of checks, cheapest first: the key (401), the origin (403), the rate limit (429), the
+//! content type (415), the size (413, nothing more is read), the JSON and every field (400).
+//! Blocked and over-cap reports get a 201 like any other, with nothing stored.
+
+use crate::error::ApiError;
+use crate::metrics::ReportOutcome;
+use crate::report;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bichito_core::blocklist;
+use bichito_core::clock::truncate_to_millis;
+use bichito_core::keys;
+use bichito_core::model::{ApiKeyRecord, Honeycomb, NewBichito};
+use bichito_core::store::{IdempotencyClaim, Inserted, StoredResponse};
+use chrono::TimeDelta;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+const API_KEY_HEADER: &str = "x-api-key";
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+pub async fn create_bug(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match ingest(&state, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => {
+            if err.is_invalid_report() {
+                state.metrics.report(ReportOutcome::Invalid);
+            } else if matches!(err, ApiError::RateLimited { .. }) {
+                state.metrics.report(ReportOutcome::RateLimited);
+            }
+            err.into_response()
+        }
+    }
+}
+
+pub async fn widget_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (_, honeycomb) = authenticate(&state, &headers).await?;
+    check_origin(&honeycomb, &headers)?;
+    Ok(axum::Json(json!({
+        "plan": honeycomb.plan.as_str(),
+        "powered_by_visible": honeycomb.plan == bichito_core::spec::Plan::Free,
+    }))
+    .into_response())
+}
+
+async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let (key, honeycomb) = authenticate(state, headers).await?;
+    check_origin(&honeycomb, headers)?;
+    let now = truncate_to_millis(state.clock.now());
+    let per_minute = honeycomb
+        .reports_per_minute
+        .unwrap_or(state.limits.default_reports_per_minute);
+    state
+        .rate_limiter
+        .check(&*state.store, key.id, per_minute, now.timestamp_millis())
+        .await?;
+    require_json(headers)?;
+    let bytes = read_limited(headers, body, state.limits.body_limit_bytes).await?;
+    let idempotency_key = idempotency_key(headers)?;
+    let input = report::parse(&bytes)?;
+
+    let claim = idempotency_key.map(|key| IdempotencyClaim {
+        honeycomb_id: honeycomb.id,
+        key,
+        request_hash: hex::encode(Sha256::digest(&bytes)),
+        created_at: now,
+        not_before: now - IDEMPOTENCY_WINDOW,
+    });
+    if let Some(claim) = &claim
+        && let Some(previous) = state
+            .store
+            .idempotent_response(claim.honeycomb_id, &claim.key, claim.not_before)
+            .await?
+    {
+        return replay(claim, previous);
+    }
+
+    let report = NewBichito {
+        honeycomb_id: honeycomb.id,
+        team_id: honeycomb.team_id.clone(),
+        title: input.title,
+        description: input.description,
+        severity: input.severity,
+        environment: input.environment,
+        app_version: input.app_version,
+        stack_trace: input.stack_trace,
+        url: input.url,
+        user_agent: input.user_agent,
+        reporter_email: input.reporter_email,
+        reporter_identifier: input.reporter_identifier,
+        extra: input.extra,
+        created_at: now,
+    };
+    if let Some(rule) = blocklist::first_match(&honeycomb.blocklist, &report) {
+        tracing::info!(honeycomb_id = honeycomb.id, field = %rule.field, "report matched the blocklist; dropped");
+        state.metrics.report(ReportOutcome::Blocked);
+        return silently_dropped(state, report, claim.as_ref()).await;
+    }
+    match state
+        .store
+        .insert_bichito(&report, honeycomb.monthly_cap(), claim.as_ref())
+        .await?
+    {
+        Inserted::Stored(bichito) => {
+            state.metrics.report(ReportOutcome::Accepted);
+            tracing::info!(
+                honeycomb_id = honeycomb.id,
+                bichito_id = bichito.id,
+                "report accepted"
+            );
+            Ok((StatusCode::CREATED, axum::Json(bichito)).into_response())
+        }
+        Inserted::OverCap => {
+            tracing::info!(
+                honeycomb_id = honeycomb.id,
+                "honeycomb over its monthly cap; report dropped"
+            );
+            state.metrics.report(ReportOutcome::OverCap);
+            silently_dropped(state, report, claim.as_ref()).await
+        }
+        Inserted::Replay(previous) => match &claim {
+            Some(claim) => replay(claim, previous),
+            None => Err(ApiError::Internal(
+                "replay without an idempotency key".into(),
+            )),
+        },
+    }
+}
+
+/// The key from `x-api-key`, checked against its stored hash and expiry, and its honeycomb.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(ApiKeyRecord, Arc<Honeycomb>), ApiError> {
+    let presented = headers
+        .get(API_KEY_HEADER)
+        .ok_or(ApiError::Unauthorized("missing x-api-key header"))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("unknown API key"))?
+        .trim();
+    let prefix = keys::prefix_of(presented).ok_or(ApiError::Unauthorized("unknown API key"))?;
+    let record = state
+        .settings
+        .api_key(&*state.store, prefix)
+        .await?
+        .filter(|record| keys::verify(presented, &record.hash))
+        .ok_or(ApiError::Unauthorized("unknown API key"))?;
+    if !record.is_valid_at(state.clock.now()) {
+        return Err(ApiError::Unauthorized("revoked API key"));
+    }
+    let honeycomb = state
+        .settings
+        .honeycomb(&*state.store, record.honeycomb_id)
+        .await?
+        .ok_or(ApiError::Unauthorized("unknown API key"))?;
+    Ok((record, honeycomb))
+}
+
+/// A browser request (one with `Origin`) must come from one of the honeycomb's origins.
+fn check_origin(honeycomb: &Honeycomb, headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::ORIGIN).map(HeaderValue::to_str) {
+        None => Ok(()),
+        Some(Ok(origin)) if honeycomb.allows_origin(origin) => Ok(()),
+        Some(_) => Err(ApiError::Forbidden("origin not allowed for this API key")),
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// Reads at most `limit` bytes: a declared or actual larger body is refused without reading on.
+async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge { limit })
+        }
+        Err(err) => Err(ApiError::BadRequest(format!(
+            "could not read the request body: {err}"
+        ))),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key)
+            if !key.is_empty()
+                && key.len() <= IDEMPOTENCY_KEY_MAX_LEN
+                && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"
+        ))),
+    }
+}
+
+/// A dropped report answers exactly like a stored one: 201, a fresh id, the canonical payload.
+async fn silently_dropped(
+    state: &AppState,
+    report: NewBichito,
+    claim: Option<&IdempotencyClaim>,
+) -> Result<Response, ApiError> {
+    let id = state.store.reserve_phantom_id().await?;
+    let body = serde_json::to_string(&report.into_bichito(id))
+        .map_err(|err| ApiError::Internal(Box::new(err)))?;
+    if let Some(claim) = claim {
+        let response = StoredResponse {
+            request_hash: claim.request_hash.clone(),
+            status: 201,
+            body: body.clone(),
+        };
+        if let Some(previous) = state.store.remember_response(claim, &response).await? {
+            return replay(claim, previous);
+        }
+    }
+    Ok(json_response(StatusCode::CREATED, body))
+}
+
+fn replay(claim: &IdempotencyClaim, previous: StoredResponse) -> Result<Response, ApiError> {
+    if previous.request_hash != claim.request_hash {
+        return Err(ApiError::IdempotencyMismatch);
+    }
+    let status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::CREATED);
+    let mut response = json_response(status, previous.body);
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,55 @@
+//! The HTTP surface: `app(state)` builds the router; one module per resource.
+
+mod bugs;
+mod cors;
+mod health;
+mod ingest;
+
+use crate::error::ApiError;
+use crate::metrics;
+use crate::state::AppState;
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+
+pub fn app(state: AppState) -> Router {
+    let widget_routes = Router::new()
+        .route(
+            "/api/v1/bugs",
+            post(ingest::create_bug).options(cors::preflight),
+        )
+        .route(
+            "/api/v1/widget/info",
+            get(ingest::widget_info).options(cors::preflight),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            cors::allow_known_origins,
+        ));
+    let dashboard_routes = Router::new().route("/api/v1/bugs/{id}", get(bugs::get_bug));
+    let operability_routes = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    Router::new()
+        .merge(widget_routes)
+        .merge(dashboard_routes)
+        .merge(operability_routes)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: axum::http::Method,
+) -> ApiError {
+    state
+        .metrics
+        .observe_request(method.as_str(), "unmatched", 404, 0.0);
+    ApiError::NotFound
+}

@@ -1,0 +1,162 @@
+//! Prometheus metrics of the api, on a registry of its own (so two servers in one test process
+//! never share counters). Labels are bounded: route templates, methods, statuses, outcomes.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use std::time::Instant;
+
+/// What became of a report sent to `POST /api/v1/bugs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    Accepted,
+    Invalid,
+    RateLimited,
+    Blocked,
+    OverCap,
+}
+
+impl ReportOutcome {
+    const ALL: [ReportOutcome; 5] = [
+        ReportOutcome::Accepted,
+        ReportOutcome::Invalid,
+        ReportOutcome::RateLimited,
+        ReportOutcome::Blocked,
+        ReportOutcome::OverCap,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ReportOutcome::Accepted => "accepted",
+            ReportOutcome::Invalid => "invalid",
+            ReportOutcome::RateLimited => "rate_limited",
+            ReportOutcome::Blocked => "blocked",
+            ReportOutcome::OverCap => "over_cap",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    reports: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route template and status.",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric definition");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route template.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["method", "route"],
+        )
+        .expect("valid metric definition");
+        let reports = IntCounterVec::new(
+            Opts::new(
+                "bichito_reports_total",
+                "Reports sent to the ingest API, by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric definition");
+        for outcome in ReportOutcome::ALL {
+            reports.with_label_values(&[outcome.label()]);
+        }
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(reports.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            reports,
+        }
+    }
+
+    pub fn report(&self, outcome: ReportOutcome) {
+        self.reports.with_label_values(&[outcome.label()]).inc();
+    }
+
+    pub fn report_count(&self, outcome: ReportOutcome) -> u64 {
+        self.reports.with_label_values(&[outcome.label()]).get()
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[method, route])
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %err, "metrics encoding failed");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts and times every routed request, and writes the access log line: method, route
+/// template, path and status only. Never the query string (it may carry a token) nor headers.
+pub async fn track(
+    State(state): State<crate::state::AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request(&method, &route, status, elapsed.as_secs_f64());
+    tracing::info!(
+        target: "bichito::access",
+        method,
+        route,
+        path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,67 @@
+//! Running the HTTP server: `serve(listener, state, shutdown)`, so tests pass their own
+//! listener (port 0) and shutdown; `shutdown_signal()` for SIGTERM and Ctrl-C.
+
+use crate::http::app;
+use crate::state::AppState;
+use chrono::TimeDelta;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let purge = tokio::spawn(purge_idempotency_keys(state.clone()));
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    purge.abort();
+    served
+}
+
+/// Idempotency records are only needed for 24 h; this keeps the table small.
+async fn purge_idempotency_keys(state: AppState) {
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        every.tick().await;
+        let before = state.clock.now() - TimeDelta::hours(24);
+        match state.store.purge_idempotency(before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
+            Err(err) => tracing::warn!(error = %err, "idempotency purge failed"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,161 @@
+//! Shared state of the api: the store, the JWT verifier, metrics, and short-lived caches of
+//! honeycomb settings (so that the ingest path rarely reads them from the database, and a
+//! change made by the operator or `bichito apply` is in force within the cache TTL).
+
+use crate::auth::JwtVerifier;
+use crate::config::LimitArgs;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use bichito_core::clock::Clock;
+use bichito_core::model::{ApiKeyRecord, Honeycomb};
+use bichito_core::store::Store;
+use std::collections::{HashMap, HashSet};
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub jwt: JwtVerifier,
+    pub metrics: Metrics,
+    pub clock: Arc<dyn Clock>,
+    pub limits: LimitArgs,
+    pub rate_limiter: RateLimiter,
+    pub settings: SettingsCache,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        jwt: JwtVerifier,
+        clock: Arc<dyn Clock>,
+        limits: LimitArgs,
+    ) -> Self {
+        let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
+        Self(Arc::new(Inner {
+            store,
+            jwt,
+            metrics: Metrics::new(),
+            clock,
+            limits,
+            rate_limiter: RateLimiter::default(),
+            settings,
+        }))
+    }
+}
+
+struct Entry<T> {
+    fetched: Instant,
+    value: T,
+}
+
+/// Honeycomb settings and API key records, each trusted for `ttl`. Unknown keys are not cached
+/// (so random keys cannot grow the cache); a revoked key is refused at once because its record
+/// carries its expiry.
+pub struct SettingsCache {
+    ttl: Duration,
+    keys: RwLock<HashMap<String, Entry<ApiKeyRecord>>>,
+    honeycombs: RwLock<HashMap<i64, Entry<Arc<Honeycomb>>>>,
+    origins: RwLock<Option<Entry<Arc<HashSet<String>>>>>,
+}
+
+impl SettingsCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            keys: RwLock::default(),
+            honeycombs: RwLock::default(),
+            origins: RwLock::default(),
+        }
+    }
+
+    fn fresh<T: Clone>(&self, entry: Option<&Entry<T>>) -> Option<T> {
+        entry
+            .filter(|entry| entry.fetched.elapsed() < self.ttl)
+            .map(|entry| entry.value.clone())
+    }
+
+    pub async fn api_key(
+        &self,
+        store: &dyn Store,
+        prefix: &str,
+    ) -> bichito_core::Result<Option<ApiKeyRecord>> {
+        if let Some(hit) = self.fresh(read(&self.keys).get(prefix)) {
+            return Ok(Some(hit));
+        }
+        let record = store.api_key_by_prefix(prefix).await?;
+        if let Some(record) = &record {
+            let mut keys = write(&self.keys);
+            keys.retain(|_, entry| entry.fetched.elapsed() < self.ttl);
+            keys.insert(
+                prefix.to_owned(),
+                Entry {
+                    fetched: Instant::now(),
+                    value: record.clone(),
+                },
+            );
+        }
+        Ok(record)
+    }
+
+    pub async fn honeycomb(
+        &self,
+        store: &dyn Store,
+        id: i64,
+    ) -> bichito_core::Result<Option<Arc<Honeycomb>>> {
+        if let Some(hit) = self.fresh(read(&self.honeycombs).get(&id)) {
+            return Ok(Some(hit));
+        }
+        let honeycomb = store.honeycomb(id).await?.map(Arc::new);
+        if let Some(honeycomb) = &honeycomb {
+            let mut honeycombs = write(&self.honeycombs);
+            honeycombs.retain(|_, entry| entry.fetched.elapsed() < self.ttl);
+            honeycombs.insert(
+                id,
+                Entry {
+                    fetched: Instant::now(),
+                    value: honeycomb.clone(),
+                },
+            );
+        }
+        Ok(honeycomb)
+    }
+
+    /// Every origin some honeycomb allows (`*` included when one allows any).
+    pub async fn known_origins(
+        &self,
+        store: &dyn Store,
+    ) -> bichito_core::Result<Arc<HashSet<String>>> {
+        if let Some(hit) = self.fresh(read(&self.origins).as_ref()) {
+            return Ok(hit);
+        }
+        let origins: Arc<HashSet<String>> =
+            Arc::new(store.all_allowed_origins().await?.into_iter().collect());
+        *write(&self.origins) = Some(Entry {
+            fetched: Instant::now(),
+            value: origins.clone(),
+        });
+        Ok(origins)
+    }
+}
+
+// A panic while holding one of these locks cannot leave a cache map half-written in a way that
+// matters (entries are whole values), so a poisoned lock is simply taken over.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
