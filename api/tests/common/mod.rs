@@ -1,0 +1,230 @@
+//! Test harness: a real bichito api server on port 0, on a fresh Postgres database or SQLite
+//! file, with the example honeycomb applied and a clock the test moves.
+#![allow(dead_code)]
+
+use bichito::auth::{JwtVerifier, mint_token};
+use bichito::commands::jwt_args_with_secret;
+use bichito::config::LimitArgs;
+use bichito::state::AppState;
+use bichito_core::clock::{Clock, ManualClock};
+use bichito_core::provision::provision;
+use bichito_core::spec::{HoneycombSpec, parse_documents};
+use bichito_core::store::Store;
+pub use bichito_core::testing::{Backend, TestDatabase};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+
+/// Runs each named test once per backend: `name::postgres` and `name::sqlite`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::common::Backend::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::common::Backend::Sqlite).await })*
+        }
+    };
+}
+
+pub fn example_spec() -> HoneycombSpec {
+    parse_documents(include_str!("../../../examples/honeycomb.yaml"))
+        .expect("example parses")
+        .remove(0)
+        .spec
+}
+
+/// A server; the database stays alive as long as the `TestApp` that created it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub api_key: String,
+    pub honeycomb_id: i64,
+    pub db: Option<TestDatabase>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, example_spec()).await
+    }
+
+    /// A server whose honeycomb `payments/checkout-web` has `spec`.
+    pub async fn start_with(backend: Backend, spec: HoneycombSpec) -> Self {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let done = provision(
+            &*store,
+            "payments",
+            "checkout-web",
+            &spec,
+            None,
+            clock.now(),
+        )
+        .await
+        .expect("provision");
+        let mut app = Self::serve(store, clock, LimitArgs::default()).await;
+        app.api_key = done.api_key;
+        app.honeycomb_id = done.honeycomb_id;
+        app.db = Some(db);
+        app
+    }
+
+    /// A second server on the same database (its own caches and limiter, like another process).
+    pub async fn another_server(&self) -> Self {
+        let store = self.db.as_ref().expect("owns the database").store().await;
+        let mut app = Self::serve(store, self.clock.clone(), LimitArgs::default()).await;
+        app.api_key = self.api_key.clone();
+        app.honeycomb_id = self.honeycomb_id;
+        app
+    }
+
+    async fn serve(store: Arc<dyn Store>, clock: Arc<ManualClock>, limits: LimitArgs) -> Self {
+        let jwt =
+            JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
+        let state = AppState::new(store.clone(), jwt, clock.clone(), limits);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            bichito::server::serve(listener, server_state, shutdown)
+                .await
+                .expect("server runs");
+        });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            clock,
+            state,
+            api_key: String::new(),
+            honeycomb_id: 0,
+            db: None,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Re-applies the honeycomb with `spec`, handing over the current key; returns the new key.
+    pub async fn reapply(&self, spec: &HoneycombSpec) -> String {
+        let done = provision(
+            &*self.store,
+            "payments",
+            "checkout-web",
+            spec,
+            Some(&self.api_key),
+            self.clock.now(),
+        )
+        .await
+        .expect("re-apply");
+        done.api_key
+    }
+
+    pub fn token(&self, teams: &[&str]) -> String {
+        let teams: Vec<String> = teams.iter().map(|team| (*team).to_owned()).collect();
+        mint_token(
+            JWT_SECRET,
+            "teams",
+            "user-1",
+            &teams,
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("mint")
+    }
+
+    pub async fn post_report(&self, body: &Value) -> reqwest::Response {
+        self.post_report_with_key(&self.api_key, body).await
+    }
+
+    pub async fn post_report_with_key(&self, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/bugs"))
+            .header("x-api-key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_bug(&self, id: i64, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/api/v1/bugs/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn stored_count(&self) -> i64 {
+        self.store
+            .count_bichitos(self.honeycomb_id)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn minimal_report() -> Value {
+    json!({"title": "Login button broken", "description": "Nothing happens on click."})
+}
+
+/// The error body's rejected field names.
+pub async fn rejected_fields(response: reqwest::Response) -> Vec<String> {
+    let body: Value = response.json().await.expect("JSON error body");
+    assert!(
+        body["error"].is_string(),
+        "error bodies carry a message: {body}"
+    );
+    body["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|field| field["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts a JSON error with `status`, and returns its body.
+pub async fn expect_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("application/json")),
+        "errors are JSON"
+    );
+    let body: Value = response.json().await.expect("JSON error body");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "error message: {body}"
+    );
+    body
+}
