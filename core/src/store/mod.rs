@@ -156,7 +156,7 @@ pub struct StoredResponse {
 
 #[derive(Debug)]
 pub enum Inserted {
-    Stored(Bichito),
+    Stored(Box<Bichito>),
     /// The honeycomb is over its monthly cap: nothing was written.
     OverCap,
     /// The idempotency key was claimed by a concurrent request: nothing was written.

@@ -404,7 +404,7 @@ macro_rules! impl_sql_store {
                     }
                 }
                 tx.commit().await?;
-                Ok(Inserted::Stored(bichito))
+                Ok(Inserted::Stored(Box::new(bichito)))
             }
 
             async fn reserve_phantom_id(&self) -> Result<i64> {

@@ -1,0 +1,226 @@
+//! The real `bichito` binary as separate processes: two api processes sharing one Postgres,
+//! graceful SIGTERM, secrets kept out of the logs, and `bichito dev` keeping its data and key.
+
+mod common;
+
+use bichito_core::provision::provision;
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Process {
+    child: Child,
+    base: String,
+    stdout_lines: Vec<String>,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+/// Starts `bichito ARGS…` and waits for its `listening on` line.
+fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bichito"));
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("RUST_LOG");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("start bichito");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout_lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("bichito prints `listening on` within a minute");
+        if let Some(base) = line.strip_prefix("listening on ") {
+            let base = base.to_owned();
+            stdout_lines.push(line);
+            let stderr = child.stderr.take();
+            return Process {
+                child,
+                base,
+                stdout_lines,
+                stderr,
+            };
+        }
+        stdout_lines.push(line);
+    }
+}
+
+impl Process {
+    /// Sends SIGTERM and returns the exit status and everything logged.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = self.child.wait().expect("wait");
+        let mut logs = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ = stderr.read_to_string(&mut logs);
+        }
+        (status, logs)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
+    let db = TestDatabase::postgres().await;
+    let store = db.store().await;
+    let key = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &example_spec(),
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("provision")
+    .api_key;
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+        ("LOG_FORMAT", "json"),
+    ];
+    let processes = [
+        start(&["api", "--listen", "127.0.0.1:0"], &env),
+        start(&["api", "--listen", "127.0.0.1:0"], &env),
+    ];
+    let client = reqwest::Client::new();
+    let post = |base: &str| {
+        client
+            .post(format!("{base}/api/v1/bugs"))
+            .header("x-api-key", &key)
+            .json(&minimal_report())
+            .send()
+    };
+    for turn in 0..60 {
+        let response = post(&processes[turn % 2].base).await.expect("sent");
+        assert_eq!(response.status(), 201, "report {turn}");
+    }
+    assert_eq!(post(&processes[0].base).await.expect("sent").status(), 429);
+    assert_eq!(post(&processes[1].base).await.expect("sent").status(), 429);
+    assert_eq!(store.count_bichitos(1).await.expect("count"), 60);
+
+    let token = bichito::auth::mint_token(
+        JWT_SECRET,
+        "teams",
+        "ana",
+        &["payments".into()],
+        Duration::from_secs(60),
+    )
+    .expect("token");
+    let read = client
+        .get(format!("{}/api/v1/bugs/1?token={token}", processes[0].base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(read.status(), 200);
+
+    for process in processes {
+        let (status, logs) = process.terminate();
+        assert!(status.success(), "exit status {status:?}");
+        assert!(logs.contains("shutting down"), "{logs}");
+        assert!(
+            logs.contains("\"route\":\"/api/v1/bugs\""),
+            "JSON access logs: {logs}"
+        );
+        assert!(!logs.contains(&key), "the API key never reaches a log line");
+        assert!(!logs.contains(&token), "the token never reaches a log line");
+    }
+}
+
+#[tokio::test]
+async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
+    let data = std::env::temp_dir().join(format!("bichito-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_dir = data.to_str().expect("utf-8 path");
+    let args = ["dev", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+    let line_value = |lines: &[String], label: &str| {
+        lines
+            .iter()
+            .find_map(|line| {
+                line.trim_start()
+                    .strip_prefix(label)
+                    .map(|rest| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("`{label}` line in {lines:?}"))
+    };
+
+    let first = start(&args, &[]);
+    let key = line_value(&first.stdout_lines, "API key");
+    let token = line_value(&first.stdout_lines, "JWT");
+    assert!(key.starts_with("sk_live_"));
+    assert!(
+        first.stdout_lines.iter().any(|line| line.contains("curl")),
+        "prints curl lines"
+    );
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/api/v1/bugs", first.base))
+        .header("x-api-key", &key)
+        .json(&minimal_report())
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_i64().expect("id");
+    assert!(id > 3, "demo reports came first");
+    let (status, _) = first.terminate();
+    assert!(status.success());
+
+    let second = start(&args, &[]);
+    assert_eq!(
+        line_value(&second.stdout_lines, "API key"),
+        key,
+        "the key survives a restart"
+    );
+    let fetched = client
+        .get(format!("{}/api/v1/bugs/{id}", second.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(fetched.status(), 200, "the data survives a restart");
+    let demo = client
+        .get(format!("{}/api/v1/bugs/1", second.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        demo.json::<Value>().await.expect("json")["team_id"],
+        "payments"
+    );
+    drop(second);
+    let _ = std::fs::remove_dir_all(&data);
+}
