@@ -224,3 +224,64 @@ async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
     drop(second);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn bichito_apply_creates_keeps_and_rotates_keys_and_rejects_bad_files() {
+    let data = std::env::temp_dir().join(format!("bichito-apply-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).expect("data dir");
+    let example = include_str!("../../examples/honeycomb.yaml");
+    let file = data.join("honeycomb.yaml");
+    let apply = |yaml: &str| {
+        std::fs::write(&file, yaml).expect("write yaml");
+        let output = Command::new(env!("CARGO_BIN_EXE_bichito"))
+            .args([
+                "apply",
+                "-f",
+                file.to_str().expect("utf-8"),
+                "--data-dir",
+                data.to_str().expect("utf-8"),
+            ])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run bichito apply");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let key_file = data.join("secrets/payments/checkout-web-api-key");
+
+    let (ok, stdout, stderr) = apply(example);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("payments/checkout-web applied") && stdout.contains("(new key)"),
+        "{stdout}"
+    );
+    let key = std::fs::read_to_string(&key_file).expect("key file");
+    assert!(key.starts_with("sk_live_"));
+    assert!(
+        !stdout.contains(&key),
+        "apply prints the prefix, not the key"
+    );
+
+    let (ok, stdout, _) = apply(example);
+    assert!(ok && stdout.contains("(key unchanged)"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&key_file).expect("key file"), key);
+
+    let (ok, stdout, _) =
+        apply(&example.replace("rotate: \"2026-11-01\"", "rotate: \"2026-12-01\""));
+    assert!(ok && stdout.contains("(key rotated)"), "{stdout}");
+    assert_ne!(std::fs::read_to_string(&key_file).expect("key file"), key);
+
+    let (ok, _, stderr) = apply(&example.replace("plan: free", "plan: gold"));
+    assert!(!ok, "an invalid file fails");
+    assert!(
+        stderr.contains("spec.plan"),
+        "the error names the field: {stderr}"
+    );
+    let (ok, _, stderr) = apply(&example.replace("team: payments", "team: Payments!"));
+    assert!(!ok && stderr.contains("team \"Payments!\""), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -262,8 +262,8 @@ pub fn parse_documents(yaml: &str) -> crate::Result<Vec<HoneycombDocument>> {
         if value.is_null() {
             continue;
         }
-        let parsed: HoneycombDocument =
-            yaml_serde::from_value(value).map_err(|err| crate::Error::Yaml(err.to_string()))?;
+        let parsed: HoneycombDocument = serde_path_to_error::deserialize(value)
+            .map_err(|err| crate::Error::Yaml(format!("{}: {}", err.path(), err.inner())))?;
         if parsed.api_version != API_VERSION || parsed.kind != KIND {
             return Err(crate::Error::Yaml(format!(
                 "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
@@ -326,5 +326,10 @@ mod tests {
         assert!(parse_documents(&typo).is_err());
         let wrong_kind = EXAMPLE.replace("kind: Honeycomb", "kind: Beehive");
         assert!(parse_documents(&wrong_kind).is_err());
+        let wrong_plan = EXAMPLE.replace("plan: free", "plan: gold");
+        let message = parse_documents(&wrong_plan)
+            .expect_err("invalid plan")
+            .to_string();
+        assert!(message.contains("spec.plan"), "{message}");
     }
 }

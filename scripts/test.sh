@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Run the whole bichito test suite: fmt check, clippy, cargo test.
+#
+# Meant for a Debian 12 machine (normally as root). Makes sure PostgreSQL
+# (127.0.0.1:5432, trust auth for `postgres`) and NATS with JetStream
+# (127.0.0.1:4222) are running, installing/starting them if needed. Services
+# that are already running are never stopped or restarted.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+fi
+
+APT_UPDATED=0
+apt_install() {
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        "${SUDO[@]}" apt-get update
+        APT_UPDATED=1
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+pg_ready() {
+    command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+pg_version() {
+    # Newest installed cluster version (e.g. "15").
+    ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1
+}
+
+ensure_postgres() {
+    if pg_ready; then
+        log "PostgreSQL already running on 127.0.0.1:5432"
+        return
+    fi
+
+    local installed_now=0
+    if [[ -z "$(pg_version)" ]] || ! command -v pg_ctlcluster >/dev/null 2>&1; then
+        log "installing PostgreSQL"
+        apt_install postgresql
+        installed_now=1
+    fi
+
+    local ver
+    ver=$(pg_version)
+    [[ -n $ver ]] || die "no PostgreSQL cluster found under /etc/postgresql"
+    local hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    [[ -f $hba ]] || die "no cluster config at $hba"
+
+    if [[ $installed_now -eq 1 ]] \
+        && ! grep -Eq '^[[:space:]]*host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+        log "trusting local TCP connections in $hba"
+        # Replace the stock 127.0.0.1/32 rule (scram-sha-256/md5) with trust;
+        # add one if there was none. pg_hba is first-match, so put it on top.
+        "${SUDO[@]}" sed -i -E '/^[[:space:]]*host[[:space:]]+all[[:space:]]+all[[:space:]]+127\.0\.0\.1\/32[[:space:]]/d' "$hba"
+        "${SUDO[@]}" sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+        # The package's postinst may have started the cluster already: reload
+        # (not restart) so the new rule applies.
+        if pg_ready; then
+            "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$ver" main reload
+        fi
+    fi
+
+    if ! pg_ready; then
+        log "starting PostgreSQL $ver/main"
+        "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+    fi
+
+    local i
+    for ((i = 0; i < 60; i++)); do
+        pg_ready && { log "PostgreSQL is ready"; return; }
+        sleep 0.5
+    done
+    die "PostgreSQL did not become ready on 127.0.0.1:5432 within 30 s"
+}
+
+# ---------------------------------------------------------------------- NATS
+
+nats_up() {
+    if command -v nc >/dev/null 2>&1; then
+        nc -z -w 1 127.0.0.1 4222 >/dev/null 2>&1
+    else
+        timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222' >/dev/null 2>&1
+    fi
+}
+
+ensure_nats() {
+    if nats_up; then
+        log "NATS already running on 127.0.0.1:4222"
+        return
+    fi
+    if [[ ! -x /usr/sbin/nats-server ]]; then
+        log "installing nats-server"
+        apt_install nats-server
+    fi
+    log "starting nats-server with JetStream"
+    "${SUDO[@]}" mkdir -p /var/lib/nats-server
+    "${SUDO[@]}" start-stop-daemon --start --oknodo --background \
+        --exec /usr/sbin/nats-server -- \
+        -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+    local i
+    for ((i = 0; i < 60; i++)); do
+        nats_up && { log "NATS is ready"; return; }
+        sleep 0.5
+    done
+    die "NATS did not come up on 127.0.0.1:4222 within 30 s (see /var/log/nats-server.log)"
+}
+
+# ---------------------------------------------------- leftover test databases
+
+drop_leftover_test_dbs() {
+    # Databases that still have sessions belong to a test run in progress
+    # (e.g. another checkout on this machine); leave those alone.
+    local dbs db
+    dbs=$(psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atc \
+        "SELECT datname FROM pg_database
+         WHERE datname LIKE 'bichito\_t\_%'
+           AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)")
+    [[ -n $dbs ]] || return 0
+    log "dropping leftover test databases"
+    while IFS= read -r db; do
+        [[ -n $db ]] || continue
+        echo "    $db"
+        psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -qAtc \
+            "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
+    done <<<"$dbs"
+}
+
+# ---------------------------------------------------------------------- main
+
+ensure_postgres
+ensure_nats
+drop_leftover_test_dbs
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"
+export BICHITO_TEST_POSTGRES_URL="${BICHITO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+run_step() {
+    log "$*"
+    "$@" || die "step failed: $*"
+}
+
+run_step cargo fmt --all -- --check
+run_step cargo clippy --workspace --all-targets --locked -- -D warnings
+run_step cargo test --workspace --locked
+
+log "all checks passed"
