@@ -2,7 +2,8 @@
 //! field named in one error.
 
 use crate::error::{ApiError, FieldError};
-use bichito_core::model::Severity;
+use bichito_core::model::{NewBichito, Severity};
+use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
@@ -18,23 +19,14 @@ pub const USER_AGENT_MAX_CHARS: usize = 2_048;
 pub const REPORTER_EMAIL_MAX_CHARS: usize = 254;
 pub const REPORTER_IDENTIFIER_MAX_CHARS: usize = 255;
 
-/// A report whose every field passed validation.
-#[derive(Debug)]
-pub struct ReportInput {
-    pub title: String,
-    pub description: String,
-    pub severity: Severity,
-    pub environment: Option<String>,
-    pub app_version: Option<String>,
-    pub stack_trace: Option<String>,
-    pub url: Option<String>,
-    pub user_agent: Option<String>,
-    pub reporter_email: Option<String>,
-    pub reporter_identifier: Option<String>,
-    pub extra: Option<Box<RawValue>>,
+/// Who a report belongs to and when it arrived; the body supplies the rest.
+pub struct Envelope {
+    pub honeycomb_id: i64,
+    pub team_id: String,
+    pub created_at: DateTime<Utc>,
 }
 
-pub fn parse(body: &[u8]) -> Result<ReportInput, ApiError> {
+pub fn parse(body: &[u8], envelope: Envelope) -> Result<NewBichito, ApiError> {
     let raw: &RawValue = serde_json::from_slice(body)
         .map_err(|err| ApiError::BadRequest(format!("malformed JSON: {err}")))?;
     if !raw.get().starts_with('{') {
@@ -65,7 +57,9 @@ pub fn parse(body: &[u8]) -> Result<ReportInput, ApiError> {
     if !reader.errors.is_empty() {
         return Err(ApiError::Validation(reader.errors));
     }
-    Ok(ReportInput {
+    Ok(NewBichito {
+        honeycomb_id: envelope.honeycomb_id,
+        team_id: envelope.team_id,
         title: title.unwrap_or_default(),
         description: description.unwrap_or_default(),
         severity,
@@ -77,6 +71,7 @@ pub fn parse(body: &[u8]) -> Result<ReportInput, ApiError> {
         reporter_email,
         reporter_identifier,
         extra,
+        created_at: envelope.created_at,
     })
 }
 
@@ -196,6 +191,17 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(body: &[u8]) -> Result<NewBichito, ApiError> {
+        super::parse(
+            body,
+            Envelope {
+                honeycomb_id: 1,
+                team_id: "t".into(),
+                created_at: Utc::now(),
+            },
+        )
+    }
 
     fn fields(body: &str) -> Vec<String> {
         match parse(body.as_bytes()) {

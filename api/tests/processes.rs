@@ -15,7 +15,8 @@ struct Process {
     child: Child,
     base: String,
     stdout_lines: Vec<String>,
-    stderr: Option<std::process::ChildStderr>,
+    /// Drains stderr as it comes, so a chatty server never blocks on a full pipe.
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 /// Starts `bichito ARGS…` and waits for its `listening on` line.
@@ -35,6 +36,20 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
     }
     let mut child = command.spawn().expect("start bichito");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut logs = String::new();
+            let _ = stderr.read_to_string(&mut logs);
+            logs
+        })
+    });
+    // Owned from here on, so the child is killed and reaped even if the wait below fails.
+    let mut process = Process {
+        child,
+        base: String::new(),
+        stdout_lines: Vec::new(),
+        stderr,
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -43,23 +58,16 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
             }
         }
     });
-    let mut stdout_lines = Vec::new();
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("bichito prints `listening on` within a minute");
         if let Some(base) = line.strip_prefix("listening on ") {
-            let base = base.to_owned();
-            stdout_lines.push(line);
-            let stderr = child.stderr.take();
-            return Process {
-                child,
-                base,
-                stdout_lines,
-                stderr,
-            };
+            process.base = base.to_owned();
+            process.stdout_lines.push(line);
+            return process;
         }
-        stdout_lines.push(line);
+        process.stdout_lines.push(line);
     }
 }
 
@@ -73,10 +81,11 @@ impl Process {
             .expect("kill");
         assert!(sent.success());
         let status = self.child.wait().expect("wait");
-        let mut logs = String::new();
-        if let Some(mut stderr) = self.stderr.take() {
-            let _ = stderr.read_to_string(&mut logs);
-        }
+        let logs = self
+            .stderr
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default();
         (status, logs)
     }
 }

@@ -70,7 +70,12 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     require_json(headers)?;
     let bytes = read_limited(headers, body, state.limits.body_limit_bytes).await?;
     let idempotency_key = idempotency_key(headers)?;
-    let input = report::parse(&bytes)?;
+    let envelope = report::Envelope {
+        honeycomb_id: honeycomb.id,
+        team_id: honeycomb.team_id.clone(),
+        created_at: now,
+    };
+    let report = report::parse(&bytes, envelope)?;
 
     let claim = idempotency_key.map(|key| IdempotencyClaim {
         honeycomb_id: honeycomb.id,
@@ -88,22 +93,6 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         return replay(claim, previous);
     }
 
-    let report = NewBichito {
-        honeycomb_id: honeycomb.id,
-        team_id: honeycomb.team_id.clone(),
-        title: input.title,
-        description: input.description,
-        severity: input.severity,
-        environment: input.environment,
-        app_version: input.app_version,
-        stack_trace: input.stack_trace,
-        url: input.url,
-        user_agent: input.user_agent,
-        reporter_email: input.reporter_email,
-        reporter_identifier: input.reporter_identifier,
-        extra: input.extra,
-        created_at: now,
-    };
     if let Some(rule) = blocklist::first_match(&honeycomb.blocklist, &report) {
         tracing::info!(honeycomb_id = honeycomb.id, field = %rule.field, "report matched the blocklist; dropped");
         state.metrics.report(ReportOutcome::Blocked);
