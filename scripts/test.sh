@@ -151,6 +151,18 @@ run_step() {
 
 run_step cargo fmt --all -- --check
 run_step cargo clippy --workspace --all-targets --locked -- -D warnings
-run_step cargo test --workspace --locked
-
+# cargo's last "test result" line belongs to a doc-test run that may hold no test; the summary
+# below adds up every runner's counts so the suite ends on one line that says what ran.
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+log "cargo test --workspace --locked"
+status=0
+cargo test --workspace --locked 2>&1 | tee "$test_log" || status=$?
+read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$test_log")
+if [[ $status -ne 0 ]]; then
+    printf 'tests: %d passed, %d failed\n' "$passed" "$failed"
+    die "step failed: cargo test"
+fi
+[[ $passed -gt 0 ]] || die "cargo test ran no test"
 log "all checks passed"
+printf 'tests: %d passed, %d failed\n' "$passed" "$failed"
