@@ -7,6 +7,7 @@
 //!   API keys (created, kept or rotated with a grace period).
 //! - [`keys`]: API key generation, hashing and constant-time verification.
 //! - [`model`]: the canonical bichito payload and the runtime honeycomb configuration.
+//! - [`events`]: team events and their payloads, written to the outbox with each change.
 //! - [`blocklist`]: the pure matcher for a honeycomb's blocklist rules.
 //! - [`store`]: one [`store::Store`] trait implemented once in SQL for two sqlx backends,
 //!   Postgres (production) and SQLite (the embedded default), chosen by the URL scheme.
@@ -15,6 +16,7 @@
 pub mod blocklist;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod model;
 pub mod provision;

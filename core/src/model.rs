@@ -225,3 +225,38 @@ impl ApiKeyRecord {
         self.expires_at.is_none_or(|expires_at| now < expires_at)
     }
 }
+
+/// A dashboard edit (`PATCH /api/v1/bugs/{id}`): `None` leaves a field as it is; for the
+/// nullable fields, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BugPatch {
+    pub status: Option<Status>,
+    pub severity: Option<Severity>,
+    pub assignee: Option<Option<String>>,
+    pub labels: Option<Vec<String>>,
+    pub duplicate_of: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Comment {
+    pub id: i64,
+    pub bug_id: i64,
+    pub author_id: String,
+    pub body: String,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page request for a team's bichitos, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BugQuery {
+    pub team_id: String,
+    pub status: Option<Status>,
+    pub severity: Option<Severity>,
+    pub project_id: Option<i64>,
+    pub assignee: Option<String>,
+    pub label: Option<String>,
+    /// Only bichitos with a smaller id (the previous page's last id).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}

@@ -5,7 +5,8 @@ mod postgres;
 mod sql;
 mod sqlite;
 
-use crate::model::{ApiKeyRecord, Bichito, Honeycomb, NewBichito};
+use crate::events::OutboxEvent;
+use crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito};
 use crate::spec::{DeletionPolicy, Plan};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -75,6 +76,30 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 
     async fn bichito(&self, id: i64) -> Result<Option<Bichito>>;
+    /// A page of a team's bichitos, newest first.
+    async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>>;
+    /// Applies a dashboard edit and, when something really changed, its `bug.updated` event,
+    /// in one transaction. `None` when the bichito does not exist.
+    async fn update_bichito(
+        &self,
+        id: i64,
+        patch: &BugPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Bichito>>;
+    /// Adds a comment and its `bug.commented` event.
+    async fn add_comment(
+        &self,
+        bichito: &Bichito,
+        author_id: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Comment>;
+    async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>>;
+    /// Deletes a bichito (its labels and comments go with it) and writes `bug.deleted`.
+    /// False when it was already gone.
+    async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool>;
+    /// Outbox events not yet published, oldest first.
+    async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>>;
     async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64>;
     /// Reports charged to a honeycomb in a month (`YYYY-MM`, UTC).
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;

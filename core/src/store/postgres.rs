@@ -25,14 +25,27 @@ impl PostgresStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            sqlx::AssertSqlSafe(include_str!("../../migrations/postgres/0001_init.sql"))
-                .into_sql_str(),
-            false,
-        )])
+        let migration = |version, description: &'static str, sql: &'static str| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(sql).into_sql_str(),
+                false,
+            )
+        };
+        Migrator::with_migrations(vec![
+            migration(
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            migration(
+                2,
+                "outbox",
+                include_str!("../../migrations/postgres/0002_outbox.sql"),
+            ),
+        ])
     }
 }
 
@@ -43,6 +56,7 @@ super::sql::impl_sql_store!(
     sqlx::Postgres,
     PgRow,
     begin_write = "BEGIN",
+    for_update = " FOR UPDATE",
     phantom_id = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))",
     phantom_seed = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))"
 );

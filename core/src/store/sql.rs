@@ -78,10 +78,12 @@ macro_rules! impl_sql_store {
         $db:ty,
         $row:ty,
         begin_write = $begin_write:expr,
+        for_update = $for_update:expr,
         phantom_id = $phantom_id:expr,
         phantom_seed = $phantom_seed:expr
     ) => {
-        use $crate::model::{ApiKeyRecord, Bichito, Honeycomb, NewBichito, Status};
+        use $crate::events::{self, EventType, OutboxEvent};
+        use $crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito, Status};
         use $crate::spec::{DeletionPolicy, Plan};
         use $crate::store::sql::*;
         use $crate::store::{
@@ -136,6 +138,24 @@ macro_rules! impl_sql_store {
                     status: u16::try_from(status).map_err(|_| Error::Corrupt(format!("status {status}")))?,
                     body: row.try_get("response")?,
                 })
+            }
+
+            /// Labels of several bichitos at once, in their stored order.
+            async fn labels_of(&self, ids: Vec<i64>) -> Result<std::collections::HashMap<i64, Vec<String>>> {
+                let mut labels: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+                if ids.is_empty() {
+                    return Ok(labels);
+                }
+                let mut sql = sqlx::QueryBuilder::<$db>::new("SELECT bichito_id, label FROM bichito_labels WHERE bichito_id IN (");
+                let mut list = sql.separated(", ");
+                for id in ids {
+                    list.push_bind(id);
+                }
+                sql.push(") ORDER BY bichito_id, position");
+                for row in sql.build().fetch_all(&self.pool).await? {
+                    labels.entry(row.try_get("bichito_id")?).or_default().push(row.try_get("label")?);
+                }
+                Ok(labels)
             }
 
             async fn fetch_stored_response(
@@ -392,8 +412,9 @@ macro_rules! impl_sql_store {
                 .await?
                 .try_get("id")?;
                 let bichito = report.clone().into_bichito(id);
+                let body = serde_json::to_string(&bichito).map_err(|err| Error::Corrupt(err.to_string()))?;
+                push_event(&mut *tx, &report.team_id, EventType::BugCreated, &body, report.created_at).await?;
                 if let Some(claim) = idempotency {
-                    let body = serde_json::to_string(&bichito).map_err(|err| Error::Corrupt(err.to_string()))?;
                     let response = StoredResponse { request_hash: claim.request_hash.clone(), status: 201, body };
                     if !claim_key(&mut *tx, claim, &response).await? {
                         tx.rollback().await?;
@@ -451,14 +472,153 @@ macro_rules! impl_sql_store {
                 let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await? else {
                     return Ok(None);
                 };
+                let labels = self.labels_of(vec![id]).await?.remove(&id).unwrap_or_default();
+                Self::bichito_from_row(&row, labels).map(Some)
+            }
+
+            async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE team_id = "));
+                sql.push_bind(query.team_id.clone());
+                if let Some(status) = query.status {
+                    sql.push(" AND status = ").push_bind(status.as_str());
+                }
+                if let Some(severity) = query.severity {
+                    sql.push(" AND severity = ").push_bind(severity.as_str());
+                }
+                if let Some(project_id) = query.project_id {
+                    sql.push(" AND honeycomb_id = ").push_bind(project_id);
+                }
+                if let Some(assignee) = &query.assignee {
+                    sql.push(" AND assignee = ").push_bind(assignee.clone());
+                }
+                if let Some(label) = &query.label {
+                    sql.push(" AND id IN (SELECT bichito_id FROM bichito_labels WHERE label = ").push_bind(label.clone()).push(")");
+                }
+                if let Some(before_id) = query.before_id {
+                    sql.push(" AND id < ").push_bind(before_id);
+                }
+                sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
+                let rows = sql.build().fetch_all(&self.pool).await?;
+                let mut labels = self.labels_of(rows.iter().map(|row| row.try_get::<i64, _>("id")).collect::<std::result::Result<_, _>>()?).await?;
+                rows.iter()
+                    .map(|row| {
+                        let id: i64 = row.try_get("id")?;
+                        Self::bichito_from_row(row, labels.remove(&id).unwrap_or_default())
+                    })
+                    .collect()
+            }
+
+            async fn update_bichito(&self, id: i64, patch: &BugPatch, now: DateTime<Utc>) -> Result<Option<Bichito>> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let select = format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE id = $1{}", $for_update);
+                let Some(row) = sqlx::query(AssertSqlSafe(select)).bind(id).fetch_optional(&mut *tx).await? else {
+                    return Ok(None);
+                };
                 let labels = sqlx::query("SELECT label FROM bichito_labels WHERE bichito_id = $1 ORDER BY position")
                     .bind(id)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(|row| row.try_get("label"))
                     .collect::<std::result::Result<Vec<String>, _>>()?;
-                Self::bichito_from_row(&row, labels).map(Some)
+                let mut bichito = Self::bichito_from_row(&row, labels)?;
+                let changes = events::changes(&bichito, patch);
+                if changes.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Some(bichito));
+                }
+                if let Some(status) = patch.status { bichito.status = status; }
+                if let Some(severity) = patch.severity { bichito.severity = severity; }
+                if let Some(assignee) = &patch.assignee { bichito.assignee = assignee.clone(); }
+                if let Some(duplicate_of) = patch.duplicate_of { bichito.duplicate_of = duplicate_of; }
+                bichito.updated_at = now;
+                sqlx::query("UPDATE bichitos SET status = $2, severity = $3, assignee = $4, duplicate_of = $5, updated_at = $6 WHERE id = $1")
+                    .bind(id)
+                    .bind(bichito.status.as_str())
+                    .bind(bichito.severity.as_str())
+                    .bind(&bichito.assignee)
+                    .bind(bichito.duplicate_of)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(labels) = patch.labels.as_ref().filter(|_| changes.contains_key("labels")) {
+                    sqlx::query("DELETE FROM bichito_labels WHERE bichito_id = $1").bind(id).execute(&mut *tx).await?;
+                    for (position, label) in labels.iter().enumerate() {
+                        sqlx::query("INSERT INTO bichito_labels (bichito_id, position, label) VALUES ($1, $2, $3)")
+                            .bind(id)
+                            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                            .bind(label)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    bichito.labels = labels.clone();
+                }
+                push_event(&mut *tx, &bichito.team_id, EventType::BugUpdated, &events::updated_payload(&bichito, &changes), now).await?;
+                tx.commit().await?;
+                Ok(Some(bichito))
+            }
+
+            async fn add_comment(&self, bichito: &Bichito, author_id: &str, body: &str, now: DateTime<Utc>) -> Result<Comment> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let id: i64 = sqlx::query("INSERT INTO comments (bichito_id, author_id, body, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(bichito.id)
+                    .bind(author_id)
+                    .bind(body)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("id")?;
+                push_event(&mut *tx, &bichito.team_id, EventType::BugCommented, &events::commented_payload(bichito, id, author_id), now).await?;
+                tx.commit().await?;
+                Ok(Comment { id, bug_id: bichito.id, author_id: author_id.to_owned(), body: body.to_owned(), created_at: now })
+            }
+
+            async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
+                sqlx::query("SELECT id, bichito_id, author_id, body, created_at FROM comments WHERE bichito_id = $1 ORDER BY id")
+                    .bind(bug_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok(Comment {
+                            id: row.try_get("id")?,
+                            bug_id: row.try_get("bichito_id")?,
+                            author_id: row.try_get("author_id")?,
+                            body: row.try_get("body")?,
+                            created_at: row.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let deleted = sqlx::query("DELETE FROM bichitos WHERE id = $1").bind(bichito.id).execute(&mut *tx).await?;
+                if deleted.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                push_event(&mut *tx, &bichito.team_id, EventType::BugDeleted, &events::deleted_payload(bichito), now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
+                sqlx::query("SELECT id, team_id, event_type, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let event_type: String = row.try_get("event_type")?;
+                        Ok(OutboxEvent {
+                            id: row.try_get("id")?,
+                            team_id: row.try_get("team_id")?,
+                            event_type: EventType::parse(&event_type).ok_or_else(|| Error::Corrupt(format!("event type {event_type:?}")))?,
+                            payload: row.try_get("payload")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
@@ -480,6 +640,24 @@ macro_rules! impl_sql_store {
                     None => 0,
                 })
             }
+        }
+
+        /// Writes an event to the outbox, inside the caller's transaction.
+        async fn push_event(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            team_id: &str,
+            event: EventType,
+            payload: &str,
+            now: DateTime<Utc>,
+        ) -> Result<()> {
+            sqlx::query("INSERT INTO outbox (team_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(team_id)
+                .bind(event.as_str())
+                .bind(payload)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         }
 
         /// Claims an idempotency key inside a transaction; false when a live record holds it.

@@ -37,14 +37,27 @@ impl SqliteStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            sqlx::AssertSqlSafe(include_str!("../../migrations/sqlite/0001_init.sql"))
-                .into_sql_str(),
-            false,
-        )])
+        let migration = |version, description: &'static str, sql: &'static str| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                sqlx::AssertSqlSafe(sql).into_sql_str(),
+                false,
+            )
+        };
+        Migrator::with_migrations(vec![
+            migration(
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            migration(
+                2,
+                "outbox",
+                include_str!("../../migrations/sqlite/0002_outbox.sql"),
+            ),
+        ])
     }
 }
 
@@ -57,6 +70,8 @@ super::sql::impl_sql_store!(
     sqlx::Sqlite,
     SqliteRow,
     begin_write = "BEGIN IMMEDIATE",
+    // The immediate transaction already holds the write lock.
+    for_update = "",
     // The sequence row exists only after the first insert: seed it when the update finds none.
     phantom_id = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq",
     phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq"

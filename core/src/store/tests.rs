@@ -395,3 +395,237 @@ async fn migrations_can_run_twice(backend: Backend) {
         }
     );
 }
+
+mod dashboard {
+    use super::*;
+    use crate::events::EventType;
+    use crate::model::{BugPatch, BugQuery, Status};
+    use serde_json::{Value, json};
+
+    on_both_backends!(
+        every_change_writes_its_event_in_the_outbox,
+        a_patch_that_changes_nothing_writes_no_event,
+        lists_filter_and_page_newest_first,
+    );
+
+    async fn stored(store: &dyn Store, honeycomb_id: i64, title: &str) -> crate::model::Bichito {
+        match store
+            .insert_bichito(&report(honeycomb_id, title), None, None)
+            .await
+            .expect("insert")
+        {
+            Inserted::Stored(bichito) => *bichito,
+            other => panic!("expected a stored report, got {other:?}"),
+        }
+    }
+
+    fn payloads(events: &[crate::events::OutboxEvent]) -> Vec<(EventType, Value)> {
+        events
+            .iter()
+            .map(|event| {
+                (
+                    event.event_type,
+                    serde_json::from_str(&event.payload).expect("json"),
+                )
+            })
+            .collect()
+    }
+
+    async fn every_change_writes_its_event_in_the_outbox(backend: Backend) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let (honeycomb_id, _) = provisioned(&*store).await;
+        let bichito = stored(&*store, honeycomb_id, "Login").await;
+        let patch = BugPatch {
+            status: Some(Status::Resolved),
+            severity: Some(bichito.severity),
+            labels: Some(vec!["safari".into(), "login".into()]),
+            assignee: Some(Some("ana".into())),
+            duplicate_of: None,
+        };
+        let later = t0() + TimeDelta::minutes(5);
+        let updated = store
+            .update_bichito(bichito.id, &patch, later)
+            .await
+            .expect("update")
+            .expect("exists");
+        assert_eq!(updated.status, Status::Resolved);
+        assert_eq!(updated.labels, ["safari", "login"]);
+        assert_eq!(updated.updated_at, later);
+        let read = store
+            .bichito(bichito.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            serde_json::to_string(&read).expect("json"),
+            serde_json::to_string(&updated).expect("json")
+        );
+
+        let comment = store
+            .add_comment(&updated, "ana", "Fixed in 1.4.3", later)
+            .await
+            .expect("comment");
+        assert_eq!(
+            store.comments(bichito.id).await.expect("comments"),
+            [comment.clone()]
+        );
+        assert!(store.delete_bichito(&updated, later).await.expect("delete"));
+        assert!(
+            !store
+                .delete_bichito(&updated, later)
+                .await
+                .expect("delete again"),
+            "already gone"
+        );
+        assert!(store.bichito(bichito.id).await.expect("read").is_none());
+
+        let events = store.unpublished_events(100).await.expect("events");
+        assert!(events.iter().all(|event| event.team_id == "payments"));
+        assert!(
+            events.windows(2).all(|pair| pair[0].id < pair[1].id),
+            "in order"
+        );
+        let (id, project) = (bichito.id, honeycomb_id);
+        assert_eq!(
+            payloads(&events),
+            [
+                (
+                    EventType::BugCreated,
+                    serde_json::to_value(&bichito).expect("json")
+                ),
+                (
+                    EventType::BugUpdated,
+                    json!({"bug_id": id, "project_id": project,
+                    "changes": {"status": "resolved", "assignee": "ana", "labels": ["safari", "login"]}})
+                ),
+                (
+                    EventType::BugCommented,
+                    json!({"bug_id": id, "project_id": project, "comment_id": comment.id, "author_id": "ana"})
+                ),
+                (
+                    EventType::BugDeleted,
+                    json!({"bug_id": id, "project_id": project})
+                ),
+            ]
+        );
+    }
+
+    async fn a_patch_that_changes_nothing_writes_no_event(backend: Backend) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let (honeycomb_id, _) = provisioned(&*store).await;
+        let bichito = stored(&*store, honeycomb_id, "Login").await;
+        let same = BugPatch {
+            status: Some(Status::Open),
+            labels: Some(vec![]),
+            assignee: Some(None),
+            ..BugPatch::default()
+        };
+        let unchanged = store
+            .update_bichito(bichito.id, &same, t0() + TimeDelta::hours(1))
+            .await
+            .expect("update")
+            .expect("exists");
+        assert_eq!(unchanged.updated_at, bichito.updated_at);
+        assert_eq!(
+            store.unpublished_events(100).await.expect("events").len(),
+            1,
+            "only bug.created"
+        );
+        assert!(
+            store
+                .update_bichito(bichito.id + 99, &same, t0())
+                .await
+                .expect("update")
+                .is_none()
+        );
+    }
+
+    async fn lists_filter_and_page_newest_first(backend: Backend) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let (honeycomb_id, _) = provisioned(&*store).await;
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(
+                stored(&*store, honeycomb_id, &format!("report {n}"))
+                    .await
+                    .id,
+            );
+        }
+        let tag = BugPatch {
+            labels: Some(vec!["ios".into()]),
+            status: Some(Status::InProgress),
+            ..BugPatch::default()
+        };
+        store
+            .update_bichito(ids[1], &tag, t0())
+            .await
+            .expect("update");
+        store
+            .update_bichito(ids[3], &tag, t0())
+            .await
+            .expect("update");
+
+        let query = |before_id, limit| BugQuery {
+            team_id: "payments".into(),
+            before_id,
+            limit,
+            ..BugQuery::default()
+        };
+        let page =
+            |items: Vec<crate::model::Bichito>| items.iter().map(|b| b.id).collect::<Vec<_>>();
+        assert_eq!(
+            page(store.list_bichitos(&query(None, 2)).await.expect("list")),
+            [ids[4], ids[3]]
+        );
+        assert_eq!(
+            page(
+                store
+                    .list_bichitos(&query(Some(ids[3]), 2))
+                    .await
+                    .expect("list")
+            ),
+            [ids[2], ids[1]]
+        );
+        assert_eq!(
+            page(
+                store
+                    .list_bichitos(&query(Some(ids[1]), 2))
+                    .await
+                    .expect("list")
+            ),
+            [ids[0]]
+        );
+
+        let labelled = store
+            .list_bichitos(&BugQuery {
+                label: Some("ios".into()),
+                ..query(None, 10)
+            })
+            .await
+            .expect("list");
+        assert_eq!(page(labelled.clone()), [ids[3], ids[1]]);
+        assert!(labelled.iter().all(|b| b.labels == ["ios"]));
+        let in_progress = BugQuery {
+            status: Some(Status::InProgress),
+            ..query(None, 10)
+        };
+        assert_eq!(
+            store.list_bichitos(&in_progress).await.expect("list").len(),
+            2
+        );
+        let other_team = BugQuery {
+            team_id: "marketing".into(),
+            ..query(None, 10)
+        };
+        assert!(
+            store
+                .list_bichitos(&other_team)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}

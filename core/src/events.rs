@@ -1,0 +1,95 @@
+//! Team events (seed 000): what changed, addressed to the owning team's stream.
+//!
+//! Each event is written to the outbox table in the same transaction as the change it
+//! describes, so a stored change always has its event; the bus publishes from there.
+
+use crate::model::{Bichito, BugPatch};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    BugCreated,
+    BugUpdated,
+    BugCommented,
+    BugDeleted,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 4] = [
+        EventType::BugCreated,
+        EventType::BugUpdated,
+        EventType::BugCommented,
+        EventType::BugDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::BugCreated => "bug.created",
+            EventType::BugUpdated => "bug.updated",
+            EventType::BugCommented => "bug.commented",
+            EventType::BugDeleted => "bug.deleted",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|event| event.as_str() == value)
+    }
+}
+
+/// An event as stored in the outbox: `payload` is the JSON of the event's `data:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The outbox sequence number; also the event's deduplication id on the bus.
+    pub id: i64,
+    pub team_id: String,
+    pub event_type: EventType,
+    pub payload: String,
+}
+
+/// `bug.updated`'s `changes`: only the fields the patch really changes; labels as the full list.
+pub fn changes(current: &Bichito, patch: &BugPatch) -> Map<String, Value> {
+    let mut changes = Map::new();
+    if let Some(status) = patch.status.filter(|status| *status != current.status) {
+        changes.insert("status".into(), json!(status));
+    }
+    if let Some(severity) = patch
+        .severity
+        .filter(|severity| *severity != current.severity)
+    {
+        changes.insert("severity".into(), json!(severity));
+    }
+    if let Some(assignee) = patch
+        .assignee
+        .as_ref()
+        .filter(|assignee| **assignee != current.assignee)
+    {
+        changes.insert("assignee".into(), json!(assignee));
+    }
+    if let Some(labels) = patch
+        .labels
+        .as_ref()
+        .filter(|labels| **labels != current.labels)
+    {
+        changes.insert("labels".into(), json!(labels));
+    }
+    if let Some(duplicate_of) = patch
+        .duplicate_of
+        .filter(|duplicate_of| *duplicate_of != current.duplicate_of)
+    {
+        changes.insert("duplicate_of".into(), json!(duplicate_of));
+    }
+    changes
+}
+
+pub fn updated_payload(bichito: &Bichito, changes: &Map<String, Value>) -> String {
+    json!({"bug_id": bichito.id, "project_id": bichito.project_id, "changes": changes}).to_string()
+}
+
+pub fn commented_payload(bichito: &Bichito, comment_id: i64, author_id: &str) -> String {
+    json!({"bug_id": bichito.id, "project_id": bichito.project_id, "comment_id": comment_id, "author_id": author_id})
+        .to_string()
+}
+
+pub fn deleted_payload(bichito: &Bichito) -> String {
+    json!({"bug_id": bichito.id, "project_id": bichito.project_id}).to_string()
+}
