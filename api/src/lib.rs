@@ -4,8 +4,9 @@
 //! - [`config`]: the command line and its env vars; [`commands`] runs each subcommand.
 //! - [`server`]: `serve(listener, state, shutdown)`, graceful on SIGTERM / Ctrl-C.
 //! - [`http`]: `app(state) -> Router`, one module per resource: `ingest` (API key: reports and
-//!   widget info), `bugs` (JWT: dashboard reads), `cors`, `health` (`/healthz`, `/readyz`, `/metrics`).
-//! - [`report`]: validation of a report body against seed 002's limits.
+//!   widget info), `bugs` (JWT: the dashboard API), `cors`, `health` (`/healthz`, `/readyz`, `/metrics`).
+//! - [`report`]: validation of a report body against seed 002's limits; [`edits`]: of
+//!   dashboard edits, comments and list filters.
 //! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
 //! - [`rate_limit`]: reports per minute per key, shared by every process through the database.
 //! - [`state`]: shared state and the short-lived honeycomb settings cache.
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod commands;
 pub mod config;
+pub mod edits;
 pub mod error;
 pub mod http;
 pub mod metrics;

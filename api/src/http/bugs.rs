@@ -1,22 +1,128 @@
-//! Dashboard reads of single bichitos (JWT). A bichito of a team the caller does not belong to
-//! is 404, exactly like one that does not exist.
+//! The dashboard API (JWT): a team's list, one bichito, edits, comments, deletion. A bichito or
+//! team the caller does not belong to is 404, exactly like one that does not exist.
 
-use crate::error::ApiError;
+use crate::edits;
+use crate::error::{ApiError, FieldError};
+use crate::http::extract::{JsonBytes, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use bichito_core::model::Bichito;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bichito_core::clock::truncate_to_millis;
+use bichito_core::model::{Bichito, Comment};
+use serde_json::json;
+
+#[derive(serde::Serialize)]
+pub struct Page {
+    items: Vec<Bichito>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+pub async fn list_team_bugs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(team_id): Path<String>,
+    QueryParams(params): QueryParams,
+) -> Result<Json<Page>, ApiError> {
+    let caller = state.jwt.caller(&headers)?;
+    if !caller.is_member_of(&team_id) {
+        return Err(ApiError::NotFound);
+    }
+    let query = edits::parse_query(&team_id, &params)?;
+    let items = state.store.list_bichitos(&query).await?;
+    let full_page = items.len() == usize::try_from(query.limit).unwrap_or(usize::MAX);
+    let next_cursor = items
+        .last()
+        .filter(|_| full_page)
+        .map(|last| last.id.to_string());
+    Ok(Json(Page { items, next_cursor }))
+}
 
 pub async fn get_bug(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Bichito>, ApiError> {
+    Ok(Json(visible_bug(&state, &headers, &id).await?))
+}
+
+pub async fn patch_bug(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBytes(body): JsonBytes,
+) -> Result<Json<Bichito>, ApiError> {
+    let bichito = visible_bug(&state, &headers, &id).await?;
+    let patch = edits::parse_patch(&body)?;
+    if let Some(Some(duplicate_of)) = patch.duplicate_of {
+        let original = state.store.bichito(duplicate_of).await?;
+        if duplicate_of == bichito.id
+            || original.is_none_or(|original| original.team_id != bichito.team_id)
+        {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "duplicate_of",
+                "must be the id of another bichito of the same team",
+            )]));
+        }
+    }
+    let now = truncate_to_millis(state.clock.now());
+    state
+        .store
+        .update_bichito(bichito.id, &patch, now)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+pub async fn delete_bug(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let bichito = visible_bug(&state, &headers, &id).await?;
+    let now = truncate_to_millis(state.clock.now());
+    if state.store.delete_bichito(&bichito, now).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+pub async fn create_comment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBytes(body): JsonBytes,
+) -> Result<Response, ApiError> {
     let caller = state.jwt.caller(&headers)?;
+    let bichito = visible_bug(&state, &headers, &id).await?;
+    let text = edits::parse_comment(&body)?;
+    let now = truncate_to_millis(state.clock.now());
+    let comment = state
+        .store
+        .add_comment(&bichito, &caller.user_id, &text, now)
+        .await?;
+    Ok((StatusCode::CREATED, Json(comment)).into_response())
+}
+
+pub async fn list_comments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let bichito = visible_bug(&state, &headers, &id).await?;
+    let comments: Vec<Comment> = state.store.comments(bichito.id).await?;
+    Ok(Json(json!({ "items": comments })).into_response())
+}
+
+/// The bichito `id` if the caller's token lists its team; 404 otherwise.
+async fn visible_bug(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Bichito, ApiError> {
+    let caller = state.jwt.caller(headers)?;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.store.bichito(id).await? {
-        Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok(Json(bichito)),
+        Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok(bichito),
         _ => Err(ApiError::NotFound),
     }
 }

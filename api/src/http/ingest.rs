@@ -5,6 +5,7 @@
 //! Blocked and over-cap reports get a 201 like any other, with nothing stored.
 
 use crate::error::ApiError;
+use crate::http::extract::require_json;
 use crate::metrics::ReportOutcome;
 use crate::report;
 use crate::state::AppState;
@@ -164,19 +165,6 @@ fn check_origin(honeycomb: &Honeycomb, headers: &HeaderMap) -> Result<(), ApiErr
         None => Ok(()),
         Some(Ok(origin)) if honeycomb.allows_origin(origin) => Ok(()),
         Some(_) => Err(ApiError::Forbidden("origin not allowed for this API key")),
-    }
-}
-
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bugs;
 mod cors;
+pub mod extract;
 mod health;
 mod ingest;
 
@@ -9,6 +10,7 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 
@@ -26,7 +28,19 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             cors::allow_known_origins,
         ));
-    let dashboard_routes = Router::new().route("/api/v1/bugs/{id}", get(bugs::get_bug));
+    let dashboard_routes = Router::new()
+        .route("/api/v1/teams/{team_id}/bugs", get(bugs::list_team_bugs))
+        .route(
+            "/api/v1/bugs/{id}",
+            get(bugs::get_bug)
+                .patch(bugs::patch_bug)
+                .delete(bugs::delete_bug),
+        )
+        .route(
+            "/api/v1/bugs/{id}/comments",
+            get(bugs::list_comments).post(bugs::create_comment),
+        )
+        .layer(DefaultBodyLimit::max(extract::DASHBOARD_BODY_LIMIT));
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

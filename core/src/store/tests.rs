@@ -468,7 +468,7 @@ mod dashboard {
             .expect("comment");
         assert_eq!(
             store.comments(bichito.id).await.expect("comments"),
-            [comment.clone()]
+            std::slice::from_ref(&comment)
         );
         assert!(store.delete_bichito(&updated, later).await.expect("delete"));
         assert!(
