@@ -15,6 +15,7 @@
 //! Storage, the Honeycomb spec and provisioning live in `bichito-core`, shared with the operator.
 
 pub mod auth;
+pub mod bus;
 pub mod commands;
 pub mod config;
 pub mod edits;

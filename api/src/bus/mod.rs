@@ -1,0 +1,45 @@
+//! The event bus between the api (publishing outbox events) and the stream (subscribing per
+//! team): in-process ([`memory`]) for one process, NATS JetStream for several.
+
+pub mod hub;
+pub mod memory;
+
+use bichito_core::events::{EventType, OutboxEvent};
+use std::sync::Arc;
+
+/// An event as streams see it: `id` is its position in the bus (the SSE `id:`), `payload` the
+/// JSON of its `data:` line, serialized once for every subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEvent {
+    pub id: u64,
+    pub team_id: String,
+    pub event_type: EventType,
+    pub payload: Arc<str>,
+}
+
+/// What a reconnecting client missed since the id it last saw.
+#[derive(Debug)]
+pub enum Replay {
+    /// Every event of the team after that id, oldest first.
+    Events(Vec<Arc<BusEvent>>),
+    /// The id is older than the retention window (or unknown): the client must refetch.
+    TooOld,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes an outbox event; publishing the same outbox id twice delivers it once.
+    async fn publish(&self, event: &OutboxEvent) -> Result<(), BusError>;
+    /// Live events of one team, from now on.
+    async fn subscribe(&self, team_id: &str) -> Result<hub::TeamSubscription, BusError>;
+    /// The team's events after `after`, from the retention window.
+    async fn replay(&self, team_id: &str, after: u64) -> Result<Replay, BusError>;
+    /// The id of the newest event on the bus (0 when none).
+    async fn head(&self) -> Result<u64, BusError>;
+}
