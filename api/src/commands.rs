@@ -1,6 +1,7 @@
 //! The subcommands: `dev`, `serve`, `api`, `migrate`, `apply`, `token`.
 
 use crate::auth::{JwtConfigError, JwtVerifier, mint_token};
+use crate::bus::memory::MemoryBus;
 use crate::config::{ApplyArgs, Cli, Command, DevArgs, GlobalArgs, JwtArgs, ServerArgs, TokenArgs};
 use crate::server::{serve, shutdown_signal};
 use crate::state::AppState;
@@ -100,7 +101,13 @@ async fn run_server(
     args: ServerArgs,
 ) -> Result<(), CommandError> {
     let address = listener.local_addr().map_err(io("no local address"))?;
-    let state = AppState::new(store, jwt, Arc::new(SystemClock), args.limits);
+    let stream = args.stream.clone();
+    let bus = Arc::new(MemoryBus::new(
+        stream.sse_queue_size,
+        stream.replay_capacity,
+        stream.replay_window,
+    ));
+    let state = AppState::new(store, bus, jwt, Arc::new(SystemClock), args.limits, stream);
     println!("listening on http://{address}");
     tracing::info!(%address, "listening");
     serve(listener, state, shutdown_signal())

@@ -86,6 +86,35 @@ pub struct ServerArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Interval of the `: heartbeat` comment on idle streams.
+    #[arg(long, env = "SSE_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sse_heartbeat_interval: Duration,
+    /// Events queued per stream subscriber; a slower one loses its oldest and gets `stream.gap`.
+    #[arg(long, env = "SSE_QUEUE_SIZE", default_value_t = 64)]
+    pub sse_queue_size: usize,
+    /// How far back `Last-Event-ID` can resume (older ids get `stream.reset`).
+    #[arg(long, env = "REPLAY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub replay_window: Duration,
+    /// Most events the in-process bus keeps for resuming.
+    #[arg(long, env = "REPLAY_CAPACITY", default_value_t = 100_000)]
+    pub replay_capacity: usize,
+}
+
+impl Default for StreamArgs {
+    fn default() -> Self {
+        Self {
+            sse_heartbeat_interval: Duration::from_secs(30),
+            sse_queue_size: 64,
+            replay_window: Duration::from_secs(24 * 3600),
+            replay_capacity: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

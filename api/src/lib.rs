@@ -8,6 +8,8 @@
 //! - [`report`]: validation of a report body against seed 002's limits; [`edits`]: of
 //!   dashboard edits, comments and list filters.
 //! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
+//! - [`bus`]: the event bus (in-process; NATS next) and the per-team hub of stream
+//!   subscribers; [`outbox`]: the relay from the outbox table to the bus.
 //! - [`rate_limit`]: reports per minute per key, shared by every process through the database.
 //! - [`state`]: shared state and the short-lived honeycomb settings cache.
 //! - [`error`]: the one error type and its HTTP mapping; [`metrics`]: Prometheus.
@@ -22,6 +24,7 @@ pub mod edits;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod rate_limit;
 pub mod report;
 pub mod server;

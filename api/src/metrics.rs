@@ -5,7 +5,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Instant;
 
@@ -44,6 +45,11 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     reports: IntCounterVec,
+    streams_open: IntGauge,
+    stream_events_sent: IntCounter,
+    stream_events_dropped: IntCounter,
+    stream_resumes: IntCounter,
+    stream_resets: IntCounter,
 }
 
 impl Metrics {
@@ -79,11 +85,41 @@ impl Metrics {
         for outcome in ReportOutcome::ALL {
             reports.with_label_values(&[outcome.label()]);
         }
-        for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+        let gauge =
+            |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric definition");
+        let counter =
+            |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric definition");
+        let streams_open = gauge(
+            "bichito_sse_connections",
+            "Team streams open in this process.",
+        );
+        let stream_events_sent = counter(
+            "bichito_sse_events_sent_total",
+            "Events written to team streams.",
+        );
+        let stream_events_dropped = counter(
+            "bichito_sse_events_dropped_total",
+            "Events a slow stream subscriber lost (announced with stream.gap).",
+        );
+        let stream_resumes = counter(
+            "bichito_sse_resumes_total",
+            "Streams resumed from a Last-Event-ID within the window.",
+        );
+        let stream_resets = counter(
+            "bichito_sse_resets_total",
+            "Streams told to refetch (stream.reset).",
+        );
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(reports.clone()),
-        ] {
+            Box::new(streams_open.clone()),
+            Box::new(stream_events_sent.clone()),
+            Box::new(stream_events_dropped.clone()),
+            Box::new(stream_resumes.clone()),
+            Box::new(stream_resets.clone()),
+        ];
+        for collector in collectors {
             registry
                 .register(collector)
                 .expect("metric names are unique");
@@ -93,6 +129,11 @@ impl Metrics {
             requests,
             latency,
             reports,
+            streams_open,
+            stream_events_sent,
+            stream_events_dropped,
+            stream_resumes,
+            stream_resets,
         }
     }
 
@@ -102,6 +143,30 @@ impl Metrics {
 
     pub fn report_count(&self, outcome: ReportOutcome) -> u64 {
         self.reports.with_label_values(&[outcome.label()]).get()
+    }
+
+    pub fn stream_opened(&self) {
+        self.streams_open.inc();
+    }
+
+    pub fn stream_closed(&self) {
+        self.streams_open.dec();
+    }
+
+    pub fn stream_event_sent(&self) {
+        self.stream_events_sent.inc();
+    }
+
+    pub fn stream_events_dropped(&self, count: u64) {
+        self.stream_events_dropped.inc_by(count);
+    }
+
+    pub fn stream_resumed(&self) {
+        self.stream_resumes.inc();
+    }
+
+    pub fn stream_reset(&self) {
+        self.stream_resets.inc();
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {

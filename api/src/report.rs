@@ -173,11 +173,12 @@ impl Reader<'_> {
         Some(email)
     }
 
-    /// `extra` is kept byte for byte as the reporter sent it.
+    /// `extra` keeps the reporter's tokens, key order and number spelling; only the whitespace
+    /// between tokens goes, so that every event payload stays on one SSE `data:` line.
     fn extra(&mut self) -> Option<Box<RawValue>> {
         let raw = *self.fields.get("extra")?;
         match raw.get().as_bytes().first() {
-            Some(b'{') => Some(raw.to_owned()),
+            Some(b'{') => RawValue::from_string(minify(raw.get())).ok(),
             _ if raw.get() == "null" => None,
             _ => {
                 self.errors
@@ -186,6 +187,29 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// Removes the whitespace outside strings of valid JSON text.
+fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -244,10 +268,13 @@ mod tests {
     }
 
     #[test]
-    fn extra_is_kept_verbatim() {
-        let report = parse(br#"{"title":"t","description":"d","extra":{"z": 1, "a": 1.50}}"#)
-            .expect("valid");
-        assert_eq!(report.extra.expect("extra").get(), r#"{"z": 1, "a": 1.50}"#);
+    fn extra_keeps_tokens_order_and_numbers_without_whitespace() {
+        let body = "{\"title\":\"t\",\"description\":\"d\",\"extra\":{\"z\": 1,\n \"a\": [1.50, \"x \\\" y\"]}}";
+        let report = parse(body.as_bytes()).expect("valid");
+        assert_eq!(
+            report.extra.expect("extra").get(),
+            r#"{"z":1,"a":[1.50,"x \" y"]}"#
+        );
     }
 
     #[test]

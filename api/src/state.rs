@@ -3,8 +3,10 @@
 //! change made by the operator or `bichito apply` is in force within the cache TTL).
 
 use crate::auth::JwtVerifier;
-use crate::config::LimitArgs;
+use crate::bus::Bus;
+use crate::config::{LimitArgs, StreamArgs};
 use crate::metrics::Metrics;
+use crate::outbox::Relay;
 use crate::rate_limit::RateLimiter;
 use bichito_core::clock::Clock;
 use bichito_core::model::{ApiKeyRecord, Honeycomb};
@@ -25,6 +27,11 @@ pub struct Inner {
     pub limits: LimitArgs,
     pub rate_limiter: RateLimiter,
     pub settings: SettingsCache,
+    pub bus: Arc<dyn Bus>,
+    pub relay: Arc<Relay>,
+    pub stream: StreamArgs,
+    /// Cancelled when the server shuts down: ends every stream so the shutdown can complete.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Deref for AppState {
@@ -37,11 +44,14 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
         jwt: JwtVerifier,
         clock: Arc<dyn Clock>,
         limits: LimitArgs,
+        stream: StreamArgs,
     ) -> Self {
         let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
+        let relay = Arc::new(Relay::new(store.clone(), bus.clone(), clock.clone()));
         Self(Arc::new(Inner {
             store,
             jwt,
@@ -50,6 +60,10 @@ impl AppState {
             limits,
             rate_limiter: RateLimiter::default(),
             settings,
+            bus,
+            relay,
+            stream,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }))
     }
 }

@@ -68,12 +68,13 @@ pub async fn patch_bug(
         }
     }
     let now = truncate_to_millis(state.clock.now());
-    state
+    let updated = state
         .store
         .update_bichito(bichito.id, &patch, now)
         .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+        .ok_or(ApiError::NotFound)?;
+    state.relay.wake();
+    Ok(Json(updated))
 }
 
 pub async fn delete_bug(
@@ -83,11 +84,11 @@ pub async fn delete_bug(
 ) -> Result<StatusCode, ApiError> {
     let bichito = visible_bug(&state, &headers, &id).await?;
     let now = truncate_to_millis(state.clock.now());
-    if state.store.delete_bichito(&bichito, now).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
+    if !state.store.delete_bichito(&bichito, now).await? {
+        return Err(ApiError::NotFound);
     }
+    state.relay.wake();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn create_comment(
@@ -104,6 +105,7 @@ pub async fn create_comment(
         .store
         .add_comment(&bichito, &caller.user_id, &text, now)
         .await?;
+    state.relay.wake();
     Ok((StatusCode::CREATED, Json(comment)).into_response())
 }
 

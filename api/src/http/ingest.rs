@@ -105,6 +105,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         .await?
     {
         Inserted::Stored(bichito) => {
+            state.relay.wake();
             state.metrics.report(ReportOutcome::Accepted);
             tracing::info!(
                 honeycomb_id = honeycomb.id,

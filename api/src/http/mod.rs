@@ -5,6 +5,7 @@ mod cors;
 pub mod extract;
 mod health;
 mod ingest;
+mod stream;
 
 use crate::error::ApiError;
 use crate::metrics;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/bugs/{id}/comments",
             get(bugs::list_comments).post(bugs::create_comment),
         )
+        .route("/api/v1/teams/{team_id}/stream", get(stream::team_stream))
         .layer(DefaultBodyLimit::max(extract::DASHBOARD_BODY_LIMIT));
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))

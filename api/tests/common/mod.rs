@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use bichito::auth::{JwtVerifier, mint_token};
+use bichito::bus::memory::MemoryBus;
 use bichito::commands::jwt_args_with_secret;
-use bichito::config::LimitArgs;
+use bichito::config::{LimitArgs, StreamArgs};
 use bichito::state::AppState;
 use bichito_core::clock::{Clock, ManualClock};
 use bichito_core::provision::provision;
@@ -90,7 +91,16 @@ impl TestApp {
     async fn serve(store: Arc<dyn Store>, clock: Arc<ManualClock>, limits: LimitArgs) -> Self {
         let jwt =
             JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
-        let state = AppState::new(store.clone(), jwt, clock.clone(), limits);
+        let stream = StreamArgs {
+            sse_heartbeat_interval: std::time::Duration::from_millis(300),
+            ..StreamArgs::default()
+        };
+        let bus = Arc::new(MemoryBus::new(
+            stream.sse_queue_size,
+            stream.replay_capacity,
+            stream.replay_window,
+        ));
+        let state = AppState::new(store.clone(), bus, jwt, clock.clone(), limits, stream);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = oneshot::channel::<()>();

@@ -100,6 +100,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool>;
     /// Outbox events not yet published, oldest first.
     async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>>;
+    /// Stamps outbox events as published.
+    async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()>;
+    /// Outbox events not yet published (the relay's backlog).
+    async fn outbox_backlog(&self) -> Result<i64>;
     async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64>;
     /// Reports charged to a honeycomb in a month (`YYYY-MM`, UTC).
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;

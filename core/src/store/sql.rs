@@ -621,6 +621,26 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut sql = sqlx::QueryBuilder::<$db>::new("UPDATE outbox SET published_at = ");
+                sql.push_bind(now).push(" WHERE id IN (");
+                let mut list = sql.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                sql.push(")");
+                sql.build().execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn outbox_backlog(&self) -> Result<i64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").fetch_one(&self.pool).await?;
+                Ok(row.try_get("n")?)
+            }
+
             async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM bichitos WHERE honeycomb_id = $1")
                     .bind(honeycomb_id)

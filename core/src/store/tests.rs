@@ -481,6 +481,16 @@ mod dashboard {
         assert!(store.bichito(bichito.id).await.expect("read").is_none());
 
         let events = store.unpublished_events(100).await.expect("events");
+        assert_eq!(store.outbox_backlog().await.expect("backlog"), 4);
+        store
+            .mark_published(&[events[0].id, events[1].id], later)
+            .await
+            .expect("mark");
+        assert_eq!(
+            store.unpublished_events(100).await.expect("events"),
+            events[2..]
+        );
+        assert_eq!(store.outbox_backlog().await.expect("backlog"), 2);
         assert!(events.iter().all(|event| event.team_id == "payments"));
         assert!(
             events.windows(2).all(|pair| pair[0].id < pair[1].id),

@@ -1,0 +1,74 @@
+//! The outbox relay: publishes stored events to the bus, oldest first, and stamps them.
+//!
+//! Request handlers wake it right after their transaction commits, so events go out at once;
+//! a periodic sweep republishes whatever a crash or a bus outage left behind. The bus drops
+//! duplicates by outbox id, so publishing twice is harmless.
+
+use crate::bus::Bus;
+use bichito_core::clock::Clock;
+use bichito_core::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const BATCH: i64 = 256;
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Relay {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    wake: Notify,
+}
+
+impl Relay {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            bus,
+            clock,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Asks for a publish round now (a committed change has an event waiting).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                _ = sweep.tick() => {}
+            }
+            if let Err(err) = self.drain().await {
+                tracing::warn!(error = %err, "outbox relay: publish failed; retrying on the next sweep");
+            }
+        }
+        // Last round, so that a clean shutdown leaves nothing behind.
+        if let Err(err) = self.drain().await {
+            tracing::warn!(error = %err, "outbox relay: final publish failed; the next start will retry");
+        }
+    }
+
+    /// Publishes every unpublished event; returns how many.
+    pub async fn drain(&self) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        let mut published = 0;
+        loop {
+            let batch = self.store.unpublished_events(BATCH).await?;
+            if batch.is_empty() {
+                return Ok(published);
+            }
+            for event in &batch {
+                self.bus.publish(event).await?;
+            }
+            let ids: Vec<i64> = batch.iter().map(|event| event.id).collect();
+            self.store.mark_published(&ids, self.clock.now()).await?;
+            published += batch.len();
+        }
+    }
+}
