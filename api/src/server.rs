@@ -16,10 +16,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_idempotency_keys(state.clone()));
+    let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
+    let streams = state.shutdown.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Streams never end by themselves: close them so the graceful shutdown can finish.
+        streams.cancel();
+    };
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
     purge.abort();
+    let _ = relay.await;
     served
 }
 
