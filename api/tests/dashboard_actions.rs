@@ -46,15 +46,31 @@ async fn patch(app: &TestApp, id: i64, body: &Value) -> reqwest::Response {
         .expect("sent")
 }
 
-/// The payloads of the outbox events of one type, oldest first.
+/// The payloads of the outbox events of one type, oldest first, published or not (the relay
+/// publishes them as they come).
 async fn events(app: &TestApp, event_type: EventType) -> Vec<Value> {
-    app.store
-        .unpublished_events(1000)
-        .await
-        .expect("outbox")
-        .into_iter()
-        .filter(|event| event.event_type == event_type)
-        .map(|event| serde_json::from_str(&event.payload).expect("json"))
+    use sqlx::Row;
+    let url = &app.db.as_ref().expect("database").url;
+    let sql = "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id";
+    let rows: Vec<String> = if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let rows = sqlx::query(sql)
+            .bind(event_type.as_str())
+            .fetch_all(&pool)
+            .await
+            .expect("query");
+        rows.iter().map(|row| row.get("payload")).collect()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let rows = sqlx::query(sql)
+            .bind(event_type.as_str())
+            .fetch_all(&pool)
+            .await
+            .expect("query");
+        rows.iter().map(|row| row.get("payload")).collect()
+    };
+    rows.iter()
+        .map(|payload| serde_json::from_str(payload).expect("json"))
         .collect()
 }
 
