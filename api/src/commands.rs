@@ -1,7 +1,6 @@
 //! The subcommands: `dev`, `serve`, `api`, `migrate`, `apply`, `token`.
 
 use crate::auth::{JwtConfigError, JwtVerifier, mint_token};
-use crate::bus::memory::MemoryBus;
 use crate::config::{ApplyArgs, Cli, Command, DevArgs, GlobalArgs, JwtArgs, ServerArgs, TokenArgs};
 use crate::server::{serve, shutdown_signal};
 use crate::state::AppState;
@@ -25,6 +24,8 @@ pub enum CommandError {
     Store(#[from] bichito_core::Error),
     #[error(transparent)]
     Jwt(#[from] JwtConfigError),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
     #[error("cannot mint a token: {0}")]
     Token(#[from] jsonwebtoken::errors::Error),
     #[error("{context}: {source}")]
@@ -102,11 +103,7 @@ async fn run_server(
 ) -> Result<(), CommandError> {
     let address = listener.local_addr().map_err(io("no local address"))?;
     let stream = args.stream.clone();
-    let bus = Arc::new(MemoryBus::new(
-        stream.sse_queue_size,
-        stream.replay_capacity,
-        stream.replay_window,
-    ));
+    let bus = crate::bus::connect(&stream).await?;
     let state = AppState::new(store, bus, jwt, Arc::new(SystemClock), args.limits, stream);
     println!("listening on http://{address}");
     tracing::info!(%address, "listening");

@@ -104,6 +104,24 @@ pub struct StreamArgs {
     /// Most events the in-process bus keeps for resuming.
     #[arg(long, env = "REPLAY_CAPACITY", default_value_t = 100_000)]
     pub replay_capacity: usize,
+    /// The event bus: `memory` (one process) or `nats` (JetStream, for several processes).
+    #[arg(long, env = "SSE_BACKEND", value_enum, default_value_t = BusBackend::Memory)]
+    pub sse_backend: BusBackend,
+    /// NATS server, for `SSE_BACKEND=nats`.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// JetStream stream holding the events (created or updated at start).
+    #[arg(long, env = "NATS_STREAM", default_value = "BICHITO")]
+    pub nats_stream: String,
+    /// First token of the event subjects: `<prefix>.team.<team_id>.<event type>`.
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "bichito")]
+    pub nats_subject_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusBackend {
+    Memory,
+    Nats,
 }
 
 impl Default for StreamArgs {
@@ -113,6 +131,10 @@ impl Default for StreamArgs {
             sse_queue_size: 64,
             replay_window: Duration::from_secs(24 * 3600),
             replay_capacity: 100_000,
+            sse_backend: BusBackend::Memory,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_stream: "BICHITO".into(),
+            nats_subject_prefix: "bichito".into(),
         }
     }
 }

@@ -10,7 +10,22 @@ use serde_json::{Value, json};
 use std::pin::Pin;
 use std::time::Duration;
 
-on_both_backends!(
+/// Each stream test runs on the in-process bus (with either database) and on NATS JetStream.
+macro_rules! on_every_bus {
+    ($($name:ident),* $(,)?) => {
+        mod memory_postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres, super::BusKind::Memory).await })*
+        }
+        mod memory_sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite, super::BusKind::Memory).await })*
+        }
+        mod nats_postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres, super::BusKind::Nats).await })*
+        }
+    };
+}
+
+on_every_bus!(
     each_event_type_arrives_once_with_the_seed_payload,
     hello_comes_first_with_the_server_time,
     token_errors_are_401_and_a_foreign_team_is_404,
@@ -88,8 +103,8 @@ async fn report(app: &TestApp, title: &str) -> Value {
         .expect("json")
 }
 
-async fn each_event_type_arrives_once_with_the_seed_payload(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn each_event_type_arrives_once_with_the_seed_payload(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     let mut events = open(&app, &["payments"], "payments", "", None).await;
     assert_eq!(next(&mut events).await.event, "hello");
 
@@ -159,8 +174,8 @@ async fn each_event_type_arrives_once_with_the_seed_payload(backend: Backend) {
     nothing_more(&mut events).await;
 }
 
-async fn hello_comes_first_with_the_server_time(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn hello_comes_first_with_the_server_time(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     let mut events = open(&app, &["payments"], "payments", "", None).await;
     let hello = next(&mut events).await;
     assert_eq!(hello.event, "hello");
@@ -175,8 +190,8 @@ async fn hello_comes_first_with_the_server_time(backend: Backend) {
     );
 }
 
-async fn token_errors_are_401_and_a_foreign_team_is_404(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn token_errors_are_401_and_a_foreign_team_is_404(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     expect_error(connect(&app, "payments", "", None).await, 401).await;
     expect_error(
         connect(&app, "payments", "?token=not-a-jwt", None).await,
@@ -200,8 +215,8 @@ async fn token_errors_are_401_and_a_foreign_team_is_404(backend: Backend) {
     );
 }
 
-async fn the_types_filter_keeps_only_those_types(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn the_types_filter_keeps_only_those_types(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     let mut events = open(
         &app,
         &["payments"],
@@ -226,8 +241,8 @@ async fn the_types_filter_keeps_only_those_types(backend: Backend) {
     nothing_more(&mut events).await;
 }
 
-async fn teams_never_see_each_others_events(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn teams_never_see_each_others_events(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     let mut spec = example_spec();
     spec.team = "marketing".into();
     let marketing_key = {
@@ -278,8 +293,11 @@ async fn teams_never_see_each_others_events(backend: Backend) {
     nothing_more(&mut marketing).await;
 }
 
-async fn a_reconnect_with_last_event_id_gets_exactly_the_missed_events(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn a_reconnect_with_last_event_id_gets_exactly_the_missed_events(
+    backend: Backend,
+    bus: BusKind,
+) {
+    let app = TestApp::start_on(backend, bus).await;
     let mut events = open(&app, &["payments"], "payments", "", None).await;
     next(&mut events).await;
     report(&app, "seen").await;
@@ -325,8 +343,8 @@ async fn a_reconnect_with_last_event_id_gets_exactly_the_missed_events(backend: 
     );
 }
 
-async fn an_id_outside_the_window_gets_stream_reset(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn an_id_outside_the_window_gets_stream_reset(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     report(&app, "one").await;
     for stale in ["999999", "yesterday"] {
         let mut events = open(&app, &["payments"], "payments", "", Some(stale)).await;
@@ -339,8 +357,8 @@ async fn an_id_outside_the_window_gets_stream_reset(backend: Backend) {
     }
 }
 
-async fn heartbeats_arrive_as_comments(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn heartbeats_arrive_as_comments(backend: Backend, bus: BusKind) {
+    let app = TestApp::start_on(backend, bus).await;
     let query = format!("?token={}", app.token(&["payments"]));
     let mut body = connect(&app, "payments", &query, None).await.bytes_stream();
     let mut seen = String::new();
@@ -355,8 +373,11 @@ async fn heartbeats_arrive_as_comments(backend: Backend) {
     }
 }
 
-async fn a_stalled_subscriber_loses_its_oldest_events_and_gets_stream_gap(backend: Backend) {
-    let app = TestApp::start(backend).await;
+async fn a_stalled_subscriber_loses_its_oldest_events_and_gets_stream_gap(
+    backend: Backend,
+    bus: BusKind,
+) {
+    let app = TestApp::start_on(backend, bus).await;
     let mut reader = open(&app, &["payments"], "payments", "", None).await;
     next(&mut reader).await;
     // A client that never reads: its socket buffers fill, then its queue overflows.

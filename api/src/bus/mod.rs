@@ -3,9 +3,32 @@
 
 pub mod hub;
 pub mod memory;
+pub mod nats;
 
+use crate::config::{BusBackend, StreamArgs};
 use bichito_core::events::{EventType, OutboxEvent};
 use std::sync::Arc;
+
+/// The bus `SSE_BACKEND` names.
+pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
+    Ok(match args.sse_backend {
+        BusBackend::Memory => Arc::new(memory::MemoryBus::new(
+            args.sse_queue_size,
+            args.replay_capacity,
+            args.replay_window,
+        )),
+        BusBackend::Nats => Arc::new(
+            nats::NatsBus::connect(nats::NatsSettings {
+                url: args.nats_url.clone(),
+                stream_name: args.nats_stream.clone(),
+                subject_prefix: args.nats_subject_prefix.clone(),
+                retention: args.replay_window,
+                queue_size: args.sse_queue_size,
+            })
+            .await?,
+        ),
+    })
+}
 
 /// An event as streams see it: `id` is its position in the bus (the SSE `id:`), `payload` the
 /// JSON of its `data:` line, serialized once for every subscriber.

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use bichito::auth::{JwtVerifier, mint_token};
+use bichito::bus::Bus;
 use bichito::bus::memory::MemoryBus;
+use bichito::bus::nats::{NatsBus, NatsSettings};
 use bichito::commands::jwt_args_with_secret;
 use bichito::config::{LimitArgs, StreamArgs};
 use bichito::state::AppState;
@@ -39,6 +41,59 @@ pub fn example_spec() -> HoneycombSpec {
         .spec
 }
 
+/// Which event bus a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    Memory,
+    Nats,
+}
+
+/// NATS settings with a stream and subjects of their own, so tests never share events.
+pub fn unique_nats_settings() -> NatsSettings {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let unique = format!(
+        "t{}x{nanos}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    NatsSettings {
+        url: nats_url(),
+        stream_name: format!("BICHITO_{unique}"),
+        subject_prefix: format!("test_{unique}"),
+        retention: std::time::Duration::from_secs(600),
+        queue_size: 64,
+    }
+}
+
+pub fn nats_url() -> String {
+    std::env::var("BICHITO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// Deletes a test's JetStream stream (from a thread of its own: `Drop` cannot await).
+pub fn delete_nats_stream(name: String) {
+    let cleaner = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            if let Ok(client) = async_nats::connect(nats_url()).await {
+                let _ = async_nats::jetstream::new(client)
+                    .delete_stream(&name)
+                    .await;
+            }
+        });
+    });
+    let _ = cleaner.join();
+}
+
 /// A server; the database stays alive as long as the `TestApp` that created it.
 pub struct TestApp {
     pub base: String,
@@ -49,6 +104,7 @@ pub struct TestApp {
     pub api_key: String,
     pub honeycomb_id: i64,
     pub db: Option<TestDatabase>,
+    nats_stream: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -59,6 +115,14 @@ impl TestApp {
 
     /// A server whose honeycomb `payments/checkout-web` has `spec`.
     pub async fn start_with(backend: Backend, spec: HoneycombSpec) -> Self {
+        Self::start_full(backend, BusKind::Memory, spec).await
+    }
+
+    pub async fn start_on(backend: Backend, bus: BusKind) -> Self {
+        Self::start_full(backend, bus, example_spec()).await
+    }
+
+    async fn start_full(backend: Backend, bus_kind: BusKind, spec: HoneycombSpec) -> Self {
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -72,34 +136,56 @@ impl TestApp {
         )
         .await
         .expect("provision");
-        let mut app = Self::serve(store, clock, LimitArgs::default()).await;
+        let stream = test_stream_args();
+        let (bus, nats_stream): (Arc<dyn Bus>, Option<String>) = match bus_kind {
+            BusKind::Memory => (memory_bus(&stream), None),
+            BusKind::Nats => {
+                let settings = unique_nats_settings();
+                let name = settings.stream_name.clone();
+                (
+                    Arc::new(
+                        NatsBus::connect(settings)
+                            .await
+                            .expect("NATS with JetStream must be reachable for tests"),
+                    ),
+                    Some(name),
+                )
+            }
+        };
+        let mut app = Self::serve(store, bus, clock, LimitArgs::default(), stream).await;
         app.api_key = done.api_key;
         app.honeycomb_id = done.honeycomb_id;
         app.db = Some(db);
+        app.nats_stream = nats_stream;
         app
     }
 
     /// A second server on the same database (its own caches and limiter, like another process).
     pub async fn another_server(&self) -> Self {
         let store = self.db.as_ref().expect("owns the database").store().await;
-        let mut app = Self::serve(store, self.clock.clone(), LimitArgs::default()).await;
+        let stream = test_stream_args();
+        let mut app = Self::serve(
+            store,
+            memory_bus(&stream),
+            self.clock.clone(),
+            LimitArgs::default(),
+            stream,
+        )
+        .await;
         app.api_key = self.api_key.clone();
         app.honeycomb_id = self.honeycomb_id;
         app
     }
 
-    async fn serve(store: Arc<dyn Store>, clock: Arc<ManualClock>, limits: LimitArgs) -> Self {
+    async fn serve(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        clock: Arc<ManualClock>,
+        limits: LimitArgs,
+        stream: StreamArgs,
+    ) -> Self {
         let jwt =
             JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
-        let stream = StreamArgs {
-            sse_heartbeat_interval: std::time::Duration::from_millis(300),
-            ..StreamArgs::default()
-        };
-        let bus = Arc::new(MemoryBus::new(
-            stream.sse_queue_size,
-            stream.replay_capacity,
-            stream.replay_window,
-        ));
         let state = AppState::new(store.clone(), bus, jwt, clock.clone(), limits, stream);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("address"));
@@ -122,6 +208,7 @@ impl TestApp {
             api_key: String::new(),
             honeycomb_id: 0,
             db: None,
+            nats_stream: None,
             shutdown: Some(tx),
         }
     }
@@ -193,7 +280,26 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some(name) = self.nats_stream.take() {
+            delete_nats_stream(name);
+        }
     }
+}
+
+/// Stream settings for tests: a heartbeat short enough to observe.
+pub fn test_stream_args() -> StreamArgs {
+    StreamArgs {
+        sse_heartbeat_interval: std::time::Duration::from_millis(300),
+        ..StreamArgs::default()
+    }
+}
+
+fn memory_bus(stream: &StreamArgs) -> Arc<dyn Bus> {
+    Arc::new(MemoryBus::new(
+        stream.sse_queue_size,
+        stream.replay_capacity,
+        stream.replay_window,
+    ))
 }
 
 pub fn minimal_report() -> Value {
