@@ -1,9 +1,13 @@
 //! The subcommands: `dev`, `serve`, `api`, `migrate`, `apply`, `token`.
 
 use crate::auth::{JwtConfigError, JwtVerifier, mint_token};
-use crate::config::{ApplyArgs, Cli, Command, DevArgs, GlobalArgs, JwtArgs, ServerArgs, TokenArgs};
-use crate::server::{serve, shutdown_signal};
-use crate::state::AppState;
+use crate::config::{
+    ApplyArgs, BusBackend, Cli, Command, DevArgs, GlobalArgs, JwtArgs, ServerArgs, SseArgs,
+    TokenArgs,
+};
+use crate::metrics::Metrics;
+use crate::server::{Role, serve_role, serve_streams, shutdown_signal};
+use crate::state::{AppState, StreamState};
 use bichito_core::clock::{Clock, SystemClock};
 use bichito_core::model::{NewBichito, Severity};
 use bichito_core::provision::{KeyAction, provision};
@@ -46,8 +50,9 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
     let global = &cli.global;
     match cli.command {
         Command::Dev(args) => dev(global, args).await,
-        Command::Serve(args) => server(global, args, true).await,
-        Command::Api(args) => server(global, args, false).await,
+        Command::Serve(args) => server(global, args, Role::All).await,
+        Command::Api(args) => server(global, args, Role::Api).await,
+        Command::Sse(args) => sse(args).await,
         Command::Migrate => {
             let store = open_store(global).await?;
             println!("migrations applied to the {} database", store.backend());
@@ -69,13 +74,10 @@ async fn open_store(global: &GlobalArgs) -> Result<Arc<dyn Store>, CommandError>
     Ok(store)
 }
 
-/// `serve` may fall back to the data folder's development secret; `api` must be configured.
-async fn server(
-    global: &GlobalArgs,
-    args: ServerArgs,
-    allow_dev_secret: bool,
-) -> Result<(), CommandError> {
+async fn server(global: &GlobalArgs, args: ServerArgs, role: Role) -> Result<(), CommandError> {
     let store = open_store(global).await?;
+    // `serve` (the all-in-one) may use the data folder's development secret; `api` may not.
+    let allow_dev_secret = role == Role::All;
     let dev_secret = if allow_dev_secret
         && args.jwt.jwt_secret.is_none()
         && args.jwt.jwt_public_key_file.is_none()
@@ -86,13 +88,24 @@ async fn server(
     };
     let jwt = JwtVerifier::from_args(&args.jwt, dev_secret.as_deref())?;
     let listener = bind(&args).await?;
-    run_server(listener, store, jwt, args).await
+    run_server(listener, store, jwt, args, role).await
 }
 
 async fn bind(args: &ServerArgs) -> Result<TcpListener, CommandError> {
-    TcpListener::bind(args.listen)
+    bind_address(args.listen).await
+}
+
+async fn bind_address(address: std::net::SocketAddr) -> Result<TcpListener, CommandError> {
+    TcpListener::bind(address)
         .await
-        .map_err(io(format!("cannot listen on {}", args.listen)))
+        .map_err(io(format!("cannot listen on {address}")))
+}
+
+fn announce(listener: &TcpListener) -> Result<(), CommandError> {
+    let address = listener.local_addr().map_err(io("no local address"))?;
+    println!("listening on http://{address}");
+    tracing::info!(%address, "listening");
+    Ok(())
 }
 
 async fn run_server(
@@ -100,14 +113,36 @@ async fn run_server(
     store: Arc<dyn Store>,
     jwt: JwtVerifier,
     args: ServerArgs,
+    role: Role,
 ) -> Result<(), CommandError> {
-    let address = listener.local_addr().map_err(io("no local address"))?;
     let stream = args.stream.clone();
     let bus = crate::bus::connect(&stream).await?;
     let state = AppState::new(store, bus, jwt, Arc::new(SystemClock), args.limits, stream);
-    println!("listening on http://{address}");
-    tracing::info!(%address, "listening");
-    serve(listener, state, shutdown_signal())
+    announce(&listener)?;
+    serve_role(listener, state, role, shutdown_signal())
+        .await
+        .map_err(io("server failed"))
+}
+
+/// `bichito sse`: the team stream alone, fed by NATS.
+async fn sse(args: SseArgs) -> Result<(), CommandError> {
+    if args.stream.sse_backend != BusBackend::Nats {
+        return Err(CommandError::Usage(
+            "bichito sse gets its events from NATS: set SSE_BACKEND=nats (use `bichito serve` for one process)".into(),
+        ));
+    }
+    let jwt = Arc::new(JwtVerifier::from_args(&args.jwt, None)?);
+    let bus = crate::bus::connect(&args.stream).await?;
+    let state = StreamState::new(
+        bus,
+        jwt,
+        Arc::new(Metrics::new()),
+        Arc::new(SystemClock),
+        args.stream,
+    );
+    let listener = bind_address(args.listen).await?;
+    announce(&listener)?;
+    serve_streams(listener, state, shutdown_signal())
         .await
         .map_err(io("server failed"))
 }
@@ -142,7 +177,7 @@ async fn dev(global: &GlobalArgs, args: DevArgs) -> Result<(), CommandError> {
         listener.local_addr().map_err(io("no local address"))?
     );
     print_welcome(global, &base, first, &token);
-    run_server(listener, store, jwt, args.server).await
+    run_server(listener, store, jwt, args.server, Role::All).await
 }
 
 fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &str) {

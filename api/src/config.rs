@@ -26,6 +26,8 @@ pub enum Command {
     Serve(ServerArgs),
     /// Run the api alone (ingest and dashboard API).
     Api(ServerArgs),
+    /// Run the team stream alone: no database, events from NATS (`SSE_BACKEND=nats`).
+    Sse(SseArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Apply Honeycomb documents from a YAML file without Kubernetes.
@@ -86,6 +88,17 @@ pub struct ServerArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SseArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BICHITO_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
 }

@@ -197,7 +197,7 @@ impl Default for Metrics {
 /// Counts and times every routed request, and writes the access log line: method, route
 /// template, path and status only. Never the query string (it may carry a token) nor headers.
 pub async fn track(
-    State(state): State<crate::state::AppState>,
+    State(metrics): State<std::sync::Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -211,9 +211,7 @@ pub async fn track(
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    state
-        .metrics
-        .observe_request(&method, &route, status, elapsed.as_secs_f64());
+    metrics.observe_request(&method, &route, status, elapsed.as_secs_f64());
     tracing::info!(
         target: "bichito::access",
         method,

@@ -1,8 +1,8 @@
 //! Running the HTTP server: `serve(listener, state, shutdown)`, so tests pass their own
 //! listener (port 0) and shutdown; `shutdown_signal()` for SIGTERM and Ctrl-C.
 
-use crate::http::app;
-use crate::state::AppState;
+use crate::http::{api_app, app, stream_app};
+use crate::state::{AppState, StreamState};
 use chrono::TimeDelta;
 use std::future::Future;
 use std::time::Duration;
@@ -10,11 +10,34 @@ use tokio::net::TcpListener;
 
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
+/// What a process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The api and the team stream (`serve`, `dev`).
+    All,
+    /// The api alone (`api`).
+    Api,
+}
+
+/// Serves the api and the team stream.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_role(listener, state, Role::All, shutdown).await
+}
+
+pub async fn serve_role(
+    listener: TcpListener,
+    state: AppState,
+    role: Role,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = match role {
+        Role::All => app(state.clone()),
+        Role::Api => api_app(state.clone()),
+    };
     let purge = tokio::spawn(purge_idempotency_keys(state.clone()));
     let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
     let streams = state.shutdown.clone();
@@ -23,12 +46,28 @@ pub async fn serve(
         // Streams never end by themselves: close them so the graceful shutdown can finish.
         streams.cancel();
     };
-    let served = axum::serve(listener, app(state))
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
     purge.abort();
     let _ = relay.await;
     served
+}
+
+/// Serves the team stream alone (`sse`): no database, only the bus.
+pub async fn serve_streams(
+    listener: TcpListener,
+    state: StreamState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let streams = state.shutdown.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.cancel();
+    };
+    axum::serve(listener, stream_app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Idempotency records are only needed for 24 h; this keeps the table small.

@@ -8,6 +8,7 @@ use crate::config::{LimitArgs, StreamArgs};
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::rate_limit::RateLimiter;
+use axum::extract::FromRef;
 use bichito_core::clock::Clock;
 use bichito_core::model::{ApiKeyRecord, Honeycomb};
 use bichito_core::store::Store;
@@ -15,23 +16,25 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Arc<dyn Store>,
-    pub jwt: JwtVerifier,
-    pub metrics: Metrics,
+    pub jwt: Arc<JwtVerifier>,
+    pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub limits: LimitArgs,
     pub rate_limiter: RateLimiter,
     pub settings: SettingsCache,
     pub bus: Arc<dyn Bus>,
     pub relay: Arc<Relay>,
-    pub stream: StreamArgs,
+    /// What the team streams of this process share (also all an `sse` process has).
+    pub streams: StreamState,
     /// Cancelled when the server shuts down: ends every stream so the shutdown can complete.
-    pub shutdown: tokio_util::sync::CancellationToken,
+    pub shutdown: CancellationToken,
 }
 
 impl Deref for AppState {
@@ -52,19 +55,86 @@ impl AppState {
     ) -> Self {
         let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
         let relay = Arc::new(Relay::new(store.clone(), bus.clone(), clock.clone()));
+        let jwt = Arc::new(jwt);
+        let metrics = Arc::new(Metrics::new());
+        let streams = StreamState::new(
+            bus.clone(),
+            jwt.clone(),
+            metrics.clone(),
+            clock.clone(),
+            stream,
+        );
         Self(Arc::new(Inner {
             store,
             jwt,
-            metrics: Metrics::new(),
+            metrics,
             clock,
             limits,
             rate_limiter: RateLimiter::default(),
             settings,
             bus,
             relay,
-            stream,
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown: streams.shutdown.clone(),
+            streams,
         }))
+    }
+}
+
+impl FromRef<AppState> for StreamState {
+    fn from_ref(state: &AppState) -> StreamState {
+        state.streams.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Arc<Metrics> {
+        state.metrics.clone()
+    }
+}
+
+/// The state of the team stream: no database, only the bus.
+#[derive(Clone)]
+pub struct StreamState(Arc<StreamInner>);
+
+pub struct StreamInner {
+    pub bus: Arc<dyn Bus>,
+    pub jwt: Arc<JwtVerifier>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: StreamArgs,
+    /// Cancelled when the server shuts down: ends every stream so the shutdown can complete.
+    pub shutdown: CancellationToken,
+}
+
+impl Deref for StreamState {
+    type Target = StreamInner;
+    fn deref(&self) -> &StreamInner {
+        &self.0
+    }
+}
+
+impl StreamState {
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        jwt: Arc<JwtVerifier>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        settings: StreamArgs,
+    ) -> Self {
+        Self(Arc::new(StreamInner {
+            bus,
+            jwt,
+            metrics,
+            clock,
+            settings,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+}
+
+impl FromRef<StreamState> for Arc<Metrics> {
+    fn from_ref(state: &StreamState) -> Arc<Metrics> {
+        state.metrics.clone()
     }
 }
 

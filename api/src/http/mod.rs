@@ -9,13 +9,47 @@ mod stream;
 
 use crate::error::ApiError;
 use crate::metrics;
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::state::{AppState, StreamState};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
 use axum::middleware;
 use axum::routing::{get, post};
+use std::sync::Arc;
 
+/// Everything in one process (`serve`, `dev`): the api and the team stream.
 pub fn app(state: AppState) -> Router {
+    let streams = state.streams.clone();
+    finish(
+        api_routes(state.clone()).merge(stream_routes(streams)),
+        state.metrics.clone(),
+    )
+}
+
+/// The api alone (`bichito api`).
+pub fn api_app(state: AppState) -> Router {
+    finish(api_routes(state.clone()), state.metrics.clone())
+}
+
+/// The team stream alone (`bichito sse`): no database, only the bus.
+pub fn stream_app(state: StreamState) -> Router {
+    let operability = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::stream_readyz))
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .with_state(state.clone());
+    finish(
+        stream_routes(state.clone()).merge(operability),
+        state.metrics.clone(),
+    )
+}
+
+fn api_routes(state: AppState) -> Router {
     let widget_routes = Router::new()
         .route(
             "/api/v1/bugs",
@@ -41,7 +75,6 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/bugs/{id}/comments",
             get(bugs::list_comments).post(bugs::create_comment),
         )
-        .route("/api/v1/teams/{team_id}/stream", get(stream::team_stream))
         .layer(DefaultBodyLimit::max(extract::DASHBOARD_BODY_LIMIT));
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -52,20 +85,28 @@ pub fn app(state: AppState) -> Router {
         .merge(dashboard_routes)
         .merge(operability_routes)
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track,
         ))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .fallback(not_found)
         .with_state(state)
 }
 
-async fn not_found(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    method: axum::http::Method,
-) -> ApiError {
-    state
-        .metrics
-        .observe_request(method.as_str(), "unmatched", 404, 0.0);
-    ApiError::NotFound
+fn stream_routes(state: StreamState) -> Router {
+    Router::new()
+        .route("/api/v1/teams/{team_id}/stream", get(stream::team_stream))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+/// JSON errors for unknown routes and methods.
+fn finish(router: Router, metrics: Arc<Metrics>) -> Router {
+    router
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(move |method: Method| {
+            metrics.observe_request(method.as_str(), "unmatched", 404, 0.0);
+            async { ApiError::NotFound }
+        })
 }

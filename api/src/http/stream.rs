@@ -10,7 +10,7 @@ use crate::bus::hub::TeamSubscription;
 use crate::bus::{BusEvent, Replay};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::QueryParams;
-use crate::state::AppState;
+use crate::state::StreamState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use tokio::sync::broadcast::error::RecvError;
 
 pub async fn team_stream(
-    State(state): State<AppState>,
+    State(state): State<StreamState>,
     headers: HeaderMap,
     Path(team_id): Path<String>,
     QueryParams(params): QueryParams,
@@ -109,7 +109,7 @@ pub async fn team_stream(
     };
     let events = futures_util::stream::unfold(connection, next_frame);
     let keep_alive = KeepAlive::new()
-        .interval(state.stream.sse_heartbeat_interval)
+        .interval(state.settings.sse_heartbeat_interval)
         .text("heartbeat");
     let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
     let response_headers = response.headers_mut();
@@ -161,7 +161,7 @@ fn event_frame(event: &BusEvent) -> Event {
 }
 
 struct Connection {
-    state: AppState,
+    state: StreamState,
     initial: VecDeque<Event>,
     subscription: TeamSubscription,
     last_sent: u64,
@@ -206,10 +206,10 @@ async fn next_frame(mut connection: Connection) -> Option<(Result<Event, Infalli
 }
 
 /// Counts an open stream for as long as it lives.
-struct OpenStream(AppState);
+struct OpenStream(StreamState);
 
 impl OpenStream {
-    fn new(state: &AppState) -> Self {
+    fn new(state: &StreamState) -> Self {
         state.metrics.stream_opened();
         Self(state.clone())
     }
