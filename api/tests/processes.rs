@@ -294,3 +294,164 @@ fn bichito_apply_creates_keeps_and_rotates_keys_and_rejects_bad_files() {
     assert!(!ok && stderr.contains("team \"Payments!\""), "{stderr}");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Reads SSE events from a response body with a real SSE client library.
+fn sse_events(
+    response: reqwest::Response,
+) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>> {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .take_while(|event| std::future::ready(event.is_ok()))
+            .filter_map(|event| std::future::ready(event.ok())),
+    )
+}
+
+async fn next_event(
+    events: &mut std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>,
+    >,
+) -> Option<eventsource_stream::Event> {
+    use futures_util::StreamExt;
+    tokio::time::timeout(Duration::from_secs(15), events.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test]
+async fn api_and_sse_processes_share_only_nats_and_a_sigtermed_stream_resumes_elsewhere() {
+    let db = TestDatabase::postgres().await;
+    let store = db.store().await;
+    let key = provision(
+        &*store,
+        "payments",
+        "checkout-web",
+        &example_spec(),
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("provision")
+    .api_key;
+    let nats = common::unique_nats_settings();
+    let _cleanup = StreamCleanup(nats.stream_name.clone());
+    let bus_env = [
+        ("SSE_BACKEND", "nats"),
+        ("NATS_URL", nats.url.as_str()),
+        ("NATS_STREAM", nats.stream_name.as_str()),
+        ("NATS_SUBJECT_PREFIX", nats.subject_prefix.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+    ];
+    let mut api_env = bus_env.to_vec();
+    api_env.push(("DATABASE_URL", db.url.as_str()));
+    let api = start(&["api", "--listen", "127.0.0.1:0"], &api_env);
+    let first_sse = start(&["sse", "--listen", "127.0.0.1:0"], &bus_env);
+    let second_sse = start(&["sse", "--listen", "127.0.0.1:0"], &bus_env);
+
+    let client = reqwest::Client::new();
+    let token = bichito::auth::mint_token(
+        JWT_SECRET,
+        "teams",
+        "ana",
+        &["payments".into()],
+        Duration::from_secs(600),
+    )
+    .expect("token");
+    let stream_url = |base: &str| format!("{base}/api/v1/teams/payments/stream?token={token}");
+    let report = |title: String| {
+        client
+            .post(format!("{}/api/v1/bugs", api.base))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"title": title, "description": "d"}))
+            .send()
+    };
+    let no_stream_on_api = client
+        .get(stream_url(&api.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        no_stream_on_api.status(),
+        404,
+        "the api process does not serve streams"
+    );
+
+    let mut events = sse_events(
+        client
+            .get(stream_url(&first_sse.base))
+            .send()
+            .await
+            .expect("stream"),
+    );
+    assert_eq!(next_event(&mut events).await.expect("hello").event, "hello");
+    let mut last_id = String::new();
+    for n in 0..3 {
+        assert_eq!(
+            report(format!("before {n}")).await.expect("sent").status(),
+            201
+        );
+        let event = next_event(&mut events)
+            .await
+            .expect("bug.created through NATS");
+        assert_eq!(event.event, "bug.created");
+        assert_eq!(
+            serde_json::from_str::<Value>(&event.data).expect("json")["title"],
+            format!("before {n}")
+        );
+        last_id = event.id;
+    }
+
+    let (status, _) = first_sse.terminate();
+    assert!(status.success(), "the sse process exits cleanly on SIGTERM");
+    assert!(next_event(&mut events).await.is_none(), "its stream ended");
+    for n in 0..3 {
+        assert_eq!(
+            report(format!("during {n}")).await.expect("sent").status(),
+            201
+        );
+    }
+
+    let resumed = client
+        .get(stream_url(&second_sse.base))
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .expect("stream");
+    let mut events = sse_events(resumed);
+    assert_eq!(next_event(&mut events).await.expect("hello").event, "hello");
+    let mut titles = Vec::new();
+    for _ in 0..3 {
+        let event = next_event(&mut events).await.expect("a missed event");
+        titles.push(
+            serde_json::from_str::<Value>(&event.data).expect("json")["title"]
+                .as_str()
+                .expect("title")
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        titles,
+        ["during 0", "during 1", "during 2"],
+        "nothing lost, nothing twice"
+    );
+    assert_eq!(report("after".into()).await.expect("sent").status(), 201);
+    let live = next_event(&mut events).await.expect("live event");
+    assert_eq!(
+        serde_json::from_str::<Value>(&live.data).expect("json")["title"],
+        "after"
+    );
+    drop(api);
+    drop(second_sse);
+}
+
+struct StreamCleanup(String);
+
+impl Drop for StreamCleanup {
+    fn drop(&mut self) {
+        common::delete_nats_stream(self.0.clone());
+    }
+}
