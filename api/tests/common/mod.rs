@@ -42,10 +42,13 @@ pub fn example_spec() -> HoneycombSpec {
 }
 
 /// Which event bus a test server uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusKind {
     Memory,
+    /// The machine's NATS server (`BICHITO_TEST_NATS_URL`).
     Nats,
+    /// A NATS server of the test's own.
+    NatsAt(String),
 }
 
 /// NATS settings with a stream and subjects of their own, so tests never share events.
@@ -122,6 +125,11 @@ impl TestApp {
         Self::start_full(backend, bus, example_spec()).await
     }
 
+    /// A server on the NATS server `url` (a private one, for fault tests).
+    pub async fn start_on_nats_at(backend: Backend, url: &str) -> Self {
+        Self::start_full(backend, BusKind::NatsAt(url.to_owned()), example_spec()).await
+    }
+
     async fn start_full(backend: Backend, bus_kind: BusKind, spec: HoneycombSpec) -> Self {
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
@@ -139,8 +147,11 @@ impl TestApp {
         let stream = test_stream_args();
         let (bus, nats_stream): (Arc<dyn Bus>, Option<String>) = match bus_kind {
             BusKind::Memory => (memory_bus(&stream), None),
-            BusKind::Nats => {
-                let settings = unique_nats_settings();
+            BusKind::Nats | BusKind::NatsAt(_) => {
+                let mut settings = unique_nats_settings();
+                if let BusKind::NatsAt(url) = bus_kind {
+                    settings.url = url;
+                }
                 let name = settings.stream_name.clone();
                 (
                     Arc::new(
