@@ -50,6 +50,9 @@ pub struct Metrics {
     stream_events_dropped: IntCounter,
     stream_resumes: IntCounter,
     stream_resets: IntCounter,
+    team_subscriptions: IntGauge,
+    outbox_backlog: IntGauge,
+    publish_latency: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -109,7 +112,25 @@ impl Metrics {
             "bichito_sse_resets_total",
             "Streams told to refetch (stream.reset).",
         );
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let team_subscriptions = gauge(
+            "bichito_bus_team_subscriptions",
+            "Teams this process subscribes to on the bus (one NATS consumer each).",
+        );
+        let outbox_backlog = gauge(
+            "bichito_outbox_backlog",
+            "Outbox events not yet published (sampled every second).",
+        );
+        let publish_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "bichito_outbox_publish_seconds",
+                "From a change's commit to its event's publication on the bus.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )
+        .expect("valid metric definition");
+        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(reports.clone()),
@@ -118,6 +139,9 @@ impl Metrics {
             Box::new(stream_events_dropped.clone()),
             Box::new(stream_resumes.clone()),
             Box::new(stream_resets.clone()),
+            Box::new(team_subscriptions.clone()),
+            Box::new(outbox_backlog.clone()),
+            Box::new(publish_latency.clone()),
         ];
         for collector in collectors {
             registry
@@ -134,6 +158,9 @@ impl Metrics {
             stream_events_dropped,
             stream_resumes,
             stream_resets,
+            team_subscriptions,
+            outbox_backlog,
+            publish_latency,
         }
     }
 
@@ -145,12 +172,24 @@ impl Metrics {
         self.reports.with_label_values(&[outcome.label()]).get()
     }
 
-    pub fn stream_opened(&self) {
+    pub fn stream_opened(&self, subscribed_teams: usize) {
         self.streams_open.inc();
+        self.team_subscriptions
+            .set(i64::try_from(subscribed_teams).unwrap_or(i64::MAX));
     }
 
-    pub fn stream_closed(&self) {
+    pub fn stream_closed(&self, subscribed_teams: usize) {
         self.streams_open.dec();
+        self.team_subscriptions
+            .set(i64::try_from(subscribed_teams).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_outbox_backlog(&self, backlog: i64) {
+        self.outbox_backlog.set(backlog);
+    }
+
+    pub fn observe_publish(&self, seconds: f64) {
+        self.publish_latency.observe(seconds);
     }
 
     pub fn stream_event_sent(&self) {

@@ -5,6 +5,7 @@
 //! duplicates by outbox id, so publishing twice is harmless.
 
 use crate::bus::Bus;
+use crate::metrics::Metrics;
 use bichito_core::clock::Clock;
 use bichito_core::store::Store;
 use std::sync::Arc;
@@ -19,15 +20,22 @@ pub struct Relay {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     wake: Notify,
 }
 
 impl Relay {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
             bus,
             clock,
+            metrics,
             wake: Notify::new(),
         }
     }
@@ -40,13 +48,22 @@ impl Relay {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
-            tokio::select! {
+            let swept = tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = self.wake.notified() => {}
-                _ = sweep.tick() => {}
-            }
+                () = self.wake.notified() => false,
+                _ = sweep.tick() => true,
+            };
             if let Err(err) = self.drain().await {
                 tracing::warn!(error = %err, "outbox relay: publish failed; retrying on the next sweep");
+            }
+            // Counting costs a query: once per sweep, not once per report.
+            if swept {
+                match self.store.outbox_backlog().await {
+                    Ok(backlog) => self.metrics.set_outbox_backlog(backlog),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "outbox relay: cannot count the backlog")
+                    }
+                }
             }
         }
         // Last round, so that a clean shutdown leaves nothing behind.
@@ -65,6 +82,9 @@ impl Relay {
             }
             for event in &batch {
                 self.bus.publish(event).await?;
+                let latency = self.clock.now() - event.created_at;
+                self.metrics
+                    .observe_publish(latency.to_std().unwrap_or_default().as_secs_f64());
             }
             let ids: Vec<i64> = batch.iter().map(|event| event.id).collect();
             self.store.mark_published(&ids, self.clock.now()).await?;

@@ -54,9 +54,14 @@ impl AppState {
         stream: StreamArgs,
     ) -> Self {
         let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
-        let relay = Arc::new(Relay::new(store.clone(), bus.clone(), clock.clone()));
         let jwt = Arc::new(jwt);
         let metrics = Arc::new(Metrics::new());
+        let relay = Arc::new(Relay::new(
+            store.clone(),
+            bus.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ));
         let streams = StreamState::new(
             bus.clone(),
             jwt.clone(),

@@ -41,6 +41,7 @@ fn event(id: i64, team: &str, event_type: EventType) -> OutboxEvent {
         team_id: team.into(),
         event_type,
         payload: format!("{{\"bug_id\":{id}}}"),
+        created_at: chrono::Utc::now(),
     }
 }
 
@@ -75,7 +76,7 @@ async fn subscribers_get_their_teams_events_with_stream_sequence_ids() {
         .expect("publish before subscribing");
     let mut payments = bus.subscribe("payments").await.expect("subscribe");
     let mut marketing = bus.subscribe("marketing").await.expect("subscribe");
-    assert_eq!(bus.open_teams(), 2);
+    assert_eq!(bus.subscribed_teams(), 2);
     bus.publish(&event(2, "marketing", EventType::BugCreated))
         .await
         .expect("publish");
@@ -96,7 +97,7 @@ async fn subscribers_get_their_teams_events_with_stream_sequence_ids() {
     drop(payments);
     drop(marketing);
     assert_eq!(
-        bus.open_teams(),
+        bus.subscribed_teams(),
         0,
         "the last subscriber closes the team's consumer"
     );

@@ -172,6 +172,34 @@ async fn each_event_type_arrives_once_with_the_seed_payload(backend: Backend, bu
         "increasing ids"
     );
     nothing_more(&mut events).await;
+
+    let metrics = app.state.metrics.render();
+    for line in [
+        "bichito_sse_connections 1",
+        "bichito_bus_team_subscriptions 1",
+        "bichito_outbox_publish_seconds_count 4",
+        "bichito_sse_events_sent_total 5",
+    ] {
+        assert!(
+            metrics.lines().any(|metric| metric == line),
+            "{line} in {metrics}"
+        );
+    }
+    drop(events);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !app
+        .state
+        .metrics
+        .render()
+        .lines()
+        .any(|metric| metric == "bichito_bus_team_subscriptions 0")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the team subscription closes with its last stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn hello_comes_first_with_the_server_time(backend: Backend, bus: BusKind) {
@@ -397,6 +425,7 @@ async fn a_stalled_subscriber_loses_its_oldest_events_and_gets_stream_gap(
             team_id: "payments".into(),
             event_type: bichito_core::events::EventType::BugDeleted,
             payload: json!({"bug_id": id, "project_id": 1, "pad": big}).to_string(),
+            created_at: chrono::Utc::now(),
         };
         app.state.bus.publish(&event).await.expect("publish");
         if id % 64 == 0 {

@@ -44,6 +44,8 @@ pub struct OutboxEvent {
     pub team_id: String,
     pub event_type: EventType,
     pub payload: String,
+    /// When the change was committed; publish latency is measured from here.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// `bug.updated`'s `changes`: only the fields the patch really changes; labels as the full list.

@@ -105,6 +105,10 @@ impl Bus for MemoryBus {
     async fn head(&self) -> Result<u64, BusError> {
         Ok(self.lock().next_id - 1)
     }
+
+    fn subscribed_teams(&self) -> usize {
+        self.hub.open_teams()
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +122,7 @@ mod tests {
             team_id: team.into(),
             event_type: EventType::BugDeleted,
             payload: format!("{{\"n\":{id}}}"),
+            created_at: chrono::Utc::now(),
         }
     }
 

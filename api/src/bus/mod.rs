@@ -65,4 +65,6 @@ pub trait Bus: Send + Sync + 'static {
     async fn replay(&self, team_id: &str, after: u64) -> Result<Replay, BusError>;
     /// The id of the newest event on the bus (0 when none).
     async fn head(&self) -> Result<u64, BusError>;
+    /// Teams this process is subscribed to (on NATS, one consumer each).
+    fn subscribed_teams(&self) -> usize;
 }

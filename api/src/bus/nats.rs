@@ -241,11 +241,8 @@ impl Bus for NatsBus {
     async fn head(&self) -> Result<u64, BusError> {
         Ok(self.stream_state().await?.last_sequence)
     }
-}
 
-impl NatsBus {
-    /// Teams this process currently reads (one NATS consumer each).
-    pub fn open_teams(&self) -> usize {
+    fn subscribed_teams(&self) -> usize {
         self.hub.open_teams()
     }
 }

@@ -210,13 +210,15 @@ struct OpenStream(StreamState);
 
 impl OpenStream {
     fn new(state: &StreamState) -> Self {
-        state.metrics.stream_opened();
+        state.metrics.stream_opened(state.bus.subscribed_teams());
         Self(state.clone())
     }
 }
 
 impl Drop for OpenStream {
+    // Runs after the connection's subscription was dropped (field order), so the team count
+    // is already up to date.
     fn drop(&mut self) {
-        self.0.metrics.stream_closed();
+        self.0.metrics.stream_closed(self.0.bus.subscribed_teams());
     }
 }

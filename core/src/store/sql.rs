@@ -604,7 +604,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
-                sqlx::query("SELECT id, team_id, event_type, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1")
+                sqlx::query("SELECT id, team_id, event_type, payload, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1")
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?
@@ -616,6 +616,7 @@ macro_rules! impl_sql_store {
                             team_id: row.try_get("team_id")?,
                             event_type: EventType::parse(&event_type).ok_or_else(|| Error::Corrupt(format!("event type {event_type:?}")))?,
                             payload: row.try_get("payload")?,
+                            created_at: row.try_get("created_at")?,
                         })
                     })
                     .collect()
