@@ -98,7 +98,7 @@ async fn reports_accepted_while_nats_is_down_reach_the_stream_after_it_returns()
     let token = app.token(&["payments"]);
     let response = app
         .client
-        .get(app.url(&format!("/api/v1/teams/payments/stream?token={token}")))
+        .get(app.stream_url(&format!("/api/v1/teams/payments/stream?token={token}")))
         .send()
         .await
         .expect("stream");

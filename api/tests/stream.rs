@@ -47,7 +47,7 @@ async fn connect(
 ) -> reqwest::Response {
     let mut request = app
         .client
-        .get(app.url(&format!("/api/v1/teams/{team}/stream{query}")));
+        .get(app.stream_url(&format!("/api/v1/teams/{team}/stream{query}")));
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
     }
@@ -173,11 +173,10 @@ async fn each_event_type_arrives_once_with_the_seed_payload(backend: Backend, bu
     );
     nothing_more(&mut events).await;
 
-    let metrics = app.state.metrics.render();
+    let metrics = app.stream_metrics();
     for line in [
         "bichito_sse_connections 1",
         "bichito_bus_team_subscriptions 1",
-        "bichito_outbox_publish_seconds_count 4",
         "bichito_sse_events_sent_total 5",
     ] {
         assert!(
@@ -185,12 +184,17 @@ async fn each_event_type_arrives_once_with_the_seed_payload(backend: Backend, bu
             "{line} in {metrics}"
         );
     }
+    let api_metrics = app.state.metrics.render();
+    assert!(
+        api_metrics
+            .lines()
+            .any(|metric| metric == "bichito_outbox_publish_seconds_count 4"),
+        "the api measured four publications: {api_metrics}"
+    );
     drop(events);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !app
-        .state
-        .metrics
-        .render()
+        .stream_metrics()
         .lines()
         .any(|metric| metric == "bichito_bus_team_subscriptions 0")
     {
@@ -230,7 +234,7 @@ async fn token_errors_are_401_and_a_foreign_team_is_404(backend: Backend, bus: B
     expect_error(connect(&app, "payments", &foreign, None).await, 404).await;
     let bearer = app
         .client
-        .get(app.url("/api/v1/teams/payments/stream"))
+        .get(app.stream_url("/api/v1/teams/payments/stream"))
         .bearer_auth(app.token(&["payments"]))
         .send()
         .await
@@ -363,12 +367,7 @@ async fn a_reconnect_with_last_event_id_gets_exactly_the_missed_events(
     .await;
     next(&mut by_query).await;
     assert_eq!(data(&next(&mut by_query).await)["title"], "missed 1");
-    assert!(
-        app.state
-            .metrics
-            .render()
-            .contains("bichito_sse_resumes_total 2")
-    );
+    assert!(app.stream_metrics().contains("bichito_sse_resumes_total 2"));
 }
 
 async fn an_id_outside_the_window_gets_stream_reset(backend: Backend, bus: BusKind) {
@@ -476,9 +475,7 @@ async fn a_stalled_subscriber_loses_its_oldest_events_and_gets_stream_gap(
         "the gap's id is the last event it got"
     );
     assert!(
-        app.state
-            .metrics
-            .render()
+        app.stream_metrics()
             .lines()
             .any(|line| line.starts_with("bichito_sse_events_dropped_total")
                 && !line.ends_with(" 0"))

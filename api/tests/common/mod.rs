@@ -8,7 +8,9 @@ use bichito::bus::memory::MemoryBus;
 use bichito::bus::nats::{NatsBus, NatsSettings};
 use bichito::commands::jwt_args_with_secret;
 use bichito::config::{LimitArgs, StreamArgs};
-use bichito::state::AppState;
+use bichito::metrics::Metrics;
+use bichito::server::Role;
+use bichito::state::{AppState, StreamState};
 use bichito_core::clock::{Clock, ManualClock};
 use bichito_core::provision::provision;
 use bichito_core::spec::{HoneycombSpec, parse_documents};
@@ -107,6 +109,10 @@ pub struct TestApp {
     pub api_key: String,
     pub honeycomb_id: i64,
     pub db: Option<TestDatabase>,
+    /// Where streams are served (the api itself, or on NATS a separate stream server).
+    pub stream_base: String,
+    pub streams: StreamState,
+    stream_shutdown: Option<oneshot::Sender<()>>,
     nats_stream: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -131,6 +137,7 @@ impl TestApp {
     }
 
     async fn start_full(backend: Backend, bus_kind: BusKind, spec: HoneycombSpec) -> Self {
+        let bus_kind_for_stream = bus_kind.clone();
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -153,17 +160,34 @@ impl TestApp {
                     settings.url = url;
                 }
                 let name = settings.stream_name.clone();
-                (
-                    Arc::new(
-                        NatsBus::connect(settings)
-                            .await
-                            .expect("NATS with JetStream must be reachable for tests"),
-                    ),
-                    Some(name),
-                )
+                (Arc::new(nats_bus(settings).await), Some(name))
             }
         };
-        let mut app = Self::serve(store, bus, clock, LimitArgs::default(), stream).await;
+        let separate_stream_server = nats_stream.is_some();
+        let role = if separate_stream_server {
+            Role::Api
+        } else {
+            Role::All
+        };
+        let mut app = Self::serve(
+            store,
+            bus,
+            clock.clone(),
+            LimitArgs::default(),
+            stream.clone(),
+            role,
+        )
+        .await;
+        if let (true, Some(name)) = (separate_stream_server, &nats_stream) {
+            // The stream runs as a server of its own that shares nothing with the api but NATS.
+            let mut settings = unique_nats_settings();
+            settings.stream_name = name.clone();
+            settings.subject_prefix = format!("test_{}", name.trim_start_matches("BICHITO_"));
+            if let BusKind::NatsAt(url) = &bus_kind_for_stream {
+                settings.url = url.clone();
+            }
+            app.start_stream_server(settings, clock, stream).await;
+        }
         app.api_key = done.api_key;
         app.honeycomb_id = done.honeycomb_id;
         app.db = Some(db);
@@ -181,6 +205,7 @@ impl TestApp {
             self.clock.clone(),
             LimitArgs::default(),
             stream,
+            Role::All,
         )
         .await;
         app.api_key = self.api_key.clone();
@@ -194,6 +219,7 @@ impl TestApp {
         clock: Arc<ManualClock>,
         limits: LimitArgs,
         stream: StreamArgs,
+        role: Role,
     ) -> Self {
         let jwt =
             JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
@@ -206,11 +232,14 @@ impl TestApp {
             let shutdown = async {
                 let _ = rx.await;
             };
-            bichito::server::serve(listener, server_state, shutdown)
+            bichito::server::serve_role(listener, server_state, role, shutdown)
                 .await
                 .expect("server runs");
         });
         Self {
+            stream_base: base.clone(),
+            streams: state.streams.clone(),
+            stream_shutdown: None,
             base,
             client: reqwest::Client::new(),
             store,
@@ -226,6 +255,41 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The URL of a stream route: on NATS, on the separate stream server.
+    pub fn stream_url(&self, path: &str) -> String {
+        format!("{}{path}", self.stream_base)
+    }
+
+    /// The metrics of whichever server serves the streams.
+    pub fn stream_metrics(&self) -> String {
+        self.streams.metrics.render()
+    }
+
+    async fn start_stream_server(
+        &mut self,
+        settings: NatsSettings,
+        clock: Arc<ManualClock>,
+        stream: StreamArgs,
+    ) {
+        let jwt =
+            JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
+        let bus: Arc<dyn Bus> = Arc::new(nats_bus(settings).await);
+        let streams = StreamState::new(bus, Arc::new(jwt), Arc::new(Metrics::new()), clock, stream);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        self.stream_base = format!("http://{}", listener.local_addr().expect("address"));
+        self.streams = streams.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            bichito::server::serve_streams(listener, streams, shutdown)
+                .await
+                .expect("stream server runs");
+        });
+        self.stream_shutdown = Some(tx);
     }
 
     /// Re-applies the honeycomb with `spec`, handing over the current key; returns the new key.
@@ -291,6 +355,9 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some(tx) = self.stream_shutdown.take() {
+            let _ = tx.send(());
+        }
         if let Some(name) = self.nats_stream.take() {
             delete_nats_stream(name);
         }
@@ -303,6 +370,12 @@ pub fn test_stream_args() -> StreamArgs {
         sse_heartbeat_interval: std::time::Duration::from_millis(300),
         ..StreamArgs::default()
     }
+}
+
+async fn nats_bus(settings: NatsSettings) -> NatsBus {
+    NatsBus::connect(settings)
+        .await
+        .expect("NATS with JetStream must be reachable for tests")
 }
 
 fn memory_bus(stream: &StreamArgs) -> Arc<dyn Bus> {
