@@ -275,54 +275,46 @@ async fn the_types_filter_keeps_only_those_types(backend: Backend, bus: BusKind)
 
 async fn teams_never_see_each_others_events(backend: Backend, bus: BusKind) {
     let app = TestApp::start_on(backend, bus).await;
-    let mut spec = example_spec();
-    spec.team = "marketing".into();
-    let marketing_key = {
+    let teams: Vec<String> = (0..6).map(|n| format!("team-{n}")).collect();
+    let mut keys = Vec::new();
+    for team in &teams {
+        let mut spec = example_spec();
+        spec.team = team.clone();
         let done = bichito_core::provision::provision(
             &*app.store,
-            "marketing",
-            "site",
+            team,
+            "app",
             &spec,
             None,
             chrono::Utc::now(),
         )
         .await
         .expect("provision");
-        done.api_key
-    };
-    let mut payments = open(&app, &["payments"], "payments", "", None).await;
-    let mut marketing = open(&app, &["marketing"], "marketing", "", None).await;
-    next(&mut payments).await;
-    next(&mut marketing).await;
-    for n in 0..5 {
-        app.post_report(&json!({"title": format!("p{n}"), "description": "d"}))
-            .await;
-        app.post_report_with_key(
-            &marketing_key,
-            &json!({"title": format!("m{n}"), "description": "d"}),
-        )
-        .await;
+        keys.push(done.api_key);
     }
-    for n in 0..5 {
-        let event = next(&mut payments).await;
-        assert_eq!(
-            (
-                data(&event)["team_id"].clone(),
-                data(&event)["title"].clone()
-            ),
-            (json!("payments"), json!(format!("p{n}")))
-        );
-        let event = next(&mut marketing).await;
-        assert_eq!(
-            (
-                data(&event)["team_id"].clone(),
-                data(&event)["title"].clone()
-            ),
-            (json!("marketing"), json!(format!("m{n}")))
-        );
+    let mut streams = Vec::new();
+    for team in &teams {
+        let mut events = open(&app, &[team.as_str()], team, "", None).await;
+        assert_eq!(next(&mut events).await.event, "hello");
+        streams.push(events);
     }
-    nothing_more(&mut payments).await;
-    nothing_more(&mut marketing).await;
+    for round in 0..3 {
+        for (team, key) in teams.iter().zip(&keys) {
+            let report = json!({"title": format!("{team} #{round}"), "description": "d"});
+            assert_eq!(app.post_report_with_key(key, &report).await.status(), 201);
+        }
+    }
+    for (team, events) in teams.iter().zip(streams.iter_mut()) {
+        for round in 0..3 {
+            let event = next(events).await;
+            let payload = data(&event);
+            assert_eq!(
+                (&payload["team_id"], &payload["title"]),
+                (&json!(team), &json!(format!("{team} #{round}")))
+            );
+        }
+        nothing_more(events).await;
+    }
 }
 
 async fn a_reconnect_with_last_event_id_gets_exactly_the_missed_events(
