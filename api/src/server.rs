@@ -38,7 +38,7 @@ pub async fn serve_role(
         Role::All => app(state.clone()),
         Role::Api => api_app(state.clone()),
     };
-    let purge = tokio::spawn(purge_idempotency_keys(state.clone()));
+    let purge = tokio::spawn(purge_expired_rows(state.clone()));
     let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
     let streams = state.shutdown.clone();
     let shutdown = async move {
@@ -70,8 +70,9 @@ pub async fn serve_streams(
         .await
 }
 
-/// Idempotency records are only needed for 24 h; this keeps the table small.
-async fn purge_idempotency_keys(state: AppState) {
+/// Idempotency records are only needed for 24 h, published outbox rows not at all: this keeps
+/// both tables small.
+async fn purge_expired_rows(state: AppState) {
     let mut every = tokio::time::interval(PURGE_EVERY);
     loop {
         every.tick().await;
@@ -80,6 +81,12 @@ async fn purge_idempotency_keys(state: AppState) {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
             Err(err) => tracing::warn!(error = %err, "idempotency purge failed"),
+        }
+        // Published events live on in the bus; a day of them stays here for inspection.
+        match state.store.purge_published_events(before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "published outbox events purged"),
+            Err(err) => tracing::warn!(error = %err, "outbox purge failed"),
         }
     }
 }

@@ -130,3 +130,33 @@ async fn replay_returns_a_teams_events_after_an_id_and_refuses_unknown_ids() {
         Replay::TooOld
     ));
 }
+
+#[tokio::test]
+async fn events_past_the_retention_window_make_a_resume_too_old() {
+    let mut settings = common::unique_nats_settings();
+    settings.retention = Duration::from_secs(1);
+    let name = settings.stream_name.clone();
+    let bus = TestBus(NatsBus::connect(settings).await.expect("NATS"), name);
+    bus.publish(&event(1, "a", EventType::BugCreated))
+        .await
+        .expect("publish");
+    bus.publish(&event(2, "a", EventType::BugCreated))
+        .await
+        .expect("publish");
+    assert!(
+        matches!(bus.replay("a", 0).await.expect("replay"), Replay::Events(events) if events.len() == 2)
+    );
+    // JetStream expires the events after max_age: wait for it, then a resume from before them is too old.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !matches!(bus.replay("a", 0).await.expect("replay"), Replay::TooOld) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events were not expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        matches!(bus.replay("a", 2).await.expect("replay"), Replay::Events(events) if events.is_empty()),
+        "the head is still a valid resume point"
+    );
+}

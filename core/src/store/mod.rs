@@ -104,6 +104,8 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()>;
     /// Outbox events not yet published (the relay's backlog).
     async fn outbox_backlog(&self) -> Result<i64>;
+    /// Deletes outbox events published before `before`; returns how many.
+    async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64>;
     async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64>;
     /// Reports charged to a honeycomb in a month (`YYYY-MM`, UTC).
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;

@@ -637,6 +637,14 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+                        async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn outbox_backlog(&self) -> Result<i64> {
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").fetch_one(&self.pool).await?;
                 Ok(row.try_get("n")?)

@@ -491,6 +491,23 @@ mod dashboard {
             events[2..]
         );
         assert_eq!(store.outbox_backlog().await.expect("backlog"), 2);
+        assert_eq!(
+            store.purge_published_events(later).await.expect("purge"),
+            0,
+            "published at `later`, not before"
+        );
+        assert_eq!(
+            store
+                .purge_published_events(later + TimeDelta::seconds(1))
+                .await
+                .expect("purge"),
+            2
+        );
+        assert_eq!(
+            store.outbox_backlog().await.expect("backlog"),
+            2,
+            "unpublished events are kept"
+        );
         assert!(events.iter().all(|event| event.team_id == "payments"));
         assert!(
             events.windows(2).all(|pair| pair[0].id < pair[1].id),
