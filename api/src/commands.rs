@@ -1,4 +1,4 @@
-//! The subcommands: `dev`, `serve`, `api`, `migrate`, `apply`, `token`.
+//! The subcommands: `dev`, `serve`, `api`, `sse`, `migrate`, `apply`, `token`.
 
 use crate::auth::{JwtConfigError, JwtVerifier, mint_token};
 use crate::config::{

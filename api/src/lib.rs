@@ -2,13 +2,15 @@
 //!
 //! # Architecture
 //! - [`config`]: the command line and its env vars; [`commands`] runs each subcommand.
-//! - [`server`]: `serve(listener, state, shutdown)`, graceful on SIGTERM / Ctrl-C.
+//! - [`server`]: `serve(listener, state, shutdown)` (and `serve_role`, `serve_streams` for
+//!   the api and sse processes), graceful on SIGTERM / Ctrl-C.
 //! - [`http`]: `app(state) -> Router`, one module per resource: `ingest` (API key: reports and
-//!   widget info), `bugs` (JWT: the dashboard API), `cors`, `health` (`/healthz`, `/readyz`, `/metrics`).
+//!   widget info), `bugs` (JWT: the dashboard API), `stream` (the team SSE stream), `cors`,
+//!   `health` (`/healthz`, `/readyz`, `/metrics`).
 //! - [`report`]: validation of a report body against seed 002's limits; [`edits`]: of
 //!   dashboard edits, comments and list filters.
 //! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
-//! - [`bus`]: the event bus (in-process; NATS next) and the per-team hub of stream
+//! - [`bus`]: the event bus (in-process, or NATS JetStream) and the per-team hub of stream
 //!   subscribers; [`outbox`]: the relay from the outbox table to the bus.
 //! - [`rate_limit`]: reports per minute per key, shared by every process through the database.
 //! - [`state`]: shared state and the short-lived honeycomb settings cache.

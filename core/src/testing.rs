@@ -17,6 +17,23 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Runs async cleanup from `Drop`, which runs inside a test's runtime and cannot block on it:
+/// the work gets a thread and a small runtime of its own, and is waited for.
+pub fn run_cleanup<F>(cleanup: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let worker = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(cleanup());
+        }
+    });
+    let _ = worker.join();
+}
+
 /// A database that exists for one test and is dropped with it.
 pub struct TestDatabase {
     pub url: String,
@@ -106,24 +123,14 @@ impl Drop for TestDatabase {
             }
             Cleanup::Postgres { admin_url, name } => {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop runs inside the test's runtime, which cannot block: use a thread of its own.
-                let dropper = std::thread::spawn(move || {
-                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
-                        return;
-                    };
-                    runtime.block_on(async {
-                        if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                                .execute(&mut admin)
-                                .await;
-                        }
-                    });
+                run_cleanup(move || async move {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                            .execute(&mut admin)
+                            .await;
+                    }
                 });
-                let _ = dropper.join();
             }
         }
     }

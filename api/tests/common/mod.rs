@@ -81,22 +81,13 @@ pub fn nats_url() -> String {
 
 /// Deletes a test's JetStream stream (from a thread of its own: `Drop` cannot await).
 pub fn delete_nats_stream(name: String) {
-    let cleaner = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async {
-            if let Ok(client) = async_nats::connect(nats_url()).await {
-                let _ = async_nats::jetstream::new(client)
-                    .delete_stream(&name)
-                    .await;
-            }
-        });
+    bichito_core::testing::run_cleanup(move || async move {
+        if let Ok(client) = async_nats::connect(nats_url()).await {
+            let _ = async_nats::jetstream::new(client)
+                .delete_stream(&name)
+                .await;
+        }
     });
-    let _ = cleaner.join();
 }
 
 /// A server; the database stays alive as long as the `TestApp` that created it.

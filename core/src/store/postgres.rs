@@ -1,6 +1,6 @@
 //! The Postgres backend: production.
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use std::time::Duration;
 
@@ -25,22 +25,13 @@ impl PostgresStore {
     }
 
     fn migrator() -> Migrator {
-        let migration = |version, description: &'static str, sql: &'static str| {
-            Migration::new(
-                version,
-                description.into(),
-                MigrationType::Simple,
-                sqlx::AssertSqlSafe(sql).into_sql_str(),
-                false,
-            )
-        };
-        Migrator::with_migrations(vec![
-            migration(
+        super::sql::migrator([
+            (
                 1,
                 "init",
                 include_str!("../../migrations/postgres/0001_init.sql"),
             ),
-            migration(
+            (
                 2,
                 "outbox",
                 include_str!("../../migrations/postgres/0002_outbox.sql"),
@@ -48,8 +39,6 @@ impl PostgresStore {
         ])
     }
 }
-
-use sqlx::SqlSafeStr as _;
 
 super::sql::impl_sql_store!(
     PostgresStore,

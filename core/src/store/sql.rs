@@ -67,6 +67,28 @@ pub(super) fn key_from_parts(
     }
 }
 
+/// The migrator of one backend, from its embedded `(version, description, sql)` files.
+pub(super) fn migrator<const N: usize>(
+    files: [(i64, &'static str, &'static str); N],
+) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr as _;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sqlx::AssertSqlSafe(sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 pub(super) fn u32_column(value: Option<i64>) -> Option<u32> {
     value.and_then(|value| u32::try_from(value).ok())
 }

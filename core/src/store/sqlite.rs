@@ -1,6 +1,6 @@
 //! The SQLite backend: the embedded default, one file, no server.
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -37,22 +37,13 @@ impl SqliteStore {
     }
 
     fn migrator() -> Migrator {
-        let migration = |version, description: &'static str, sql: &'static str| {
-            Migration::new(
-                version,
-                description.into(),
-                MigrationType::Simple,
-                sqlx::AssertSqlSafe(sql).into_sql_str(),
-                false,
-            )
-        };
-        Migrator::with_migrations(vec![
-            migration(
+        super::sql::migrator([
+            (
                 1,
                 "init",
                 include_str!("../../migrations/sqlite/0001_init.sql"),
             ),
-            migration(
+            (
                 2,
                 "outbox",
                 include_str!("../../migrations/sqlite/0002_outbox.sql"),
@@ -60,8 +51,6 @@ impl SqliteStore {
         ])
     }
 }
-
-use sqlx::SqlSafeStr as _;
 
 // `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then
 // writes can fail with SQLITE_BUSY when another connection wrote in between.
