@@ -115,6 +115,35 @@ ensure_nats() {
     die "NATS did not come up on 127.0.0.1:4222 within 30 s (see /var/log/nats-server.log)"
 }
 
+# ------------------------------------------------------------------ promtool
+
+# Only promtool is needed, not a Prometheus server: take it out of Debian's package without
+# installing the package (whose scripts would start a service).
+ensure_promtool() {
+    if command -v promtool >/dev/null 2>&1; then
+        BICHITO_PROMTOOL=$(command -v promtool)
+    else
+        local tools="${HOME:-/root}/.cache/bichito-tools"
+        BICHITO_PROMTOOL="$tools/promtool"
+        if [[ ! -x $BICHITO_PROMTOOL ]]; then
+            log "fetching promtool from Debian's prometheus package"
+            if [[ $APT_UPDATED -eq 0 ]]; then
+                "${SUDO[@]}" apt-get update
+                APT_UPDATED=1
+            fi
+            local work
+            work=$(mktemp -d)
+            (cd "$work" && apt-get download prometheus)
+            dpkg-deb -x "$work"/prometheus_*.deb "$work/x"
+            mkdir -p "$tools"
+            cp "$work/x/usr/bin/promtool" "$BICHITO_PROMTOOL"
+            rm -rf "$work"
+        fi
+    fi
+    export BICHITO_PROMTOOL
+    log "promtool: $BICHITO_PROMTOOL"
+}
+
 # ---------------------------------------------------- leftover test databases
 
 drop_leftover_test_dbs() {
@@ -139,6 +168,7 @@ drop_leftover_test_dbs() {
 
 ensure_postgres
 ensure_nats
+ensure_promtool
 drop_leftover_test_dbs
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"
