@@ -3,6 +3,8 @@
 //! The operator derives its custom resource from these same types; `bichito apply -f` reads
 //! them from a file. [`HoneycombSpec::validate`] lists every problem at once.
 
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -12,13 +14,38 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// How long a rotated-out key keeps working when `gracePeriod` is not set.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One project: its API key, quotas, plan, blocklist and allowed browser origins.
+// kube's `printcolumn(...)` takes one `type_` per column; clippy reads them as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, CustomResource, JsonSchema)]
+#[kube(
+    group = "bichito.dev",
+    version = "v1alpha1",
+    kind = "Honeycomb",
+    namespaced,
+    status = "HoneycombStatus",
+    shortname = "hc",
+    printcolumn(name = "Team", type_ = "string", json_path = ".spec.team"),
+    printcolumn(name = "Plan", type_ = "string", json_path = ".spec.plan"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HoneycombSpec {
     /// The owning team's slug (lowercase letters, digits and dashes).
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
     pub team: String,
     /// A human name for dashboards.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     pub display_name: Option<String>,
     #[serde(default)]
     pub plan: Plan,
@@ -34,7 +61,7 @@ pub struct HoneycombSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Plan {
     #[default]
@@ -59,20 +86,22 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Quotas {
     /// Reports accepted per minute per API key; the server default (60) when unset.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub reports_per_minute: Option<u32>,
     /// Reports stored per calendar month (UTC) on the free plan; 1000 when unset.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub monthly_reports: Option<u32>,
 }
 
 /// One blocklist rule: a glob `pattern` (`*` and `?`) or a `contains` substring, matched
 /// case-insensitively against one field of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockRuleSpec {
     pub field: String,
@@ -82,10 +111,11 @@ pub struct BlockRuleSpec {
     pub contains: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeySpec {
     /// The Secret (in Kubernetes) or file (embedded mode) that holds the key.
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"))]
     pub secret_name: String,
     /// Change this value to rotate the key; the previous key keeps working for `gracePeriod`.
     #[serde(default)]
@@ -95,7 +125,7 @@ pub struct ApiKeySpec {
     pub grace_period: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum DeletionPolicy {
     /// Deleting the honeycomb revokes its keys and keeps its bichitos.
     #[default]
@@ -111,6 +141,50 @@ impl DeletionPolicy {
             DeletionPolicy::Delete => "Delete",
         }
     }
+}
+
+/// What the operator reports back on a Honeycomb. Never the key itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HoneycombStatus {
+    /// The honeycomb's id: the `project_id` of its reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honeycomb_id: Option<i64>,
+    /// The first 16 characters of the current key, to recognise it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<HoneycombCondition>,
+}
+
+/// A status condition (`Ready`, `KeyProvisioned`, `Synced`), shaped like Kubernetes' own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HoneycombCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The CRD as YAML, generated from these types (`bichito-operator crd`).
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let header = "# Generated by `bichito-operator crd` from core/src/spec.rs: do not edit.\n";
+    format!(
+        "{header}{}",
+        yaml_serde::to_string(&Honeycomb::crd()).unwrap_or_default()
+    )
 }
 
 /// Fields of a report that a blocklist rule may look at.
@@ -287,6 +361,15 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../examples/honeycomb.yaml");
+
+    #[test]
+    fn the_committed_crd_matches_the_rust_types() {
+        let committed = include_str!("../../crds/honeycomb.yaml");
+        assert!(
+            committed == crd_yaml(),
+            "crds/honeycomb.yaml is out of date: run `cargo run -p bichito-operator -- crd > crds/honeycomb.yaml`"
+        );
+    }
 
     #[test]
     fn the_example_parses_and_validates() {

@@ -1,9 +1,9 @@
 //! `bichito-operator`: reconciles `Honeycomb` resources into API keys and quotas.
 //!
-//! This first version only carries the command line; the controller arrives with the
-//! Kubernetes issue and will call `bichito_core::provision` for each Honeycomb.
+//! This version prints the CRD generated from the Rust types; the controller comes next and
+//! will call `bichito_core::provision` for each Honeycomb.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,18 +12,18 @@ use clap::Parser;
     about = "Reconciles Honeycomb resources (bichito.dev/v1alpha1)."
 )]
 struct Cli {
-    /// Database URL the provisioned keys and quotas are written to.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the Honeycomb CustomResourceDefinition (YAML), generated from the Rust types.
+    Crd,
 }
 
 fn main() {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
-    tracing::info!(
-        configured = cli.database_url.is_some(),
-        "the Honeycomb controller is not part of this build yet"
-    );
+    match Cli::parse().command {
+        Command::Crd => print!("{}", bichito_core::spec::crd_yaml()),
+    }
 }
