@@ -144,6 +144,19 @@ ensure_promtool() {
     log "promtool: $BICHITO_PROMTOOL"
 }
 
+# -------------------------------------------------------- kubernetes-validate
+
+# Validates Kubernetes manifests (the CRD) against the API schemas, offline; from PyPI.
+ensure_kubernetes_validate() {
+    if ! command -v kubernetes-validate >/dev/null 2>&1; then
+        log "installing kubernetes-validate (PyPI)"
+        python3 -m pip install --quiet kubernetes-validate
+        hash -r
+    fi
+    command -v kubernetes-validate >/dev/null 2>&1 || die "kubernetes-validate is not on PATH after installing it"
+    log "kubernetes-validate: $(command -v kubernetes-validate)"
+}
+
 # ---------------------------------------------------- leftover test databases
 
 drop_leftover_test_dbs() {
@@ -169,6 +182,7 @@ drop_leftover_test_dbs() {
 ensure_postgres
 ensure_nats
 ensure_promtool
+ensure_kubernetes_validate
 drop_leftover_test_dbs
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"
