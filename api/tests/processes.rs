@@ -97,11 +97,15 @@ impl Drop for Process {
     }
 }
 
-#[tokio::test]
-async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
+/// A fresh Postgres database with the example honeycomb applied, and its API key.
+async fn provisioned_postgres() -> (
+    TestDatabase,
+    std::sync::Arc<dyn bichito_core::store::Store>,
+    String,
+) {
     let db = TestDatabase::postgres().await;
     let store = db.store().await;
-    let key = provision(
+    let done = provision(
         &*store,
         "payments",
         "checkout-web",
@@ -110,8 +114,13 @@ async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
         chrono::Utc::now(),
     )
     .await
-    .expect("provision")
-    .api_key;
+    .expect("provision");
+    (db, store, done.api_key)
+}
+
+#[tokio::test]
+async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
+    let (db, store, key) = provisioned_postgres().await;
     let env = [
         ("DATABASE_URL", db.url.as_str()),
         ("JWT_SECRET", JWT_SECRET),
@@ -324,19 +333,7 @@ async fn next_event(
 
 #[tokio::test]
 async fn api_and_sse_processes_share_only_nats_and_a_sigtermed_stream_resumes_elsewhere() {
-    let db = TestDatabase::postgres().await;
-    let store = db.store().await;
-    let key = provision(
-        &*store,
-        "payments",
-        "checkout-web",
-        &example_spec(),
-        None,
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("provision")
-    .api_key;
+    let (db, _store, key) = provisioned_postgres().await;
     let nats = common::unique_nats_settings();
     let _cleanup = StreamCleanup(nats.stream_name.clone());
     let bus_env = [
