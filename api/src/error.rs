@@ -22,8 +22,12 @@ impl FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A dashboard token is missing or invalid (answers with a `Bearer` challenge).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The `x-api-key` is missing, unknown or revoked.
+    #[error("{0}")]
+    InvalidApiKey(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -51,7 +55,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

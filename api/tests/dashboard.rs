@@ -121,6 +121,7 @@ async fn bad_tokens_are_401(backend: Backend) {
         .send()
         .await
         .expect("sent");
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
     expect_error(anonymous, 401).await;
     let basic = app
         .client

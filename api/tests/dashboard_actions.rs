@@ -49,27 +49,10 @@ async fn patch(app: &TestApp, id: i64, body: &Value) -> reqwest::Response {
 /// The payloads of the outbox events of one type, oldest first, published or not (the relay
 /// publishes them as they come).
 async fn events(app: &TestApp, event_type: EventType) -> Vec<Value> {
-    use sqlx::Row;
-    let url = &app.db.as_ref().expect("database").url;
     let sql = "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id";
-    let rows: Vec<String> = if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.expect("connect");
-        let rows = sqlx::query(sql)
-            .bind(event_type.as_str())
-            .fetch_all(&pool)
-            .await
-            .expect("query");
-        rows.iter().map(|row| row.get("payload")).collect()
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
-        let rows = sqlx::query(sql)
-            .bind(event_type.as_str())
-            .fetch_all(&pool)
-            .await
-            .expect("query");
-        rows.iter().map(|row| row.get("payload")).collect()
-    };
-    rows.iter()
+    query_text(app, sql, event_type.as_str())
+        .await
+        .iter()
         .map(|payload| serde_json::from_str(payload).expect("json"))
         .collect()
 }
@@ -160,13 +143,7 @@ async fn a_foreign_team_list_is_404_and_bad_filters_are_400(backend: Backend) {
         400,
     )
     .await;
-    let mut fields: Vec<&str> = body["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|f| f["field"].as_str().expect("name"))
-        .collect();
-    fields.sort_unstable();
+    let fields = sorted_fields(&body);
     assert_eq!(fields, ["cursor", "limit", "severity", "status"]);
 }
 
@@ -233,13 +210,7 @@ async fn bad_patches_are_rejected_with_every_field_named(backend: Backend) {
         "status": "done", "severity": 3, "assignee": "", "labels": "ios", "duplicate_of": -1, "title": "x"
     });
     let body = expect_error(patch(&app, id, &bad).await, 400).await;
-    let mut fields: Vec<&str> = body["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|f| f["field"].as_str().expect("name"))
-        .collect();
-    fields.sort_unstable();
+    let fields = sorted_fields(&body);
     assert_eq!(
         fields,
         [

@@ -277,13 +277,7 @@ async fn every_rejected_field_is_named_in_one_error(backend: Backend) {
     });
     let response = app.post_report(&body).await;
     let error = expect_error(response, 400).await;
-    let mut fields: Vec<&str> = error["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|f| f["field"].as_str().expect("name"))
-        .collect();
-    fields.sort_unstable();
+    let fields = sorted_fields(&error);
     assert_eq!(
         fields,
         [
@@ -392,6 +386,10 @@ async fn a_missing_unknown_or_malformed_key_is_401(backend: Backend) {
         .send()
         .await
         .expect("sent");
+    assert!(
+        missing.headers().get("www-authenticate").is_none(),
+        "an API key is not a bearer token"
+    );
     expect_error(missing, 401).await;
     let unknown = format!("sk_live_{}", "A".repeat(40));
     expect_error(

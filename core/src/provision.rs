@@ -67,17 +67,14 @@ pub fn plan_keys(
         spec.api_key.rotate.is_some() && spec.api_key.rotate != state.key_rotation;
     let current_is_live = current_key.is_some_and(|key| {
         keys::prefix_of(key).is_some_and(|prefix| {
-            state.valid_keys.iter().any(|record| {
+            state.keys.iter().any(|record| {
                 record.prefix == prefix
                     && record.expires_at.is_none()
                     && keys::verify(key, &record.hash)
             })
         })
     });
-    let others_valid = state
-        .valid_keys
-        .iter()
-        .any(|record| record.is_valid_at(now));
+    let others_valid = state.keys.iter().any(|record| record.is_valid_at(now));
     match (rotation_requested, current_is_live) {
         (false, true) => KeyPlan::Keep,
         (rotation, _) => KeyPlan::Issue {

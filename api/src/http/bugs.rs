@@ -1,6 +1,7 @@
 //! The dashboard API (JWT): a team's list, one bichito, edits, comments, deletion. A bichito or
 //! team the caller does not belong to is 404, exactly like one that does not exist.
 
+use crate::auth::Caller;
 use crate::edits;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{JsonBytes, QueryParams};
@@ -97,8 +98,7 @@ pub async fn create_comment(
     Path(id): Path<String>,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let caller = state.jwt.caller(&headers)?;
-    let bichito = visible_bug(&state, &headers, &id).await?;
+    let (caller, bichito) = visible_bug_for(&state, &headers, &id).await?;
     let text = edits::parse_comment(&body)?;
     let now = truncate_to_millis(state.clock.now());
     let comment = state
@@ -121,10 +121,19 @@ pub async fn list_comments(
 
 /// The bichito `id` if the caller's token lists its team; 404 otherwise.
 async fn visible_bug(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Bichito, ApiError> {
+    Ok(visible_bug_for(state, headers, id).await?.1)
+}
+
+/// The caller and the bichito `id` it may see (the token is verified once).
+async fn visible_bug_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Caller, Bichito), ApiError> {
     let caller = state.jwt.caller(headers)?;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.store.bichito(id).await? {
-        Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok(bichito),
+        Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok((caller, bichito)),
         _ => Err(ApiError::NotFound),
     }
 }

@@ -138,25 +138,25 @@ async fn authenticate(
 ) -> Result<(ApiKeyRecord, Arc<Honeycomb>), ApiError> {
     let presented = headers
         .get(API_KEY_HEADER)
-        .ok_or(ApiError::Unauthorized("missing x-api-key header"))?
+        .ok_or(ApiError::InvalidApiKey("missing x-api-key header"))?
         .to_str()
-        .map_err(|_| ApiError::Unauthorized("unknown API key"))?
+        .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?
         .trim();
-    let prefix = keys::prefix_of(presented).ok_or(ApiError::Unauthorized("unknown API key"))?;
+    let prefix = keys::prefix_of(presented).ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     let record = state
         .settings
         .api_key(&*state.store, prefix)
         .await?
         .filter(|record| keys::verify(presented, &record.hash))
-        .ok_or(ApiError::Unauthorized("unknown API key"))?;
+        .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     if !record.is_valid_at(state.clock.now()) {
-        return Err(ApiError::Unauthorized("revoked API key"));
+        return Err(ApiError::InvalidApiKey("revoked API key"));
     }
     let honeycomb = state
         .settings
         .honeycomb(&*state.store, record.honeycomb_id)
         .await?
-        .ok_or(ApiError::Unauthorized("unknown API key"))?;
+        .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     Ok((record, honeycomb))
 }
 

@@ -399,6 +399,41 @@ pub async fn rejected_fields(response: reqwest::Response) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `field` names of an error body, sorted.
+pub fn sorted_fields(body: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = body["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|field| field["field"].as_str().expect("field name").to_owned())
+        .collect();
+    fields.sort_unstable();
+    fields
+}
+
+/// Runs a query returning one text column on the test's own database (either backend).
+pub async fn query_text(app: &TestApp, sql: &'static str, bind: &str) -> Vec<String> {
+    use sqlx::Row;
+    let url = &app.db.as_ref().expect("the app owns its database").url;
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let rows = sqlx::query(sql)
+            .bind(bind)
+            .fetch_all(&pool)
+            .await
+            .expect("query");
+        rows.iter().map(|row| row.get(0)).collect()
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let rows = sqlx::query(sql)
+            .bind(bind)
+            .fetch_all(&pool)
+            .await
+            .expect("query");
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+}
+
 /// Asserts a JSON error with `status`, and returns its body.
 pub async fn expect_error(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status().as_u16(), status, "unexpected status");

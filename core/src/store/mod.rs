@@ -130,8 +130,8 @@ pub struct HoneycombKeyState {
     pub id: i64,
     /// The `spec.apiKey.rotate` value last acted on.
     pub key_rotation: Option<String>,
-    /// Keys not yet expired, newest first.
-    pub valid_keys: Vec<ApiKeyRecord>,
+    /// Every key of the honeycomb, expired ones included, newest first.
+    pub keys: Vec<ApiKeyRecord>,
 }
 
 /// Everything [`Store::apply_honeycomb`] writes.

@@ -235,7 +235,7 @@ macro_rules! impl_sql_store {
                 Ok(Some(HoneycombKeyState {
                     id,
                     key_rotation: row.try_get("key_rotation")?,
-                    valid_keys: rows.iter().map(Self::key_from_row).collect::<Result<_>>()?,
+                    keys: rows.iter().map(Self::key_from_row).collect::<Result<_>>()?,
                 }))
             }
 
