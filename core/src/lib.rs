@@ -12,6 +12,7 @@
 //! - [`store`]: one [`store::Store`] trait implemented once in SQL for two sqlx backends,
 //!   Postgres (production) and SQLite (the embedded default), chosen by the URL scheme.
 //! - [`clock`]: time as a dependency, so tests can move it.
+//! - [`shutdown`]: waiting for SIGTERM or Ctrl-C, for every long-running process.
 
 pub mod blocklist;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod events;
 pub mod keys;
 pub mod model;
 pub mod provision;
+pub mod shutdown;
 pub mod spec;
 pub mod store;
 pub mod testing;

@@ -1,29 +1,41 @@
-//! `bichito-operator`: reconciles `Honeycomb` resources into API keys and quotas.
-//!
-//! This version prints the CRD generated from the Rust types; the controller comes next and
-//! will call `bichito_core::provision` for each Honeycomb.
+//! `bichito-operator`: `run` reconciles Honeycombs; `crd` prints the CRD.
 
-use clap::{Parser, Subcommand};
+use bichito_operator::config::{Cli, Command, LogFormat};
+use clap::Parser;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "bichito-operator",
-    version,
-    about = "Reconciles Honeycomb resources (bichito.dev/v1alpha1)."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", bichito_core::spec::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => {
+            init_logging(cli.log_format, &cli.log_filter);
+            match bichito_operator::controller::run(*args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %err, "bichito-operator stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the Honeycomb CustomResourceDefinition (YAML), generated from the Rust types.
-    Crd,
-}
-
-fn main() {
-    match Cli::parse().command {
-        Command::Crd => print!("{}", bichito_core::spec::crd_yaml()),
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    if let Err(err) = installed {
+        eprintln!("logging already initialised: {err}");
     }
 }

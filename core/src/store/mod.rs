@@ -33,6 +33,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<HoneycombKeyState>>;
     /// Creates or updates a honeycomb, its blocklist and its keys in one transaction.
     async fn apply_honeycomb(&self, apply: &HoneycombApply) -> Result<i64>;
+    /// Retires honeycomb `namespace/name` when its resource is deleted: every key is revoked
+    /// at `now`; under [`DeletionPolicy::Delete`] its bichitos are deleted too, each with a
+    /// `bug.deleted` event, and the honeycomb with them. `None` when there is no such honeycomb.
+    async fn retire_honeycomb(
+        &self,
+        namespace: &str,
+        name: &str,
+        policy: DeletionPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Retired>>;
     async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>>;
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
     /// Every origin any honeycomb allows, to answer CORS preflights (which carry no API key).
@@ -153,6 +163,16 @@ pub struct HoneycombApply {
     /// When set, every other still-valid key of the honeycomb expires at this instant.
     pub expire_other_keys_at: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
+}
+
+/// What [`Store::retire_honeycomb`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retired {
+    pub honeycomb_id: i64,
+    /// Keys that were still valid and no longer are.
+    pub revoked_keys: u64,
+    /// Bichitos deleted (always 0 under `Retain`).
+    pub deleted_bichitos: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -109,7 +109,7 @@ macro_rules! impl_sql_store {
         use $crate::spec::{DeletionPolicy, Plan};
         use $crate::store::sql::*;
         use $crate::store::{
-            HoneycombApply, HoneycombKeyState, IdempotencyClaim, Inserted, RateWindow, StoredResponse,
+            HoneycombApply, HoneycombKeyState, IdempotencyClaim, Inserted, RateWindow, Retired, StoredResponse,
         };
         use $crate::{Error, Result};
         use chrono::{DateTime, Utc};
@@ -311,6 +311,62 @@ macro_rules! impl_sql_store {
                 }
                 tx.commit().await?;
                 Ok(id)
+            }
+
+            async fn retire_honeycomb(
+                &self,
+                namespace: &str,
+                name: &str,
+                policy: DeletionPolicy,
+                now: DateTime<Utc>,
+            ) -> Result<Option<Retired>> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let Some(row) = sqlx::query("SELECT id FROM honeycombs WHERE namespace = $1 AND name = $2")
+                    .bind(namespace)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let id: i64 = row.try_get("id")?;
+                let revoked_keys = sqlx::query(
+                    "UPDATE api_keys SET expires_at = $2 \
+                     WHERE honeycomb_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let mut deleted_bichitos = 0;
+                if policy == DeletionPolicy::Delete {
+                    // One `bug.deleted` per bichito, shaped exactly like `events::deleted_payload`,
+                    // written by the database so that a large honeycomb costs one statement.
+                    deleted_bichitos = sqlx::query(
+                        "INSERT INTO outbox (team_id, event_type, payload, created_at) \
+                         SELECT team_id, $2, '{\"bug_id\":' || id || ',\"project_id\":' || honeycomb_id || '}', $3 \
+                         FROM bichitos WHERE honeycomb_id = $1 ORDER BY id",
+                    )
+                    .bind(id)
+                    .bind(EventType::BugDeleted.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    // Bichitos, labels, comments, keys, blocklist and counters go by cascade.
+                    sqlx::query("DELETE FROM honeycombs WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(Some(Retired {
+                    honeycomb_id: id,
+                    revoked_keys,
+                    deleted_bichitos,
+                }))
             }
 
             async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>> {

@@ -398,7 +398,7 @@ async fn migrations_can_run_twice(backend: Backend) {
 
 mod dashboard {
     use super::*;
-    use crate::events::EventType;
+    use crate::events::{self, EventType};
     use crate::model::{BugPatch, BugQuery, Status};
     use serde_json::{Value, json};
 
@@ -406,6 +406,9 @@ mod dashboard {
         every_change_writes_its_event_in_the_outbox,
         a_patch_that_changes_nothing_writes_no_event,
         lists_filter_and_page_newest_first,
+        retiring_under_retain_revokes_keys_and_keeps_bichitos,
+        retiring_under_delete_removes_everything_with_an_event_per_bichito,
+        retiring_an_unknown_honeycomb_is_a_no_op,
     );
 
     async fn stored(store: &dyn Store, honeycomb_id: i64, title: &str) -> crate::model::Bichito {
@@ -654,5 +657,131 @@ mod dashboard {
                 .expect("list")
                 .is_empty()
         );
+    }
+
+    async fn retire(
+        store: &dyn Store,
+        policy: crate::spec::DeletionPolicy,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Retired> {
+        store
+            .retire_honeycomb("payments", "checkout-web", policy, now)
+            .await
+            .expect("retire")
+    }
+
+    async fn retiring_under_retain_revokes_keys_and_keeps_bichitos(backend: Backend) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let (honeycomb_id, key) = provisioned(&*store).await;
+        let bichito = stored(&*store, honeycomb_id, "Login").await;
+        let prefix = crate::keys::prefix_of(&key).expect("prefix").to_owned();
+        let later = t0() + TimeDelta::minutes(5);
+
+        let retired = retire(&*store, crate::spec::DeletionPolicy::Retain, later)
+            .await
+            .expect("the honeycomb exists");
+        assert_eq!(
+            retired,
+            Retired {
+                honeycomb_id,
+                revoked_keys: 1,
+                deleted_bichitos: 0
+            }
+        );
+        let record = store
+            .api_key_by_prefix(&prefix)
+            .await
+            .expect("lookup")
+            .expect("the key record stays, revoked");
+        assert!(!record.is_valid_at(later), "the key no longer works");
+        assert!(store.bichito(bichito.id).await.expect("read").is_some());
+        assert!(store.honeycomb(honeycomb_id).await.expect("read").is_some());
+        let events = store.unpublished_events(100).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .all(|event| event.event_type != EventType::BugDeleted),
+            "Retain deletes nothing"
+        );
+        let again = retire(&*store, crate::spec::DeletionPolicy::Retain, later)
+            .await
+            .expect("still there");
+        assert_eq!(again.revoked_keys, 0, "retiring is idempotent");
+    }
+
+    async fn retiring_under_delete_removes_everything_with_an_event_per_bichito(backend: Backend) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let (honeycomb_id, key) = provisioned(&*store).await;
+        let first = stored(&*store, honeycomb_id, "Login").await;
+        let second = stored(&*store, honeycomb_id, "Checkout").await;
+        let already_published: Vec<i64> = store
+            .unpublished_events(100)
+            .await
+            .expect("events")
+            .iter()
+            .map(|event| event.id)
+            .collect();
+        store
+            .mark_published(&already_published, t0())
+            .await
+            .expect("mark");
+
+        let retired = retire(&*store, crate::spec::DeletionPolicy::Delete, t0())
+            .await
+            .expect("the honeycomb exists");
+        assert_eq!(retired.deleted_bichitos, 2);
+        assert!(store.bichito(first.id).await.expect("read").is_none());
+        assert!(store.bichito(second.id).await.expect("read").is_none());
+        assert!(store.honeycomb(honeycomb_id).await.expect("read").is_none());
+        let prefix = crate::keys::prefix_of(&key).expect("prefix");
+        assert!(
+            store
+                .api_key_by_prefix(prefix)
+                .await
+                .expect("lookup")
+                .is_none(),
+            "keys go with the honeycomb"
+        );
+        let events = store.unpublished_events(100).await.expect("events");
+        assert!(events.iter().all(|event| event.team_id == "payments"));
+        let raw: Vec<(EventType, &str)> = events
+            .iter()
+            .map(|event| (event.event_type, event.payload.as_str()))
+            .collect();
+        let expected = [
+            events::deleted_payload(&first),
+            events::deleted_payload(&second),
+        ];
+        assert_eq!(
+            raw,
+            vec![
+                (EventType::BugDeleted, expected[0].as_str()),
+                (EventType::BugDeleted, expected[1].as_str()),
+            ],
+            "byte for byte the payload the dashboard's own deletes write"
+        );
+        assert!(
+            retire(&*store, crate::spec::DeletionPolicy::Delete, t0())
+                .await
+                .is_none(),
+            "nothing left to retire"
+        );
+    }
+
+    async fn retiring_an_unknown_honeycomb_is_a_no_op(backend: Backend) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let retired = store
+            .retire_honeycomb(
+                "payments",
+                "never-applied",
+                crate::spec::DeletionPolicy::Delete,
+                t0(),
+            )
+            .await
+            .expect("retire");
+        assert_eq!(retired, None);
     }
 }
