@@ -29,10 +29,12 @@ try:
     import helm_python
     import yaml
 except ImportError as err:
-    sys.exit(
-        f"chart.py: {err.name} is missing: `bash scripts/test.sh` installs it "
-        "(or: python3 -m pip install helm-python-sdk)"
+    print(
+        f"chart.py: the Python module {err.name} is missing: `bash scripts/test.sh` installs it "
+        "(or: python3 -m pip install helm-python-sdk)",
+        file=sys.stderr,
     )
+    sys.exit(2)
 
 
 def read_values(path: Path) -> dict[str, Any]:

@@ -157,6 +157,19 @@ ensure_kubernetes_validate() {
     log "kubernetes-validate: $(command -v kubernetes-validate)"
 }
 
+# ---------------------------------------------------------- helm-python-sdk
+
+# Helm's own Go library for Python (PyPI): scripts/chart.py lints and renders the chart with it,
+# no helm binary needed. PyYAML splits the rendered documents.
+ensure_helm_python_sdk() {
+    if ! python3 -c 'import helm_python, yaml' >/dev/null 2>&1; then
+        log "installing helm-python-sdk (PyPI)"
+        python3 -m pip install --quiet helm-python-sdk pyyaml
+    fi
+    python3 -c 'import helm_python, yaml' || die "helm_python is not importable after installing helm-python-sdk"
+    log "helm-python-sdk: Helm $(python3 -c 'import helm_python; print(helm_python.helm_sdk_version())')"
+}
+
 # ---------------------------------------------------- leftover test databases
 
 drop_leftover_test_dbs() {
@@ -183,6 +196,7 @@ ensure_postgres
 ensure_nats
 ensure_promtool
 ensure_kubernetes_validate
+ensure_helm_python_sdk
 drop_leftover_test_dbs
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"
