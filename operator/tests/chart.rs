@@ -90,13 +90,14 @@ struct Rendered {
 }
 
 impl Rendered {
-    /// Renders with the chart's `ci/` values files (merged in order, as `helm -f`).
-    fn ci(files: &[&str]) -> Self {
-        let values: Vec<PathBuf> = files.iter().map(|file| chart().join(file)).collect();
-        Self::try_with("render", &values).unwrap_or_else(|refusal| panic!("{refusal}"))
+    /// Renders with one of the chart's `ci/` values files.
+    fn ci(file: &str) -> Self {
+        Self::try_with("render", &[chart().join(file)])
+            .unwrap_or_else(|refusal| panic!("{refusal}"))
     }
 
-    /// Renders, or returns Helm's refusal (schema violation, template `fail`).
+    /// Renders with values files merged in order (as `helm -f`), or returns Helm's refusal
+    /// (schema violation, template `fail`).
     fn try_with(label: &str, values: &[PathBuf]) -> Result<Self, String> {
         let dir = Scratch::new(label);
         let out = dir.0.to_str().expect("temp dir paths are UTF-8").to_owned();
@@ -142,6 +143,12 @@ impl Rendered {
                 format!("{}/{name}", object["kind"].as_str().expect("a kind"))
             })
             .collect()
+    }
+
+    /// Exactly these objects, `kind/name`, were rendered.
+    fn assert_objects(&self, expected: &[&str]) {
+        let expected: BTreeSet<String> = expected.iter().map(|object| object.to_string()).collect();
+        assert_eq!(self.inventory(), expected);
     }
 
     fn file(&self, name: &str) -> String {
@@ -287,9 +294,9 @@ fn the_chart_lints_clean_with_every_ci_values_file() {
 
 #[test]
 fn the_minimal_render_validates_against_the_kubernetes_schemas() {
-    let rendered = Rendered::ci(&[MINIMAL]);
+    let rendered = Rendered::ci(MINIMAL);
     rendered.validate();
-    let expected: BTreeSet<String> = [
+    rendered.assert_objects(&[
         "CustomResourceDefinition/honeycombs.bichito.dev",
         "Deployment/bichito-api",
         "Deployment/bichito-sse",
@@ -306,13 +313,16 @@ fn the_minimal_render_validates_against_the_kubernetes_schemas() {
         "RoleBinding/bichito-operator-leader-election",
         "PodDisruptionBudget/bichito-api",
         "PodDisruptionBudget/bichito-sse",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(rendered.inventory(), expected);
+    ]);
     for (component, replicas) in [("api", 2), ("sse", 2), ("operator", 2)] {
         let deployment = rendered.one("Deployment", &format!("bichito-{component}"));
         assert_eq!(deployment["spec"]["replicas"], replicas, "{component}");
+        // The image tag defaults to the chart's appVersion, which follows the crates' version.
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("bichito:{}", env!("CARGO_PKG_VERSION")),
+            "{component}: bump appVersion in charts/bichito/Chart.yaml with the workspace version"
+        );
     }
     for (service, port, target) in [
         ("bichito-api", 80, "http"),
@@ -335,9 +345,9 @@ fn the_minimal_render_validates_against_the_kubernetes_schemas() {
 
 #[test]
 fn the_all_options_render_validates_against_the_kubernetes_schemas() {
-    let rendered = Rendered::ci(&[ALL_OPTIONS]);
+    let rendered = Rendered::ci(ALL_OPTIONS);
     rendered.validate();
-    let expected: BTreeSet<String> = [
+    rendered.assert_objects(&[
         "CustomResourceDefinition/honeycombs.bichito.dev",
         "Deployment/bugs-api",
         "Deployment/bugs-sse",
@@ -360,10 +370,7 @@ fn the_all_options_render_validates_against_the_kubernetes_schemas() {
         "ServiceMonitor/bugs-api",
         "ServiceMonitor/bugs-sse",
         "ServiceMonitor/bugs-operator",
-    ]
-    .map(String::from)
-    .into();
-    assert_eq!(rendered.inventory(), expected);
+    ]);
     // The autoscaler owns the replica count of what it scales, and only of that.
     for (component, min, max) in [("api", 3, 12), ("sse", 2, 20)] {
         let name = format!("bugs-{component}");
@@ -422,7 +429,7 @@ fn the_all_options_render_validates_against_the_kubernetes_schemas() {
 #[test]
 fn every_container_runs_restricted_with_probes_and_resources() {
     for values in [MINIMAL, ALL_OPTIONS] {
-        let rendered = Rendered::ci(&[values]);
+        let rendered = Rendered::ci(values);
         let deployments = rendered.of_kind("Deployment");
         assert_eq!(deployments.len(), 3, "{values}");
         for deployment in deployments {
@@ -537,7 +544,7 @@ fn secrets_are_referenced_never_inlined() {
         (MINIMAL, "bichito", minimal),
         (ALL_OPTIONS, "bugs", all_options),
     ] {
-        let rendered = Rendered::ci(&[values]);
+        let rendered = Rendered::ci(values);
         assert_eq!(
             rendered.of_kind("Secret").len(),
             0,
@@ -592,7 +599,7 @@ fn secrets_are_referenced_never_inlined() {
         }
     }
     // The JWT public key is a mounted Secret, read from its file.
-    let rendered = Rendered::ci(&[ALL_OPTIONS]);
+    let rendered = Rendered::ci(ALL_OPTIONS);
     for component in ["api", "sse"] {
         let name = format!("bugs-{component}");
         let pod = &rendered.one("Deployment", &name)["spec"]["template"]["spec"];
@@ -649,7 +656,7 @@ fn assert_leader_election_rbac(rendered: &Rendered, name: &str, account: &str) {
 #[test]
 fn operator_rbac_is_exactly_the_least_privilege_set() {
     // Every namespace: a ClusterRole.
-    let rendered = Rendered::ci(&[MINIMAL]);
+    let rendered = Rendered::ci(MINIMAL);
     let role = rendered.one("ClusterRole", "bichito-operator");
     assert_eq!(role["rules"], operator_rules());
     let binding = rendered.one("ClusterRoleBinding", "bichito-operator");
@@ -666,7 +673,7 @@ fn operator_rbac_is_exactly_the_least_privilege_set() {
     assert_eq!(rendered.of_kind("Role").len(), 1, "only the Lease Role");
 
     // One namespace: the same rules in a Role there, and no cluster-wide grant.
-    let rendered = Rendered::ci(&[ALL_OPTIONS]);
+    let rendered = Rendered::ci(ALL_OPTIONS);
     assert_eq!(rendered.of_kind("ClusterRole").len(), 0);
     assert_eq!(rendered.of_kind("ClusterRoleBinding").len(), 0);
     let role = rendered.one("Role", "bugs-operator");
@@ -708,7 +715,7 @@ fn the_chart_crd_is_the_generated_crd_kept_on_uninstall() {
         "the chart's CRD drifted: cp crds/honeycomb.yaml charts/bichito/files/honeycomb-crd.yaml"
     );
 
-    let rendered = Rendered::ci(&[MINIMAL]);
+    let rendered = Rendered::ci(MINIMAL);
     let mut crd = rendered
         .one("CustomResourceDefinition", "honeycombs.bichito.dev")
         .clone();
@@ -809,7 +816,7 @@ fn every_env_var_the_chart_sets_is_read_by_its_binary() {
         (MINIMAL, "bichito", &[][..]),
         (ALL_OPTIONS, "bugs", &["RUST_BACKTRACE"][..]),
     ] {
-        let rendered = Rendered::ci(&[values]);
+        let rendered = Rendered::ci(values);
         for component in ["api", "sse"] {
             for name in env_names(container(&rendered, &format!("{prefix}-{component}"))) {
                 assert!(
