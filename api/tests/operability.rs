@@ -108,7 +108,6 @@ async fn unknown_routes_and_methods_are_json_errors(backend: Backend) {
 }
 
 async fn metrics_pass_promtool_check(backend: Backend) {
-    use std::io::Write;
     let app = TestApp::start(backend).await;
     app.post_report(&minimal_report()).await;
     app.post_report(&serde_json::json!({"title": ""})).await;
@@ -121,30 +120,5 @@ async fn metrics_pass_promtool_check(backend: Backend) {
         .text()
         .await
         .expect("text");
-    let promtool = std::env::var("BICHITO_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned());
-    let mut check = std::process::Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| {
-            panic!("promtool ({promtool}) must be installed; scripts/test.sh provides it: {err}")
-        });
-    check
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let output = check.wait_with_output().expect("promtool ran");
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && findings.trim().is_empty(),
-        "promtool check metrics: {findings}"
-    );
+    bichito_core::testing::assert_promtool_clean(&text);
 }

@@ -135,3 +135,36 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Runs `promtool check metrics` on a Prometheus text exposition and panics with its findings
+/// unless it is clean. promtool comes from `BICHITO_PROMTOOL` (set by `scripts/test.sh`) or PATH.
+pub fn assert_promtool_clean(exposition: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let promtool = std::env::var("BICHITO_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned());
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("promtool ({promtool}) must be installed; scripts/test.sh provides it: {err}")
+        });
+    check
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(exposition.as_bytes())
+        .expect("write metrics to promtool");
+    let output = check.wait_with_output().expect("promtool ran");
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && findings.trim().is_empty(),
+        "promtool check metrics: {findings}"
+    );
+}

@@ -129,21 +129,26 @@ pub fn status(honeycomb: &Honeycomb, outcome: &Outcome, now: DateTime<Utc>) -> H
     let secret_name = &honeycomb.spec.api_key.secret_name;
     let (key, synced) = match outcome {
         Outcome::Provisioned { key_action, .. } => {
-            let (reason, message) = match key_action {
-                KeyAction::Created => (
-                    "KeyCreated",
-                    format!("a new API key is stored in Secret {secret_name}"),
+            // A kept key keeps the reason it was made for, so that the reconciliation after a
+            // creation or rotation finds nothing to write.
+            let previous_reason = previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == KEY_PROVISIONED && c.status == "True")
+                .map(|c| c.reason.as_str());
+            let reason = match (key_action, previous_reason) {
+                (KeyAction::Created, _) => "KeyCreated",
+                (KeyAction::Rotated, _) => "KeyRotated",
+                (KeyAction::Kept, Some("KeyCreated")) => "KeyCreated",
+                (KeyAction::Kept, Some("KeyRotated")) => "KeyRotated",
+                (KeyAction::Kept, _) => "KeyCurrent",
+            };
+            let message = match reason {
+                "KeyCreated" => format!("a new API key is stored in Secret {secret_name}"),
+                "KeyRotated" => format!(
+                    "the API key was rotated into Secret {secret_name}; the previous key stays valid for the grace period"
                 ),
-                KeyAction::Rotated => (
-                    "KeyRotated",
-                    format!(
-                        "the API key was rotated into Secret {secret_name}; the previous key stays valid for the grace period"
-                    ),
-                ),
-                KeyAction::Kept => (
-                    "KeyCurrent",
-                    format!("the API key in Secret {secret_name} is current"),
-                ),
+                _ => format!("the API key in Secret {secret_name} is current"),
             };
             (
                 ("True", reason, message),
@@ -500,12 +505,17 @@ mod tests {
         let mut honeycomb = honeycomb();
         honeycomb.status = Some(status(&honeycomb, &provisioned(KeyAction::Created), t0()));
         let later = t0() + chrono::TimeDelta::hours(1);
-        let again = status(&honeycomb, &provisioned(KeyAction::Created), later);
+        let again = status(&honeycomb, &provisioned(KeyAction::Kept), later);
         assert_eq!(
             Some(&again),
             honeycomb.status.as_ref(),
             "nothing to write, so no status update and no watch event"
         );
+        assert_eq!(condition(&again, KEY_PROVISIONED).reason, "KeyCreated");
+
+        honeycomb.status = Some(status(&honeycomb, &Outcome::SecretConflict, later));
+        let recovered = status(&honeycomb, &provisioned(KeyAction::Kept), later);
+        assert_eq!(condition(&recovered, KEY_PROVISIONED).reason, "KeyCurrent");
     }
 
     #[test]
