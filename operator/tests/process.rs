@@ -1,0 +1,400 @@
+//! The real `bichito-operator run` processes against a small fake Kubernetes API server (HTTP
+//! on loopback, reached through a kubeconfig; one port per process, so every request is known
+//! by its sender) and real Postgres: the Controller lists and watches, reconciles the example
+//! into a Secret, a database row and a Ready status, only while holding the leader Lease, and
+//! stops cleanly on SIGTERM, releasing the Lease to the standby.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bichito_core::spec::{Honeycomb, parse_documents};
+use bichito_core::testing::TestDatabase;
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::Notify;
+
+const SECRET_PATH: &str = "/api/v1/namespaces/payments/secrets/checkout-web-api-key";
+const STATUS_PATH: &str =
+    "/apis/bichito.dev/v1alpha1/namespaces/payments/honeycombs/checkout-web/status";
+const LEASES_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/bichito/leases";
+const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/bichito/leases/bichito-operator";
+
+/// The cluster's state, shared by every port of the fake API server.
+#[derive(Default)]
+struct Cluster {
+    secret: Option<Value>,
+    lease: Option<Value>,
+    /// What happened, in order: `<who> <METHOD> <path>` for writes, and Lease transitions.
+    log: Vec<String>,
+    statuses: Vec<Value>,
+    /// Every request any process sent, as `<who> <METHOD> <path>`.
+    requests: Vec<String>,
+}
+
+#[derive(Clone)]
+struct FakeApi {
+    /// Which operator process this port serves.
+    who: &'static str,
+    honeycomb: Value,
+    cluster: Arc<Mutex<Cluster>>,
+    changed: Arc<Notify>,
+}
+
+impl FakeApi {
+    fn cluster(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.cluster
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn reply(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn failure(code: u16, reason: &str) -> Response {
+    reply(
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code}),
+    )
+}
+
+fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Response {
+    reply(
+        StatusCode::OK,
+        &json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "100"}, "items": items}),
+    )
+}
+
+/// A Lease patch: fields set to null are removed. Taking a Lease someone else holds is a
+/// conflict, as server-side apply makes it for the real API server.
+fn patch_lease(cluster: &mut Cluster, who: &str, patch: &Value) -> Response {
+    let Some(lease) = cluster.lease.as_mut() else {
+        return failure(404, "NotFound");
+    };
+    let holder_before = lease["spec"]["holderIdentity"].as_str().map(str::to_owned);
+    let wanted = patch["spec"]["holderIdentity"].as_str();
+    if let (Some(before), Some(wanted)) = (&holder_before, wanted)
+        && before != wanted
+    {
+        return failure(409, "Conflict");
+    }
+    let spec = lease["spec"].as_object_mut().map(std::mem::take);
+    let mut spec: Map<String, Value> = spec.unwrap_or_default();
+    for (field, value) in patch["spec"].as_object().cloned().unwrap_or_default() {
+        if value.is_null() {
+            spec.remove(&field);
+        } else {
+            spec.insert(field, value);
+        }
+    }
+    lease["spec"] = Value::Object(spec);
+    let version = lease["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|version| version.parse::<u64>().ok())
+        .unwrap_or_default();
+    lease["metadata"]["resourceVersion"] = json!((version + 1).to_string());
+    let holder_after = lease["spec"]["holderIdentity"].as_str().map(str::to_owned);
+    let lease = lease.clone();
+    match (holder_before, holder_after) {
+        (None, Some(holder)) => cluster.log.push(format!("lease acquired by {holder}")),
+        (Some(holder), None) => cluster
+            .log
+            .push(format!("lease released by {who} for {holder}")),
+        _ => {}
+    }
+    reply(StatusCode::OK, &lease)
+}
+
+async fn handle(State(api): State<FakeApi>, request: Request) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let response = {
+        let mut cluster = api.cluster();
+        cluster
+            .requests
+            .push(format!("{} {method} {path}", api.who));
+        if query.contains("watch=true") {
+            // A watch that stays open and quiet: nothing else changes in this cluster.
+            return Response::new(Body::from_stream(futures_util::stream::pending::<
+                Result<Bytes, std::io::Error>,
+            >()));
+        }
+        let honeycomb_writes = path.starts_with("/apis/bichito.dev")
+            || path.starts_with("/api/v1/namespaces/payments")
+            || path.starts_with("/apis/events.k8s.io");
+        if method != Method::GET && honeycomb_writes {
+            cluster.log.push(format!("{} {method} {path}", api.who));
+        }
+        match (method, path.as_str()) {
+            (Method::GET, "/apis/bichito.dev/v1alpha1/honeycombs") => list(
+                "HoneycombList",
+                "bichito.dev/v1alpha1",
+                vec![api.honeycomb.clone()],
+            ),
+            (Method::GET, "/api/v1/secrets") => list("SecretList", "v1", Vec::new()),
+            (Method::GET, SECRET_PATH) => match &cluster.secret {
+                Some(secret) => reply(StatusCode::OK, secret),
+                None => failure(404, "NotFound"),
+            },
+            (Method::POST, "/api/v1/namespaces/payments/secrets") => {
+                cluster.secret = Some(body.clone());
+                reply(StatusCode::CREATED, &body)
+            }
+            (Method::PATCH, STATUS_PATH) => {
+                cluster.statuses.push(body);
+                reply(StatusCode::OK, &api.honeycomb)
+            }
+            (Method::POST, "/apis/events.k8s.io/v1/namespaces/payments/events") => {
+                reply(StatusCode::CREATED, &body)
+            }
+            (Method::GET, LEASE_PATH) => match &cluster.lease {
+                Some(lease) => reply(StatusCode::OK, lease),
+                None => failure(404, "NotFound"),
+            },
+            (Method::POST, LEASES_PATH) => {
+                if cluster.lease.is_some() {
+                    failure(409, "AlreadyExists")
+                } else {
+                    let mut lease = body;
+                    lease["metadata"]["namespace"] = json!("bichito");
+                    lease["metadata"]["resourceVersion"] = json!("1");
+                    if !lease["spec"].is_object() {
+                        lease["spec"] = json!({});
+                    }
+                    cluster.lease = Some(lease.clone());
+                    reply(StatusCode::CREATED, &lease)
+                }
+            }
+            (Method::PATCH, LEASE_PATH) => patch_lease(&mut cluster, api.who, &body),
+            _ => failure(404, "NotFound"),
+        }
+    };
+    api.changed.notify_waiters();
+    response
+}
+
+fn example() -> Value {
+    let document = parse_documents(include_str!("../../examples/honeycomb.yaml"))
+        .expect("the example parses")
+        .remove(0);
+    let mut honeycomb = Honeycomb::new("checkout-web", document.spec);
+    honeycomb.metadata.namespace = Some("payments".into());
+    honeycomb.metadata.uid = Some("6f1c2a7e-0000-4000-8000-000000000002".into());
+    honeycomb.metadata.generation = Some(1);
+    honeycomb.metadata.resource_version = Some("99".into());
+    honeycomb.metadata.finalizers = Some(vec!["bichito.dev/cleanup".into()]);
+    serde_json::to_value(honeycomb).expect("json")
+}
+
+/// One port of the fake API server for the process `who`, and a kubeconfig pointing at it.
+async fn api_port(
+    who: &'static str,
+    cluster: &Arc<Mutex<Cluster>>,
+    changed: &Arc<Notify>,
+) -> PathBuf {
+    let api = FakeApi {
+        who,
+        honeycomb: example(),
+        cluster: cluster.clone(),
+        changed: changed.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address: SocketAddr = listener.local_addr().expect("address");
+    let app = Router::new().fallback(handle).with_state(api);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "bichito-kubeconfig-{}-{}.yaml",
+        std::process::id(),
+        address.port()
+    ));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"http://{address}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: default}}}}]\n"
+        ),
+    )
+    .expect("write the kubeconfig");
+    kubeconfig
+}
+
+struct Operator {
+    child: tokio::process::Child,
+    logs: tokio::task::JoinHandle<String>,
+    kubeconfig: PathBuf,
+}
+
+fn start_operator(who: &str, kubeconfig: PathBuf, database_url: &str) -> Operator {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bichito-operator"))
+        .arg("run")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("DATABASE_URL", database_url)
+        .env("BICHITO_LISTEN", "127.0.0.1:0")
+        .env("POD_NAME", who)
+        .env("POD_NAMESPACE", "bichito")
+        .env("LEASE_DURATION_SECONDS", "4")
+        .env("LEASE_RENEW_GRACE_SECONDS", "2")
+        .env("RUST_LOG", "info")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("LEADER_ELECTION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start bichito-operator");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    Operator {
+        child,
+        logs,
+        kubeconfig,
+    }
+}
+
+impl Operator {
+    /// SIGTERM, then the exit status (within 30 s) and the logs.
+    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().expect("a running child").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        if exit.is_err() {
+            let _ = self.child.kill().await;
+        }
+        let logs = self.logs.await.unwrap_or_default();
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        let exit = exit
+            .unwrap_or_else(|_| panic!("no exit within 30 s of SIGTERM; logs:\n{logs}"))
+            .expect("wait for the operator");
+        (exit, logs)
+    }
+}
+
+/// Waits (at most 60 s) until `condition` holds of the cluster; false when it never did.
+async fn until(
+    cluster: &Arc<Mutex<Cluster>>,
+    changed: &Notify,
+    condition: impl Fn(&Cluster) -> bool,
+) -> bool {
+    let wait = async {
+        loop {
+            let notified = changed.notified();
+            if condition(&cluster.lock().unwrap_or_else(|p| p.into_inner())) {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_reconciles_and_a_standby_takes_over_on_sigterm() {
+    let db = TestDatabase::postgres().await;
+    let cluster = Arc::new(Mutex::new(Cluster::default()));
+    let changed = Arc::new(Notify::new());
+    let first = start_operator(
+        "operator-a",
+        api_port("a", &cluster, &changed).await,
+        &db.url,
+    );
+    let reconciled_by_a = until(&cluster, &changed, |c| c.statuses.len() == 1).await;
+    let second = start_operator(
+        "operator-b",
+        api_port("b", &cluster, &changed).await,
+        &db.url,
+    );
+    // b is up and has looked at the Lease that a holds.
+    let b_waits = until(&cluster, &changed, |c| {
+        c.requests
+            .iter()
+            .any(|r| r == &format!("b GET {LEASE_PATH}"))
+    })
+    .await;
+    let (a_exit, a_logs) = first.terminate().await;
+    assert!(reconciled_by_a, "a never reconciled; logs:\n{a_logs}");
+    assert!(b_waits, "b never looked at the Lease");
+    assert!(
+        a_exit.success(),
+        "a exits 0 on SIGTERM: {a_exit:?}\n{a_logs}"
+    );
+    assert!(a_logs.contains("shutting down"), "{a_logs}");
+
+    let reconciled_by_b = until(&cluster, &changed, |c| c.statuses.len() == 2).await;
+    let (b_exit, b_logs) = second.terminate().await;
+    assert!(reconciled_by_b, "b never took over; logs:\n{b_logs}");
+    assert!(
+        b_exit.success(),
+        "b exits 0 on SIGTERM: {b_exit:?}\n{b_logs}"
+    );
+
+    {
+        let cluster = cluster.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(
+            cluster.log,
+            [
+                "lease acquired by operator-a",
+                "a POST /api/v1/namespaces/payments/secrets",
+                &format!("a PATCH {STATUS_PATH}"),
+                "a POST /apis/events.k8s.io/v1/namespaces/payments/events",
+                "lease released by a for operator-a",
+                "lease acquired by operator-b",
+                &format!("b PATCH {STATUS_PATH}"),
+                "b POST /apis/events.k8s.io/v1/namespaces/payments/events",
+                "lease released by b for operator-b",
+            ],
+            "one reconciler at a time: b writes only once a has released the Lease, and finds the \
+             Secret a made (no second key)"
+        );
+        let ready = |status: &Value| {
+            status["status"]["conditions"]
+                .as_array()
+                .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
+                .map(|ready| ready["status"].clone())
+        };
+        assert_eq!(ready(&cluster.statuses[0]), Some(json!("True")));
+        assert_eq!(ready(&cluster.statuses[1]), Some(json!("True")));
+        let secret = cluster.secret.clone().expect("the Secret was created");
+        assert_eq!(secret["metadata"]["name"], "checkout-web-api-key");
+    }
+
+    let store = db.store().await;
+    let state = store
+        .honeycomb_key_state("payments", "checkout-web")
+        .await
+        .expect("read")
+        .expect("the honeycomb row exists");
+    assert_eq!(state.keys.len(), 1, "one key, made once");
+}
