@@ -168,3 +168,17 @@ pub fn assert_promtool_clean(exposition: &str) {
         "promtool check metrics: {findings}"
     );
 }
+
+/// `examples/honeycomb.yaml` as the Kubernetes API server hands it over: namespace `payments`,
+/// a uid, generation 1, resourceVersion `100`, no finalizer and no status yet.
+pub fn example_honeycomb() -> crate::spec::Honeycomb {
+    let document = crate::spec::parse_documents(include_str!("../../examples/honeycomb.yaml"))
+        .expect("the example parses")
+        .remove(0);
+    let mut honeycomb = crate::spec::Honeycomb::new("checkout-web", document.spec);
+    honeycomb.metadata.namespace = Some("payments".into());
+    honeycomb.metadata.uid = Some("6f1c2a7e-0000-4000-8000-000000000001".into());
+    honeycomb.metadata.generation = Some(1);
+    honeycomb.metadata.resource_version = Some("100".into());
+    honeycomb
+}

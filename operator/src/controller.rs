@@ -127,9 +127,7 @@ async fn run_as_leader(
     drop(leading);
     lease_outcome(lease_task.await)?;
     if lost_leadership {
-        return Err(Error::Io(std::io::Error::other(
-            "lost the leader Lease; restarting as a standby",
-        )));
+        return Err(Error::LostLeadership);
     }
     Ok(())
 }

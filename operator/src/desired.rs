@@ -347,16 +347,11 @@ pub fn previous_secret_name(honeycomb: &Honeycomb) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bichito_core::spec::parse_documents;
     use chrono::TimeZone;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn honeycomb() -> Honeycomb {
-        let document = parse_documents(include_str!("../../examples/honeycomb.yaml"))
-            .expect("the example parses")
-            .remove(0);
-        let mut honeycomb = Honeycomb::new("checkout-web", document.spec);
-        honeycomb.metadata.namespace = Some("payments".into());
+        let mut honeycomb = bichito_core::testing::example_honeycomb();
         honeycomb.metadata.uid = Some("uid-1".into());
         honeycomb.metadata.generation = Some(3);
         honeycomb

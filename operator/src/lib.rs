@@ -33,6 +33,9 @@ pub enum Error {
     IncompleteObject(&'static str),
     #[error("leader election: {0}")]
     LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
+    /// Another replica holds the Lease now; this one stops rather than reconcile beside it.
+    #[error("lost the leader Lease; restarting as a standby")]
+    LostLeadership,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -50,7 +53,7 @@ impl Error {
                 _ => "finalizer",
             },
             Error::IncompleteObject(_) => "incomplete_object",
-            Error::LeaderElection(_) => "leader_election",
+            Error::LeaderElection(_) | Error::LostLeadership => "leader_election",
             Error::Io(_) => "io",
         }
     }

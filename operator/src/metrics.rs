@@ -22,15 +22,14 @@ pub struct Metrics {
     leader: IntGauge,
 }
 
-/// Every failure reason, so that each series exists (at zero) from the start.
-const FAILURE_REASONS: [&str; 7] = [
+/// Every reason a reconciliation can fail with, so that each series exists (at zero) from the
+/// start. (Leader election and I/O errors stop the process; they are not reconciliations.)
+const FAILURE_REASONS: [&str; 5] = [
     "kube_api",
     "kube_conflict",
     "database",
     "finalizer",
     "incomplete_object",
-    "leader_election",
-    "io",
 ];
 
 impl Metrics {

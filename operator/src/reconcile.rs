@@ -135,28 +135,15 @@ async fn apply(honeycomb: &Honeycomb, ctx: &Context, namespace: &str) -> Result<
     let ownership = desired::secret_ownership(existing.as_ref(), honeycomb);
     if ownership == SecretOwnership::Foreign {
         tracing::warn!(honeycomb = %object_key(honeycomb), secret = secret_name, "the Secret is not ours; left untouched");
-        finish(honeycomb, ctx, &Outcome::SecretConflict).await?;
+        finish(honeycomb, ctx, namespace, &Outcome::SecretConflict).await?;
         return Ok(Action::requeue(ctx.conflict_retry_interval));
     }
-    // After a rename of `spec.apiKey.secretName` the key moves to the new Secret, unchanged.
-    let renamed_from = match (&ownership, desired::previous_secret_name(honeycomb)) {
-        (SecretOwnership::Absent, Some(previous)) => {
-            secrets.get_opt(previous).await?.filter(|secret| {
-                matches!(
-                    desired::secret_ownership(Some(secret), honeycomb),
-                    SecretOwnership::Managed { .. }
-                )
-            })
-        }
-        _ => None,
-    };
-    let current_key = match (&ownership, &renamed_from) {
-        (SecretOwnership::Managed { api_key }, _) => api_key.clone(),
-        (_, Some(previous)) => match desired::secret_ownership(Some(previous), honeycomb) {
-            SecretOwnership::Managed { api_key } => api_key,
-            _ => None,
+    let (current_key, renamed_from) = match ownership {
+        SecretOwnership::Managed { api_key } => (api_key, None),
+        _ => match left_by_rename(&secrets, honeycomb).await? {
+            Some((previous, api_key)) => (api_key, Some(previous)),
+            None => (None, None),
         },
-        _ => None,
     };
 
     let provisioned = match provision(
@@ -171,12 +158,12 @@ async fn apply(honeycomb: &Honeycomb, ctx: &Context, namespace: &str) -> Result<
     {
         Ok(provisioned) => provisioned,
         Err(bichito_core::Error::InvalidSpec(problems)) => {
-            finish(honeycomb, ctx, &Outcome::InvalidSpec(problems)).await?;
+            finish(honeycomb, ctx, namespace, &Outcome::InvalidSpec(problems)).await?;
             return Ok(Action::await_change());
         }
         Err(err) => {
             let outcome = Outcome::DatabaseUnavailable(err.to_string());
-            if let Err(status_err) = finish(honeycomb, ctx, &outcome).await {
+            if let Err(status_err) = finish(honeycomb, ctx, namespace, &outcome).await {
                 tracing::warn!(error = %status_err, "could not report the database failure in the status");
             }
             return Err(err.into());
@@ -204,10 +191,7 @@ async fn apply(honeycomb: &Honeycomb, ctx: &Context, namespace: &str) -> Result<
         Some(_) => {}
     }
     if let Some(previous) = renamed_from {
-        match secrets
-            .delete(&previous.name_any(), &DeleteParams::default())
-            .await
-        {
+        match secrets.delete(&previous, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.is_not_found() => {}
             Err(err) => return Err(err.into()),
@@ -219,18 +203,38 @@ async fn apply(honeycomb: &Honeycomb, ctx: &Context, namespace: &str) -> Result<
         key_prefix: provisioned.key_prefix,
         key_action: provisioned.key_action,
     };
-    finish(honeycomb, ctx, &outcome).await?;
+    finish(honeycomb, ctx, namespace, &outcome).await?;
     Ok(Action::requeue(ctx.resync_interval))
 }
 
+/// After a rename of `spec.apiKey.secretName`, the Secret the status still names, when it is
+/// ours, with the key it holds: that key moves to the new Secret unchanged.
+async fn left_by_rename(
+    secrets: &Api<Secret>,
+    honeycomb: &Honeycomb,
+) -> Result<Option<(String, Option<String>)>> {
+    let Some(previous) = desired::previous_secret_name(honeycomb) else {
+        return Ok(None);
+    };
+    let secret = secrets.get_opt(previous).await?;
+    Ok(
+        match desired::secret_ownership(secret.as_ref(), honeycomb) {
+            SecretOwnership::Managed { api_key } => Some((previous.to_owned(), api_key)),
+            _ => None,
+        },
+    )
+}
+
 /// Writes the status when it changed, then publishes the Event the outcome deserves.
-async fn finish(honeycomb: &Honeycomb, ctx: &Context, outcome: &Outcome) -> Result<()> {
+async fn finish(
+    honeycomb: &Honeycomb,
+    ctx: &Context,
+    namespace: &str,
+    outcome: &Outcome,
+) -> Result<()> {
     let status = desired::status(honeycomb, outcome, ctx.clock.now());
     if honeycomb.status.as_ref() != Some(&status) {
-        let honeycombs: Api<Honeycomb> = Api::namespaced(
-            ctx.client.clone(),
-            &honeycomb.namespace().unwrap_or_default(),
-        );
+        let honeycombs: Api<Honeycomb> = Api::namespaced(ctx.client.clone(), namespace);
         honeycombs
             .patch_status(
                 &honeycomb.name_any(),

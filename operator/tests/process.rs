@@ -9,7 +9,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bichito_core::spec::{Honeycomb, parse_documents};
 use bichito_core::testing::TestDatabase;
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
@@ -192,14 +191,7 @@ async fn handle(State(api): State<FakeApi>, request: Request) -> Response {
 }
 
 fn example() -> Value {
-    let document = parse_documents(include_str!("../../examples/honeycomb.yaml"))
-        .expect("the example parses")
-        .remove(0);
-    let mut honeycomb = Honeycomb::new("checkout-web", document.spec);
-    honeycomb.metadata.namespace = Some("payments".into());
-    honeycomb.metadata.uid = Some("6f1c2a7e-0000-4000-8000-000000000002".into());
-    honeycomb.metadata.generation = Some(1);
-    honeycomb.metadata.resource_version = Some("99".into());
+    let mut honeycomb = bichito_core::testing::example_honeycomb();
     honeycomb.metadata.finalizers = Some(vec!["bichito.dev/cleanup".into()]);
     serde_json::to_value(honeycomb).expect("json")
 }

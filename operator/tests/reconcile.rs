@@ -6,9 +6,9 @@ use base64::Engine as _;
 use bichito_core::clock::ManualClock;
 use bichito_core::keys;
 use bichito_core::model::{NewBichito, Severity};
-use bichito_core::spec::{DeletionPolicy, Honeycomb, HoneycombStatus, parse_documents};
+use bichito_core::spec::{DeletionPolicy, Honeycomb, HoneycombStatus};
 use bichito_core::store::{Inserted, Store};
-use bichito_core::testing::TestDatabase;
+use bichito_core::testing::{TestDatabase, example_honeycomb};
 use bichito_operator::metrics::Metrics;
 use bichito_operator::reconcile::{Context, error_policy, reconcile};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -37,22 +37,9 @@ fn t0() -> DateTime<Utc> {
         .expect("valid time")
 }
 
-/// The Honeycomb of `examples/honeycomb.yaml`, as the API server would hand it over.
-fn example() -> Honeycomb {
-    let document = parse_documents(include_str!("../../examples/honeycomb.yaml"))
-        .expect("the example parses")
-        .remove(0);
-    let mut honeycomb = Honeycomb::new("checkout-web", document.spec);
-    honeycomb.metadata.namespace = Some("payments".into());
-    honeycomb.metadata.uid = Some("6f1c2a7e-0000-4000-8000-000000000001".into());
-    honeycomb.metadata.generation = Some(1);
-    honeycomb.metadata.resource_version = Some("100".into());
-    honeycomb
-}
-
 /// What the API server answers a status write with: the whole object (its content is unused).
 fn stored() -> Value {
-    serde_json::to_value(finalized(example())).expect("json")
+    serde_json::to_value(finalized(example_honeycomb())).expect("json")
 }
 
 fn finalized(mut honeycomb: Honeycomb) -> Honeycomb {
@@ -192,6 +179,14 @@ impl World {
         sent.body
     }
 
+    /// The finalizer helper's JSON patch of the Honeycomb, answered with `honeycomb`; the patch.
+    async fn finalizers_patched(&mut self, honeycomb: Honeycomb) -> Value {
+        let answer = serde_json::to_value(honeycomb).expect("json");
+        self.expect(Method::PATCH, HONEYCOMB_PATH, StatusCode::OK, answer)
+            .await
+            .body
+    }
+
     /// A Secret created; the Secret sent.
     async fn secret_created(&mut self) -> Value {
         let sent = self
@@ -302,17 +297,12 @@ async fn setup() -> (TestDatabase, Arc<dyn Store>, Arc<Metrics>) {
 async fn a_new_honeycomb_first_gets_the_finalizer_and_nothing_else() {
     let (_db, store, metrics) = setup().await;
     let mut world = World::new(store.clone(), metrics, t0());
-    let task = world.reconcile(example());
+    let task = world.reconcile(example_honeycomb());
     let patch = world
-        .expect(
-            Method::PATCH,
-            HONEYCOMB_PATH,
-            StatusCode::OK,
-            serde_json::to_value(finalized(example())).expect("json"),
-        )
+        .finalizers_patched(finalized(example_honeycomb()))
         .await;
     assert_eq!(
-        patch.body,
+        patch,
         json!([
             {"op": "test", "path": "/metadata/finalizers", "value": null},
             {"op": "add", "path": "/metadata/finalizers", "value": ["bichito.dev/cleanup"]}
@@ -333,7 +323,7 @@ async fn a_new_honeycomb_first_gets_the_finalizer_and_nothing_else() {
 #[tokio::test]
 async fn the_example_yields_a_secret_a_database_row_and_a_ready_status() {
     let (_db, store, metrics) = setup().await;
-    let done = provision_through_the_api(&store, &metrics, finalized(example())).await;
+    let done = provision_through_the_api(&store, &metrics, finalized(example_honeycomb())).await;
 
     let secret = &done.secret;
     assert_eq!(secret["metadata"]["name"], "checkout-web-api-key");
@@ -395,7 +385,7 @@ async fn the_example_yields_a_secret_a_database_row_and_a_ready_status() {
 #[tokio::test]
 async fn an_up_to_date_honeycomb_costs_one_get_and_writes_nothing() {
     let (_db, store, metrics) = setup().await;
-    let done = provision_through_the_api(&store, &metrics, finalized(example())).await;
+    let done = provision_through_the_api(&store, &metrics, finalized(example_honeycomb())).await;
 
     let mut world = World::new(store.clone(), metrics, t0() + TimeDelta::minutes(10));
     let task = world.reconcile(done.honeycomb.clone());
@@ -407,7 +397,7 @@ async fn an_up_to_date_honeycomb_costs_one_get_and_writes_nothing() {
 #[tokio::test]
 async fn a_spec_change_is_in_force_without_touching_the_key() {
     let (_db, store, metrics) = setup().await;
-    let done = provision_through_the_api(&store, &metrics, finalized(example())).await;
+    let done = provision_through_the_api(&store, &metrics, finalized(example_honeycomb())).await;
     let mut changed = done.honeycomb.clone();
     changed.metadata.generation = Some(2);
     changed.spec.quotas.reports_per_minute = Some(5);
@@ -451,7 +441,7 @@ async fn a_spec_change_is_in_force_without_touching_the_key() {
 #[tokio::test]
 async fn rotation_stores_a_new_key_and_the_old_one_works_for_the_grace_period() {
     let (_db, store, metrics) = setup().await;
-    let done = provision_through_the_api(&store, &metrics, finalized(example())).await;
+    let done = provision_through_the_api(&store, &metrics, finalized(example_honeycomb())).await;
     let mut rotated = done.honeycomb.clone();
     rotated.metadata.generation = Some(2);
     rotated.spec.api_key.rotate = Some("2026-12-01".into());
@@ -506,7 +496,7 @@ async fn a_foreign_secret_is_left_untouched_and_the_status_says_so() {
         "data": {"api-key": "aGFuZC1tYWRl"}
     });
     let mut world = World::new(store.clone(), metrics, t0());
-    let task = world.reconcile(finalized(example()));
+    let task = world.reconcile(finalized(example_honeycomb()));
     world.secret_found(SECRET_PATH, &foreign).await;
     let status_patch = world.status_written().await;
     let ready = condition(&status_patch, "Ready");
@@ -548,7 +538,7 @@ async fn a_foreign_secret_is_left_untouched_and_the_status_says_so() {
 async fn a_secret_created_meanwhile_is_not_taken_over() {
     let (_db, store, metrics) = setup().await;
     let mut world = World::new(store.clone(), metrics.clone(), t0());
-    let task = world.reconcile(finalized(example()));
+    let task = world.reconcile(finalized(example_honeycomb()));
     world.secret_absent(SECRET_PATH).await;
     world
         .expect(
@@ -565,7 +555,7 @@ async fn a_secret_created_meanwhile_is_not_taken_over() {
         .await
         .expect_err("a create that conflicts fails the reconciliation");
     assert_eq!(error.metric_label(), "kube_conflict");
-    let action = error_policy(Arc::new(finalized(example())), &error, ctx);
+    let action = error_policy(Arc::new(finalized(example_honeycomb())), &error, ctx);
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
     assert_eq!(metrics.failures("kube_conflict"), 1);
 }
@@ -573,7 +563,7 @@ async fn a_secret_created_meanwhile_is_not_taken_over() {
 #[tokio::test]
 async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
     let (_db, store, metrics) = setup().await;
-    let mut invalid = finalized(example());
+    let mut invalid = finalized(example_honeycomb());
     // The CRD schema refuses this; an older CRD or a direct write might not.
     invalid.spec.team = "Payments Team".into();
     invalid.spec.api_key.grace_period = Some("a while".into());
@@ -605,7 +595,7 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
 #[tokio::test]
 async fn a_renamed_secret_carries_the_same_key_and_the_old_one_is_deleted() {
     let (_db, store, metrics) = setup().await;
-    let done = provision_through_the_api(&store, &metrics, finalized(example())).await;
+    let done = provision_through_the_api(&store, &metrics, finalized(example_honeycomb())).await;
     let mut renamed = done.honeycomb.clone();
     renamed.metadata.generation = Some(2);
     renamed.spec.api_key.secret_name = "checkout-web-key-v2".into();
@@ -665,7 +655,7 @@ async fn store_a_bichito(store: &Arc<dyn Store>, honeycomb_id: i64) -> i64 {
 /// is published, the finalizer is removed (the Secret goes by garbage collection).
 async fn delete_under(policy: DeletionPolicy) -> (Arc<dyn Store>, TestDatabase, Provisioned, i64) {
     let (db, store, metrics) = setup().await;
-    let mut honeycomb = finalized(example());
+    let mut honeycomb = finalized(example_honeycomb());
     honeycomb.spec.deletion_policy = policy;
     let done = provision_through_the_api(&store, &metrics, honeycomb).await;
     let honeycomb_id = done
@@ -680,16 +670,9 @@ async fn delete_under(policy: DeletionPolicy) -> (Arc<dyn Store>, TestDatabase, 
     let task = world.reconcile(deleted(done.honeycomb.clone()));
     let event = world.event_published().await;
     assert_eq!(event["reason"], "Retired");
-    let unfinalize = world
-        .expect(
-            Method::PATCH,
-            HONEYCOMB_PATH,
-            StatusCode::OK,
-            serde_json::to_value(deleted(example())).expect("json"),
-        )
-        .await;
+    let unfinalize = world.finalizers_patched(deleted(example_honeycomb())).await;
     assert_eq!(
-        unfinalize.body,
+        unfinalize,
         json!([
             {"op": "test", "path": "/metadata/finalizers/0", "value": "bichito.dev/cleanup"},
             {"op": "remove", "path": "/metadata/finalizers/0"}
@@ -745,7 +728,7 @@ fn unavailable() -> Value {
 async fn an_api_error_fails_the_reconciliation_and_is_counted() {
     let (_db, store, metrics) = setup().await;
     let mut world = World::new(store.clone(), metrics.clone(), t0());
-    let action = fail_once(&mut world, &finalized(example())).await;
+    let action = fail_once(&mut world, &finalized(example_honeycomb())).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
     assert_eq!(metrics.failures("kube_api"), 1);
     assert!(
@@ -782,7 +765,7 @@ async fn fail_once(world: &mut World, honeycomb: &Honeycomb) -> Action {
 async fn repeated_failures_double_the_delay_and_a_success_resets_it() {
     let (_db, store, metrics) = setup().await;
     let mut world = World::new(store.clone(), metrics, t0());
-    let honeycomb = finalized(example());
+    let honeycomb = finalized(example_honeycomb());
     let mut delays = Vec::new();
     for _ in 0..3 {
         delays.push(fail_once(&mut world, &honeycomb).await);
