@@ -2,9 +2,10 @@
 # Run the whole bichito test suite: fmt check, clippy, cargo test.
 #
 # Meant for a Debian 12 machine (normally as root). Makes sure PostgreSQL
-# (127.0.0.1:5432, trust auth for `postgres`) and NATS with JetStream
-# (127.0.0.1:4222) are running, installing/starting them if needed. Services
-# that are already running are never stopped or restarted.
+# (127.0.0.1:5432, trust auth for `postgres`), NATS with JetStream
+# (127.0.0.1:4222) and an S3-compatible server (s3s-fs, 127.0.0.1:9100) are
+# running, installing/starting them if needed. Services that are already
+# running are never stopped or restarted.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,6 +25,16 @@ apt_install() {
         APT_UPDATED=1
     fi
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+# Polls CHECK every 0.5 s for up to 30 s: logs READY when it passes, dies with FAILURE if not.
+wait_until() {
+    local check=$1 ready=$2 failure=$3 i
+    for ((i = 0; i < 60; i++)); do
+        "$check" && { log "$ready"; return; }
+        sleep 0.5
+    done
+    die "$failure"
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -75,12 +86,8 @@ ensure_postgres() {
         "${SUDO[@]}" pg_ctlcluster --skip-systemctl-redirect "$ver" main start
     fi
 
-    local i
-    for ((i = 0; i < 60; i++)); do
-        pg_ready && { log "PostgreSQL is ready"; return; }
-        sleep 0.5
-    done
-    die "PostgreSQL did not become ready on 127.0.0.1:5432 within 30 s"
+    wait_until pg_ready "PostgreSQL is ready" \
+        "PostgreSQL did not become ready on 127.0.0.1:5432 within 30 s"
 }
 
 # ---------------------------------------------------------------------- NATS
@@ -107,12 +114,8 @@ ensure_nats() {
     "${SUDO[@]}" start-stop-daemon --start --oknodo --background \
         --exec /usr/sbin/nats-server -- \
         -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
-    local i
-    for ((i = 0; i < 60; i++)); do
-        nats_up && { log "NATS is ready"; return; }
-        sleep 0.5
-    done
-    die "NATS did not come up on 127.0.0.1:4222 within 30 s (see /var/log/nats-server.log)"
+    wait_until nats_up "NATS is ready" \
+        "NATS did not come up on 127.0.0.1:4222 within 30 s (see /var/log/nats-server.log)"
 }
 
 # ------------------------------------------------------------------ promtool
@@ -170,6 +173,43 @@ ensure_helm_python_sdk() {
     log "helm-python-sdk: Helm $(python3 -c 'import helm_python; print(helm_python.helm_sdk_version())')"
 }
 
+# ------------------------------------------------------- S3-compatible server
+
+# s3s-fs (crates.io) serves a folder over the S3 API and checks SigV4 signatures, presigned
+# URLs included (expiry, signed content-length and content-type): the attachment tests run
+# against it. Installed once into the tools cache; started only when nothing answers.
+S3_PORT="${BICHITO_TEST_S3_PORT:-9100}"
+export BICHITO_TEST_S3_URL="${BICHITO_TEST_S3_URL:-http://127.0.0.1:$S3_PORT}"
+export BICHITO_TEST_S3_ACCESS_KEY="${BICHITO_TEST_S3_ACCESS_KEY:-bichito-test}"
+export BICHITO_TEST_S3_SECRET_KEY="${BICHITO_TEST_S3_SECRET_KEY:-bichito-test-secret}"
+
+s3_up() {
+    local address=${BICHITO_TEST_S3_URL#http://}
+    address=${address%%/*}
+    timeout 1 bash -c "exec 3<>/dev/tcp/${address%:*}/${address##*:}" >/dev/null 2>&1
+}
+
+ensure_s3() {
+    if s3_up; then
+        log "S3-compatible server already answering at $BICHITO_TEST_S3_URL"
+        return
+    fi
+    local tools="${HOME:-/root}/.cache/bichito-tools"
+    local bin="$tools/bin/s3s-fs"
+    if [[ ! -x $bin ]]; then
+        log "installing s3s-fs 0.14.1 (crates.io) into $tools"
+        cargo install --quiet --locked s3s-fs@0.14.1 --features binary --root "$tools"
+    fi
+    local root="${HOME:-/root}/.cache/bichito-s3"
+    mkdir -p "$root"
+    log "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $root)"
+    setsid "$bin" --host 127.0.0.1 --port "$S3_PORT" \
+        --access-key "$BICHITO_TEST_S3_ACCESS_KEY" --secret-key "$BICHITO_TEST_S3_SECRET_KEY" \
+        "$root" >"$root.log" 2>&1 </dev/null &
+    wait_until s3_up "S3-compatible server is ready" \
+        "s3s-fs did not come up on 127.0.0.1:$S3_PORT within 30 s (see $root.log)"
+}
+
 # ---------------------------------------------------- leftover test databases
 
 drop_leftover_test_dbs() {
@@ -197,6 +237,7 @@ ensure_nats
 ensure_promtool
 ensure_kubernetes_validate
 ensure_helm_python_sdk
+ensure_s3
 drop_leftover_test_dbs
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"

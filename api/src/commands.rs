@@ -1,9 +1,10 @@
 //! The subcommands: `dev`, `serve`, `api`, `sse`, `migrate`, `apply`, `token`.
 
+use crate::attachments::{Attachments, LocalStorage, S3Settings, S3Storage, Storage};
 use crate::auth::{JwtConfigError, JwtVerifier, mint_token};
 use crate::config::{
-    ApplyArgs, BusBackend, Cli, Command, DevArgs, GlobalArgs, JwtArgs, ServerArgs, SseArgs,
-    TokenArgs,
+    ApplyArgs, AttachmentBackend, BusBackend, Cli, Command, DevArgs, GlobalArgs, JwtArgs,
+    ServerArgs, SseArgs, TokenArgs,
 };
 use crate::metrics::Metrics;
 use crate::server::{Role, serve_role, serve_streams, shutdown_signal};
@@ -13,6 +14,7 @@ use bichito_core::model::{NewBichito, Severity};
 use bichito_core::provision::{KeyAction, provision};
 use bichito_core::spec::parse_documents;
 use bichito_core::store::{self, Store};
+use chrono::TimeDelta;
 use rand::RngExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 const EXAMPLE_HONEYCOMB: &str = include_str!("../../examples/honeycomb.yaml");
+/// SigV4 presigned URLs live at most a week; the local backend keeps to the same bound.
+const MAX_SIGNED_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +92,7 @@ async fn server(global: &GlobalArgs, args: ServerArgs, role: Role) -> Result<(),
     };
     let jwt = JwtVerifier::from_args(&args.jwt, dev_secret.as_deref())?;
     let listener = bind(&args).await?;
-    run_server(listener, store, jwt, args, role).await
+    run_server(global, listener, store, jwt, args, role).await
 }
 
 async fn bind(args: &ServerArgs) -> Result<TcpListener, CommandError> {
@@ -109,6 +113,7 @@ fn announce(listener: &TcpListener) -> Result<(), CommandError> {
 }
 
 async fn run_server(
+    global: &GlobalArgs,
     listener: TcpListener,
     store: Arc<dyn Store>,
     jwt: JwtVerifier,
@@ -117,7 +122,17 @@ async fn run_server(
 ) -> Result<(), CommandError> {
     let stream = args.stream.clone();
     let bus = crate::bus::connect(&stream).await?;
-    let state = AppState::new(store, bus, jwt, Arc::new(SystemClock), args.limits, stream);
+    let address = listener.local_addr().map_err(io("no local address"))?;
+    let attachments = open_attachments(global, &args, address).await?;
+    let state = AppState::new(
+        store,
+        bus,
+        jwt,
+        Arc::new(SystemClock),
+        args.limits,
+        stream,
+        attachments,
+    );
     announce(&listener)?;
     serve_role(listener, state, role, shutdown_signal())
         .await
@@ -177,7 +192,7 @@ async fn dev(global: &GlobalArgs, args: DevArgs) -> Result<(), CommandError> {
         listener.local_addr().map_err(io("no local address"))?
     );
     print_welcome(global, &base, first, &token);
-    run_server(listener, store, jwt, args.server, Role::All).await
+    run_server(global, listener, store, jwt, args.server, Role::All).await
 }
 
 fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &str) {
@@ -193,6 +208,9 @@ fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &s
          \n       -d '{{\"title\": \"Login button broken on Safari 17\", \"description\": \"Click Sign in: nothing happens.\", \"severity\": \"high\"}}'\
          \n  curl -s {base}/api/v1/bugs/1 -H 'authorization: Bearer {token}'\
          \n  curl -s {base}/api/v1/widget/info -H 'x-api-key: {key}'\
+         \n  curl -s -X POST {base}/api/v1/bugs/1/attachments -H 'x-api-key: {key}' -H 'content-type: application/json' \\\
+         \n       -d '{{\"filename\": \"shot.png\", \"content_type\": \"image/png\", \"content_length\": 1234}}'\
+         \n       (then PUT the 1234-byte PNG to the returned url with its headers, and POST its complete_url)\
          \n  curl -s {base}/metrics\n",
         data = global.data_dir.display(),
         name = honeycomb.name,
@@ -339,14 +357,82 @@ pub async fn apply_documents(
 }
 
 /// The development JWT secret of a data folder, created on first use.
+/// The attachment storage `args` configure (for `local`: a folder whose URLs this process signs
+/// and serves, at the public URL or else at the listen address).
+async fn open_attachments(
+    global: &GlobalArgs,
+    args: &ServerArgs,
+    address: std::net::SocketAddr,
+) -> Result<Attachments, CommandError> {
+    let settings = &args.attachments;
+    let expiry = |name: &str, value: Duration| {
+        if value < Duration::from_secs(1) || value > MAX_SIGNED_URL_LIFETIME {
+            return Err(CommandError::Usage(format!(
+                "{name} must be between 1s and 7 days (a presigned URL's longest life)"
+            )));
+        }
+        TimeDelta::from_std(value).map_err(|err| CommandError::Usage(format!("{name}: {err}")))
+    };
+    let upload_expiry = expiry(
+        "ATTACHMENT_UPLOAD_EXPIRY",
+        settings.attachment_upload_expiry,
+    )?;
+    let download_expiry = expiry(
+        "ATTACHMENT_DOWNLOAD_EXPIRY",
+        settings.attachment_download_expiry,
+    )?;
+    let storage = match settings.attachments_backend {
+        AttachmentBackend::Disabled => None,
+        AttachmentBackend::Local => {
+            let root = settings
+                .attachments_dir
+                .clone()
+                .unwrap_or_else(|| global.data_dir.join("attachments"));
+            let key = match &settings.attachments_signing_key {
+                Some(key) => key.clone(),
+                None => private_random(&global.data_dir.join("attachments-signing-key"))?,
+            };
+            let public_url = settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{address}"));
+            let local = LocalStorage::new(root.clone(), &public_url, key.as_bytes())
+                .map_err(io(format!("cannot create {}", root.display())))?;
+            Some(Storage::Local(local))
+        }
+        AttachmentBackend::S3 => {
+            let bucket = settings.s3_bucket.clone().ok_or_else(|| {
+                CommandError::Usage("ATTACHMENTS_BACKEND=s3 needs S3_BUCKET".into())
+            })?;
+            let s3 = S3Storage::connect(&S3Settings {
+                endpoint: settings.s3_endpoint.clone(),
+                region: settings.s3_region.clone(),
+                bucket,
+                force_path_style: settings.s3_force_path_style,
+                credentials: None,
+            })
+            .await;
+            Some(Storage::S3(s3))
+        }
+    };
+    if let Some(storage) = &storage {
+        tracing::info!(backend = storage.backend(), "attachments enabled");
+    }
+    Ok(Attachments::new(storage, upload_expiry, download_expiry))
+}
+
 fn dev_secret(data_dir: &Path) -> Result<String, CommandError> {
-    let path = data_dir.join("jwt-secret");
-    if let Ok(secret) = std::fs::read_to_string(&path) {
+    private_random(&data_dir.join("jwt-secret"))
+}
+
+/// A random secret kept in `path`, created on first use.
+fn private_random(path: &Path) -> Result<String, CommandError> {
+    if let Ok(secret) = std::fs::read_to_string(path) {
         return Ok(secret.trim().to_owned());
     }
     let bytes: [u8; 32] = rand::rng().random();
     let secret = hex::encode(bytes);
-    write_private(&path, &secret)?;
+    write_private(path, &secret)?;
     Ok(secret)
 }
 

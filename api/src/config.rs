@@ -90,6 +90,8 @@ pub struct ServerArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
+    #[command(flatten)]
+    pub attachments: AttachmentArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -148,6 +150,66 @@ impl Default for StreamArgs {
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_stream: "BICHITO".into(),
             nats_subject_prefix: "bichito".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachmentArgs {
+    /// Where attachments are kept: `local` (a folder; this process signs and serves the upload
+    /// and download URLs), `s3` (an S3-compatible store; presigned URLs), or `disabled`.
+    #[arg(long, env = "ATTACHMENTS_BACKEND", value_enum, default_value_t = AttachmentBackend::Local)]
+    pub attachments_backend: AttachmentBackend,
+    /// Folder of the `local` backend; defaults to `attachments` in the data folder.
+    #[arg(long, env = "ATTACHMENTS_DIR")]
+    pub attachments_dir: Option<PathBuf>,
+    /// Key signing the `local` backend's URLs; defaults to a random key kept in the data folder.
+    #[arg(long, env = "ATTACHMENTS_SIGNING_KEY", hide_env_values = true)]
+    pub attachments_signing_key: Option<String>,
+    /// Base URL clients reach this process at, for the `local` backend's signed URLs;
+    /// defaults to `http://<listen address>`.
+    #[arg(long, env = "BICHITO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long an upload URL stays valid (at most 7 days).
+    #[arg(long, env = "ATTACHMENT_UPLOAD_EXPIRY", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub attachment_upload_expiry: Duration,
+    /// How long a download URL handed to a dashboard stays valid (at most 7 days).
+    #[arg(long, env = "ATTACHMENT_DOWNLOAD_EXPIRY", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub attachment_download_expiry: Duration,
+    /// S3 endpoint, for S3-compatible stores (MinIO, R2, Ceph...); AWS's own when unset.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (R2 takes `auto`).
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Bucket holding the attachments (it must exist).
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Address buckets as `endpoint/bucket` rather than `bucket.endpoint` (most self-hosted stores).
+    #[arg(long, env = "S3_FORCE_PATH_STYLE", action = clap::ArgAction::Set, default_value_t = false)]
+    pub s3_force_path_style: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachmentBackend {
+    Local,
+    S3,
+    Disabled,
+}
+
+impl Default for AttachmentArgs {
+    fn default() -> Self {
+        Self {
+            attachments_backend: AttachmentBackend::Local,
+            attachments_dir: None,
+            attachments_signing_key: None,
+            public_url: None,
+            attachment_upload_expiry: Duration::from_secs(15 * 60),
+            attachment_download_expiry: Duration::from_secs(5 * 60),
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_bucket: None,
+            s3_force_path_style: false,
         }
     }
 }

@@ -44,6 +44,14 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("Idempotency-Key was already used with a different request body")]
     IdempotencyMismatch,
+    /// The request clashes with the resource's state (a second attachment, say).
+    #[error("{0}")]
+    Conflict(String),
+    /// An uploaded attachment failed its checks.
+    #[error("the upload was refused: {0}; request a new upload URL to try again")]
+    UploadRefused(String),
+    #[error("attachments are not enabled on this server (ATTACHMENTS_BACKEND=disabled)")]
+    AttachmentsDisabled,
     #[error("rate limit exceeded: retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("temporarily unavailable")]
@@ -62,7 +70,11 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyMismatch | ApiError::UploadRefused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::AttachmentsDisabled => StatusCode::NOT_IMPLEMENTED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,6 +102,13 @@ impl From<bichito_core::Error> for ApiError {
         } else {
             ApiError::Internal(Box::new(err))
         }
+    }
+}
+
+impl From<crate::attachments::StorageError> for ApiError {
+    fn from(err: crate::attachments::StorageError) -> Self {
+        tracing::warn!(error = %err, "attachment storage unavailable");
+        ApiError::Unavailable
     }
 }
 

@@ -9,6 +9,8 @@
 //!   `health` (`/healthz`, `/readyz`, `/metrics`).
 //! - [`report`]: validation of a report body against seed 002's limits; [`edits`]: of
 //!   dashboard edits, comments and list filters.
+//! - [`attachments`]: image attachments: storage (S3-compatible or a local folder), the
+//!   checks an upload must pass before it is stamped, and the sweeper.
 //! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
 //! - [`bus`]: the event bus (in-process, or NATS JetStream) and the per-team hub of stream
 //!   subscribers; [`outbox`]: the relay from the outbox table to the bus.
@@ -18,6 +20,7 @@
 //!
 //! Storage, the Honeycomb spec and provisioning live in `bichito-core`, shared with the operator.
 
+pub mod attachments;
 pub mod auth;
 pub mod bus;
 pub mod commands;

@@ -40,11 +40,38 @@ impl ReportOutcome {
     }
 }
 
+/// What became of an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentOutcome {
+    /// An upload URL was handed out.
+    Requested,
+    Uploaded,
+    Rejected,
+}
+
+impl AttachmentOutcome {
+    const ALL: [AttachmentOutcome; 3] = [
+        AttachmentOutcome::Requested,
+        AttachmentOutcome::Uploaded,
+        AttachmentOutcome::Rejected,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            AttachmentOutcome::Requested => "requested",
+            AttachmentOutcome::Uploaded => "uploaded",
+            AttachmentOutcome::Rejected => "rejected",
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
     reports: IntCounterVec,
+    attachments: IntCounterVec,
+    objects_deleted: IntCounter,
     streams_open: IntGauge,
     stream_events_sent: IntCounter,
     stream_events_dropped: IntCounter,
@@ -88,10 +115,25 @@ impl Metrics {
         for outcome in ReportOutcome::ALL {
             reports.with_label_values(&[outcome.label()]);
         }
+        let attachments = IntCounterVec::new(
+            Opts::new(
+                "bichito_attachments_total",
+                "Attachments by outcome: upload URLs handed out, uploads verified, uploads refused.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric definition");
+        for outcome in AttachmentOutcome::ALL {
+            attachments.with_label_values(&[outcome.label()]);
+        }
         let gauge =
             |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric definition");
         let counter =
             |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric definition");
+        let objects_deleted = counter(
+            "bichito_attachment_objects_deleted_total",
+            "Storage objects deleted by the attachment sweeper.",
+        );
         let streams_open = gauge(
             "bichito_sse_connections",
             "Team streams open in this process.",
@@ -130,10 +172,12 @@ impl Metrics {
             ]),
         )
         .expect("valid metric definition");
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(reports.clone()),
+            Box::new(attachments.clone()),
+            Box::new(objects_deleted.clone()),
             Box::new(streams_open.clone()),
             Box::new(stream_events_sent.clone()),
             Box::new(stream_events_dropped.clone()),
@@ -153,6 +197,8 @@ impl Metrics {
             requests,
             latency,
             reports,
+            attachments,
+            objects_deleted,
             streams_open,
             stream_events_sent,
             stream_events_dropped,
@@ -170,6 +216,18 @@ impl Metrics {
 
     pub fn report_count(&self, outcome: ReportOutcome) -> u64 {
         self.reports.with_label_values(&[outcome.label()]).get()
+    }
+
+    pub fn attachment(&self, outcome: AttachmentOutcome) {
+        self.attachments.with_label_values(&[outcome.label()]).inc();
+    }
+
+    pub fn attachment_count(&self, outcome: AttachmentOutcome) -> u64 {
+        self.attachments.with_label_values(&[outcome.label()]).get()
+    }
+
+    pub fn objects_deleted(&self, count: usize) {
+        self.objects_deleted.inc_by(count as u64);
     }
 
     pub fn stream_opened(&self, subscribed_teams: usize) {

@@ -40,6 +40,12 @@ pub async fn serve_role(
     };
     let purge = tokio::spawn(purge_expired_rows(state.clone()));
     let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
+    let sweeper = state.attachments.storage.is_some().then(|| {
+        tokio::spawn(crate::attachments::sweeper::run(
+            state.clone(),
+            state.shutdown.clone(),
+        ))
+    });
     let streams = state.shutdown.clone();
     let shutdown = async move {
         shutdown.await;
@@ -51,6 +57,9 @@ pub async fn serve_role(
         .await;
     purge.abort();
     let _ = relay.await;
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     served
 }
 

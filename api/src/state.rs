@@ -2,6 +2,7 @@
 //! honeycomb settings (so that the ingest path rarely reads them from the database, and a
 //! change made by the operator or `bichito apply` is in force within the cache TTL).
 
+use crate::attachments::Attachments;
 use crate::auth::JwtVerifier;
 use crate::bus::Bus;
 use crate::config::{LimitArgs, StreamArgs};
@@ -31,6 +32,7 @@ pub struct Inner {
     pub settings: SettingsCache,
     pub bus: Arc<dyn Bus>,
     pub relay: Arc<Relay>,
+    pub attachments: Attachments,
     /// What the team streams of this process share (also all an `sse` process has).
     pub streams: StreamState,
     /// Cancelled when the server shuts down: ends every stream so the shutdown can complete.
@@ -52,6 +54,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         limits: LimitArgs,
         stream: StreamArgs,
+        attachments: Attachments,
     ) -> Self {
         let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
         let jwt = Arc::new(jwt);
@@ -79,6 +82,7 @@ impl AppState {
             settings,
             bus,
             relay,
+            attachments,
             shutdown: streams.shutdown.clone(),
             streams,
         }))

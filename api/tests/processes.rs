@@ -201,17 +201,7 @@ async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
         "prints curl lines"
     );
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{}/api/v1/bugs", first.base))
-        .header("x-api-key", &key)
-        .json(&minimal_report())
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_i64().expect("id");
+    let id = report_id(&client, &first.base, &key).await;
     assert!(id > 3, "demo reports came first");
     let (status, _) = first.terminate();
     assert!(status.success());
@@ -239,6 +229,13 @@ async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
         demo.json::<Value>().await.expect("json")["team_id"],
         "payments"
     );
+    // Attachments work out of the box: a local folder, URLs served by the process itself.
+    let attached = attach_png(&client, &second.base, &key, id).await;
+    assert_eq!(attached["attachment"]["filename"], "shot.png");
+    let stored = std::fs::read_dir(data.join("attachments/attachments"))
+        .expect("the data folder holds the attachments")
+        .count();
+    assert_eq!(stored, 1);
     drop(second);
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -451,4 +448,129 @@ impl Drop for StreamCleanup {
     fn drop(&mut self) {
         common::delete_nats_stream(self.0.clone());
     }
+}
+
+/// Sends a minimal report; its id.
+async fn report_id(client: &reqwest::Client, base: &str, key: &str) -> i64 {
+    let created: Value = client
+        .post(format!("{base}/api/v1/bugs"))
+        .header("x-api-key", key)
+        .json(&minimal_report())
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    created["id"].as_i64().expect("id")
+}
+
+/// The attachment flow through a real process: ask, PUT to the returned URL, complete.
+async fn attach_png(client: &reqwest::Client, base: &str, key: &str, id: i64) -> Value {
+    let mut image = b"\x89PNG\r\n\x1a\n".to_vec();
+    image.resize(1234, 7);
+    let ticket: Value = client
+        .post(format!("{base}/api/v1/bugs/{id}/attachments"))
+        .header("x-api-key", key)
+        .json(&serde_json::json!({"filename": "shot.png", "content_type": "image/png", "content_length": 1234}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("ticket JSON");
+    let url = ticket["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a ticket: {ticket}"));
+    let put = client
+        .put(url)
+        .header("content-type", "image/png")
+        .body(image)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(put.status(), 200, "upload to {url}");
+    let completed = client
+        .post(format!(
+            "{base}{}",
+            ticket["complete_url"].as_str().expect("complete_url")
+        ))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(completed.status(), 200);
+    completed.json().await.expect("bichito JSON")
+}
+
+#[tokio::test]
+async fn an_api_process_takes_its_s3_settings_and_credentials_from_the_environment() {
+    let (db, _store, key) = provisioned_postgres().await;
+    let s3 = s3_client().await;
+    let bucket = format!("bichito-p-{}", std::process::id());
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("the S3-compatible server (scripts/test.sh starts it)");
+    let (access_key, secret_key) = s3_credentials();
+    let endpoint = s3_url();
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+        ("ATTACHMENTS_BACKEND", "s3"),
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_BUCKET", bucket.as_str()),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_ACCESS_KEY_ID", access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret_key.as_str()),
+    ];
+    let api = start(&["api", "--listen", "127.0.0.1:0"], &env);
+    let client = reqwest::Client::new();
+    let id = report_id(&client, &api.base, &key).await;
+    let bichito = attach_png(&client, &api.base, &key, id).await;
+    assert_eq!(bichito["attachment"]["content_length"], 1234);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list");
+    assert!(
+        listed
+            .contents()
+            .iter()
+            .any(|object| object.key().is_some_and(|k| k.starts_with("attachments/"))),
+        "the verified copy is in the bucket"
+    );
+    let (status, logs) = api.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(
+        !logs.contains(&secret_key),
+        "the S3 secret never reaches a log line"
+    );
+    for object in listed.contents() {
+        if let Some(name) = object.key() {
+            let _ = s3.delete_object().bucket(&bucket).key(name).send().await;
+        }
+    }
+    let _ = s3.delete_bucket().bucket(&bucket).send().await;
+}
+
+#[test]
+fn s3_attachments_without_a_bucket_stop_the_process_with_the_reason() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bichito"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("ATTACHMENTS_BACKEND", "s3")
+        .env_remove("S3_BUCKET")
+        .env(
+            "BICHITO_DATA_DIR",
+            std::env::temp_dir().join(format!("bichito-nob-{}", std::process::id())),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bichito");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("S3_BUCKET"), "{stderr}");
 }

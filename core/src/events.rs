@@ -87,6 +87,13 @@ pub fn updated_payload(bichito: &Bichito, changes: &Map<String, Value>) -> Strin
     json!({"bug_id": bichito.id, "project_id": bichito.project_id, "changes": changes}).to_string()
 }
 
+/// `bug.updated` for an attachment that was just verified: `changes.attachment` is what the
+/// canonical payload now shows.
+pub fn attached_payload(bichito: &Bichito) -> String {
+    json!({"bug_id": bichito.id, "project_id": bichito.project_id, "changes": {"attachment": bichito.attachment}})
+        .to_string()
+}
+
 pub fn commented_payload(bichito: &Bichito, comment_id: i64, author_id: &str) -> String {
     json!({"bug_id": bichito.id, "project_id": bichito.project_id, "comment_id": comment_id, "author_id": author_id})
         .to_string()

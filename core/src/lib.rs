@@ -7,6 +7,7 @@
 //!   API keys (created, kept or rotated with a grace period).
 //! - [`keys`]: API key generation, hashing and constant-time verification.
 //! - [`model`]: the canonical bichito payload and the runtime honeycomb configuration.
+//! - [`attachment`]: image attachments: types, signatures, and the states of an upload.
 //! - [`events`]: team events and their payloads, written to the outbox with each change.
 //! - [`blocklist`]: the pure matcher for a honeycomb's blocklist rules.
 //! - [`store`]: one [`store::Store`] trait implemented once in SQL for two sqlx backends,
@@ -14,6 +15,7 @@
 //! - [`clock`]: time as a dependency, so tests can move it.
 //! - [`shutdown`]: waiting for SIGTERM or Ctrl-C, for every long-running process.
 
+pub mod attachment;
 pub mod blocklist;
 pub mod clock;
 pub mod error;

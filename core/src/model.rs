@@ -1,5 +1,6 @@
 //! The canonical bichito payload and the runtime view of a honeycomb.
 
+use crate::attachment::Attachment;
 use crate::spec::{DeletionPolicy, Plan};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -96,7 +97,8 @@ pub struct Bichito {
     pub assignee: Option<String>,
     pub labels: Vec<String>,
     pub duplicate_of: Option<i64>,
-    pub attachment: Option<Box<RawValue>>,
+    /// Set once an uploaded image was verified (see [`crate::attachment`]).
+    pub attachment: Option<Attachment>,
     #[serde(serialize_with = "rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339_millis")]

@@ -271,6 +271,42 @@ fn env_names(container: &Value) -> Vec<&str> {
         .collect()
 }
 
+fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|var| var["name"] == name)
+        .and_then(|var| var["value"].as_str())
+}
+
+#[test]
+fn attachments_are_on_s3_with_a_bucket_and_off_without() {
+    let minimal = Rendered::ci(MINIMAL);
+    let api = container(&minimal, "bichito-api");
+    assert_eq!(env_value(api, "ATTACHMENTS_BACKEND"), Some("disabled"));
+    assert_eq!(env_value(api, "S3_BUCKET"), None);
+
+    let all = Rendered::ci(ALL_OPTIONS);
+    let api = container(&all, "bugs-api");
+    for (name, value) in [
+        ("ATTACHMENTS_BACKEND", "s3"),
+        ("S3_BUCKET", "bugs-attachments"),
+        ("S3_REGION", "eu-west-1"),
+        ("S3_FORCE_PATH_STYLE", "true"),
+        ("ATTACHMENT_UPLOAD_EXPIRY", "10m"),
+        ("ATTACHMENT_DOWNLOAD_EXPIRY", "2m"),
+    ] {
+        assert_eq!(env_value(api, name), Some(value), "{name}");
+    }
+    let sse = container(&all, "bugs-sse");
+    assert_eq!(
+        env_value(sse, "ATTACHMENTS_BACKEND"),
+        None,
+        "sse pods keep no attachments"
+    );
+}
+
 /// The one container of a component's Deployment.
 fn container<'a>(rendered: &'a Rendered, deployment: &str) -> &'a Value {
     let containers =
@@ -799,14 +835,8 @@ fn clap_env_names(config: &Path) -> BTreeSet<String> {
 #[test]
 fn every_env_var_the_chart_sets_is_read_by_its_binary() {
     let api_flags = clap_env_names(&repo().join("api/src/config.rs"));
-    // Read by the attachments storage (S3), which arrives after the chart.
-    let s3 = [
-        "S3_ENDPOINT",
-        "S3_BUCKET",
-        "S3_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-    ];
+    // Read by the AWS SDK's credential chain, not by clap.
+    let s3 = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
     let operator_help = Command::new(env!("CARGO_BIN_EXE_bichito-operator"))
         .args(["run", "--help"])
         .output()

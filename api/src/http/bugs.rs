@@ -1,6 +1,8 @@
 //! The dashboard API (JWT): a team's list, one bichito, edits, comments, deletion. A bichito or
-//! team the caller does not belong to is 404, exactly like one that does not exist.
+//! team the caller does not belong to is 404, exactly like one that does not exist. Every
+//! bichito a dashboard reads carries, with its attachment, a fresh short-lived download URL.
 
+use crate::attachments::{self, Settled};
 use crate::auth::Caller;
 use crate::edits;
 use crate::error::{ApiError, FieldError};
@@ -10,6 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bichito_core::attachment::AttachmentState;
 use bichito_core::clock::truncate_to_millis;
 use bichito_core::model::{Bichito, Comment};
 use serde_json::json;
@@ -32,7 +35,10 @@ pub async fn list_team_bugs(
         return Err(ApiError::NotFound);
     }
     let query = edits::parse_query(&team_id, &params)?;
-    let items = state.store.list_bichitos(&query).await?;
+    let mut items = state.store.list_bichitos(&query).await?;
+    for bichito in &mut items {
+        with_download(&state, bichito).await;
+    }
     let full_page = items.len() == usize::try_from(query.limit).unwrap_or(usize::MAX);
     let next_cursor = items
         .last()
@@ -46,7 +52,38 @@ pub async fn get_bug(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Bichito>, ApiError> {
-    Ok(Json(visible_bug(&state, &headers, &id).await?))
+    let mut bichito = visible_bug(&state, &headers, &id).await?;
+    if bichito.attachment.is_none() && settled_now(&state, bichito.id).await {
+        bichito = state
+            .store
+            .bichito(bichito.id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
+    with_download(&state, &mut bichito).await;
+    Ok(Json(bichito))
+}
+
+/// Reading a bichito settles its pending upload, if one has arrived: true when it was stamped.
+/// A storage failure here only leaves it pending.
+async fn settled_now(state: &AppState, id: i64) -> bool {
+    let pending = match state.store.attachment(id).await {
+        Ok(Some(record)) if record.state() == AttachmentState::Pending => record,
+        _ => return false,
+    };
+    match attachments::settle(state, &pending).await {
+        Ok(settled) => settled == Settled::Uploaded,
+        Err(err) => {
+            tracing::warn!(error = %err, "settling an attachment on read failed");
+            false
+        }
+    }
+}
+
+async fn with_download(state: &AppState, bichito: &mut Bichito) {
+    if let Some(attachment) = &mut bichito.attachment {
+        attachments::add_download(state, attachment).await;
+    }
 }
 
 pub async fn patch_bug(
@@ -69,12 +106,13 @@ pub async fn patch_bug(
         }
     }
     let now = truncate_to_millis(state.clock.now());
-    let updated = state
+    let mut updated = state
         .store
         .update_bichito(bichito.id, &patch, now)
         .await?
         .ok_or(ApiError::NotFound)?;
     state.relay.wake();
+    with_download(&state, &mut updated).await;
     Ok(Json(updated))
 }
 
@@ -89,6 +127,7 @@ pub async fn delete_bug(
         return Err(ApiError::NotFound);
     }
     state.relay.wake();
+    state.attachments.wake_sweeper();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
+const ALLOWED_METHODS: &str = "GET, POST, PUT, OPTIONS";
 const ALLOWED_HEADERS: &str = "content-type, x-api-key, idempotency-key";
 const EXPOSED_HEADERS: &str = "retry-after, idempotent-replayed";
 

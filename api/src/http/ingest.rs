@@ -132,7 +132,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
 }
 
 /// The key from `x-api-key`, checked against its stored hash and expiry, and its honeycomb.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<(ApiKeyRecord, Arc<Honeycomb>), ApiError> {
@@ -161,7 +161,7 @@ async fn authenticate(
 }
 
 /// A browser request (one with `Origin`) must come from one of the honeycomb's origins.
-fn check_origin(honeycomb: &Honeycomb, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_origin(honeycomb: &Honeycomb, headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::ORIGIN).map(HeaderValue::to_str) {
         None => Ok(()),
         Some(Ok(origin)) if honeycomb.allows_origin(origin) => Ok(()),
@@ -170,7 +170,7 @@ fn check_origin(honeycomb: &Honeycomb, headers: &HeaderMap) -> Result<(), ApiErr
 }
 
 /// Reads at most `limit` bytes: a declared or actual larger body is refused without reading on.
-async fn read_limited(
+pub(crate) async fn read_limited(
     headers: &HeaderMap,
     body: Body,
     limit: usize,

@@ -1,10 +1,12 @@
 //! The HTTP surface: `app(state)` builds the router; one module per resource.
 
+mod attachments;
 mod bugs;
 mod cors;
 pub mod extract;
 mod health;
 mod ingest;
+mod storage;
 mod stream;
 
 use crate::error::ApiError;
@@ -15,7 +17,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use std::sync::Arc;
 
 /// Everything in one process (`serve`, `dev`): the api and the team stream.
@@ -58,6 +60,23 @@ fn api_routes(state: AppState) -> Router {
         .route(
             "/api/v1/widget/info",
             get(ingest::widget_info).options(cors::preflight),
+        )
+        .route(
+            "/api/v1/bugs/{id}/attachments",
+            post(attachments::create_attachment).options(cors::preflight),
+        )
+        .route(
+            "/api/v1/bugs/{id}/attachments/complete",
+            post(attachments::complete_attachment).options(cors::preflight),
+        )
+        // The local backend's signed URLs (404 with another backend).
+        .route(
+            "/api/v1/storage/uploads/{key}",
+            put(storage::put_upload).options(cors::preflight),
+        )
+        .route(
+            "/api/v1/storage/attachments/{key}",
+            get(storage::get_attachment),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

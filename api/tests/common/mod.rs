@@ -2,6 +2,7 @@
 //! file, with the example honeycomb applied and a clock the test moves.
 #![allow(dead_code)]
 
+use bichito::attachments::{Attachments, LocalStorage, S3Settings, S3Storage, Storage};
 use bichito::auth::{JwtVerifier, mint_token};
 use bichito::bus::Bus;
 use bichito::bus::memory::MemoryBus;
@@ -105,6 +106,8 @@ pub struct TestApp {
     pub streams: StreamState,
     stream_shutdown: Option<oneshot::Sender<()>>,
     nats_stream: Option<String>,
+    /// Where the server keeps attachments, to look at from outside.
+    pub objects: TestObjects,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -127,7 +130,21 @@ impl TestApp {
         Self::start_full(backend, BusKind::NatsAt(url.to_owned()), example_spec()).await
     }
 
+    /// A server keeping attachments in `storage`.
+    pub async fn start_with_storage(backend: Backend, storage: StorageKind) -> Self {
+        Self::start_full_with(backend, BusKind::Memory, example_spec(), storage).await
+    }
+
     async fn start_full(backend: Backend, bus_kind: BusKind, spec: HoneycombSpec) -> Self {
+        Self::start_full_with(backend, bus_kind, spec, StorageKind::Disabled).await
+    }
+
+    async fn start_full_with(
+        backend: Backend,
+        bus_kind: BusKind,
+        spec: HoneycombSpec,
+        storage: StorageKind,
+    ) -> Self {
         let bus_kind_for_stream = bus_kind.clone();
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
@@ -167,6 +184,7 @@ impl TestApp {
             LimitArgs::default(),
             stream.clone(),
             role,
+            storage,
         )
         .await;
         if let (true, Some(name)) = (separate_stream_server, &nats_stream) {
@@ -197,6 +215,7 @@ impl TestApp {
             LimitArgs::default(),
             stream,
             Role::All,
+            StorageKind::Disabled,
         )
         .await;
         app.api_key = self.api_key.clone();
@@ -211,12 +230,22 @@ impl TestApp {
         limits: LimitArgs,
         stream: StreamArgs,
         role: Role,
+        storage: StorageKind,
     ) -> Self {
         let jwt =
             JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
-        let state = AppState::new(store.clone(), bus, jwt, clock.clone(), limits, stream);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (attachments, objects) = test_attachments(storage, &base).await;
+        let state = AppState::new(
+            store.clone(),
+            bus,
+            jwt,
+            clock.clone(),
+            limits,
+            stream,
+            attachments,
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let server_state = state.clone();
         tokio::spawn(async move {
@@ -240,6 +269,7 @@ impl TestApp {
             honeycomb_id: 0,
             db: None,
             nats_stream: None,
+            objects,
             shutdown: Some(tx),
         }
     }
@@ -351,6 +381,197 @@ impl Drop for TestApp {
         }
         if let Some(name) = self.nats_stream.take() {
             delete_nats_stream(name);
+        }
+        self.objects.remove();
+    }
+}
+
+/// Where a test server keeps attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    Disabled,
+    /// A temporary folder, with URLs signed and served by the server.
+    Local,
+    /// A bucket of its own on the S3-compatible server (`BICHITO_TEST_S3_URL`).
+    S3,
+}
+
+pub fn s3_url() -> String {
+    std::env::var("BICHITO_TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:9100".into())
+}
+
+/// The credentials `scripts/test.sh` starts the S3-compatible server with.
+pub fn s3_credentials() -> (String, String) {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    (
+        var("BICHITO_TEST_S3_ACCESS_KEY", "bichito-test"),
+        var("BICHITO_TEST_S3_SECRET_KEY", "bichito-test-secret"),
+    )
+}
+
+pub fn s3_settings(bucket: &str) -> S3Settings {
+    S3Settings {
+        endpoint: Some(s3_url()),
+        region: "us-east-1".into(),
+        bucket: bucket.to_owned(),
+        force_path_style: true,
+        credentials: Some(s3_credentials()),
+    }
+}
+
+/// A plain S3 client for the test server, to look at buckets from outside bichito.
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let (id, secret) = s3_credentials();
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(s3_url())
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id, secret, None, None, "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A test's attachment storage, seen from outside the server.
+#[derive(Clone)]
+pub enum TestObjects {
+    None,
+    Local(std::path::PathBuf),
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+    },
+}
+
+impl TestObjects {
+    /// Every object name in the storage, sorted.
+    pub async fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        match self {
+            TestObjects::None => {}
+            TestObjects::Local(dir) => {
+                for folder in ["uploads", "attachments"] {
+                    let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+                        continue;
+                    };
+                    for entry in entries.flatten() {
+                        names.push(format!("{folder}/{}", entry.file_name().to_string_lossy()));
+                    }
+                }
+            }
+            TestObjects::S3 { client, bucket } => {
+                let listed = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .send()
+                    .await
+                    .expect("list the test bucket");
+                names.extend(
+                    listed
+                        .contents()
+                        .iter()
+                        .filter_map(|object| object.key().map(str::to_owned)),
+                );
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// Writes an object straight into the storage, behind bichito's back.
+    pub async fn put(&self, object: &str, bytes: Vec<u8>, content_type: &str) {
+        match self {
+            TestObjects::None => panic!("no storage"),
+            TestObjects::Local(dir) => std::fs::write(dir.join(object), bytes).expect("write"),
+            TestObjects::S3 { client, bucket } => {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(object)
+                    .content_type(content_type)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .expect("put an object");
+            }
+        }
+    }
+
+    fn remove(&self) {
+        match self.clone() {
+            TestObjects::None => {}
+            TestObjects::Local(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            TestObjects::S3 { bucket, .. } => {
+                // A client of the cleanup's own runtime: the test's pooled connections belong
+                // to the test's runtime, which waits for this cleanup.
+                bichito_core::testing::run_cleanup(move || async move {
+                    let client = s3_client().await;
+                    if let Ok(listed) = client.list_objects_v2().bucket(&bucket).send().await {
+                        for object in listed.contents() {
+                            if let Some(key) = object.key() {
+                                let _ =
+                                    client.delete_object().bucket(&bucket).key(key).send().await;
+                            }
+                        }
+                    }
+                    let _ = client.delete_bucket().bucket(&bucket).send().await;
+                });
+            }
+        }
+    }
+}
+
+async fn test_attachments(kind: StorageKind, base: &str) -> (Attachments, TestObjects) {
+    let expiry = |minutes| chrono::TimeDelta::minutes(minutes);
+    match kind {
+        StorageKind::Disabled => (Attachments::disabled(), TestObjects::None),
+        StorageKind::Local => {
+            let dir = std::env::temp_dir().join(unique_name("bichito-attachments"));
+            let local = LocalStorage::new(dir.clone(), base, b"test-signing-key")
+                .expect("create the attachments folder");
+            (
+                Attachments::new(Some(Storage::Local(local)), expiry(15), expiry(5)),
+                TestObjects::Local(dir),
+            )
+        }
+        StorageKind::S3 => {
+            let bucket = unique_name("bichito-t");
+            let client = s3_client().await;
+            client
+                .create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap_or_else(|err| {
+                    panic!(
+                        "the S3-compatible server must be reachable at {} for tests \
+                         (scripts/test.sh starts one): {err:?}",
+                        s3_url()
+                    )
+                });
+            let storage = S3Storage::connect(&s3_settings(&bucket)).await;
+            (
+                Attachments::new(Some(Storage::S3(storage)), expiry(15), expiry(5)),
+                TestObjects::S3 { client, bucket },
+            )
         }
     }
 }

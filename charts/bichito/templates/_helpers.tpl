@@ -188,9 +188,25 @@ capabilities:
   value: {{ $nats.replayWindow | quote }}
 {{- end }}
 
-{{/* Attachments storage (api); each variable only when its value is set. */}}
+{{/* Attachments storage (api): S3 with a bucket, otherwise off (pods have no disk to keep
+files on); each S3 variable only when its value is set. */}}
 {{- define "bichito.env.s3" -}}
 {{- $s3 := .Values.s3 }}
+{{- if $s3.bucket }}
+- name: ATTACHMENTS_BACKEND
+  value: s3
+- name: ATTACHMENT_UPLOAD_EXPIRY
+  value: {{ .Values.attachments.uploadExpiry | quote }}
+- name: ATTACHMENT_DOWNLOAD_EXPIRY
+  value: {{ .Values.attachments.downloadExpiry | quote }}
+{{- if $s3.forcePathStyle }}
+- name: S3_FORCE_PATH_STYLE
+  value: "true"
+{{- end }}
+{{- else }}
+- name: ATTACHMENTS_BACKEND
+  value: disabled
+{{- end }}
 {{- range $name, $value := dict "S3_ENDPOINT" $s3.endpoint "S3_BUCKET" $s3.bucket "S3_REGION" $s3.region }}
 {{- if $value }}
 - name: {{ $name }}

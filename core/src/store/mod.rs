@@ -5,6 +5,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+use crate::attachment::{AttachmentRecord, ObjectDeletion};
 use crate::events::OutboxEvent;
 use crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito};
 use crate::spec::{DeletionPolicy, Plan};
@@ -105,9 +106,53 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Comment>;
     async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>>;
-    /// Deletes a bichito (its labels and comments go with it) and writes `bug.deleted`.
+    /// Deletes a bichito (its labels, comments and attachment record go with it), writes
+    /// `bug.deleted` and schedules the deletion of its attachment's objects.
     /// False when it was already gone.
     async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool>;
+    /// A bichito's attachment record, whatever its state.
+    async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>>;
+    async fn attachment_by_key(&self, key: &str) -> Result<Option<AttachmentRecord>>;
+    /// Records a pending attachment. `replacing` names the bichito's current record, which must
+    /// still be there and not uploaded: it is removed and its objects scheduled for deletion.
+    /// False, with nothing written, when the bichito is gone or holds another record.
+    async fn start_attachment(
+        &self,
+        record: &AttachmentRecord,
+        replacing: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Stamps a pending attachment as uploaded, writes its `bug.updated` event and schedules the
+    /// upload object's deletion, in one transaction. `None` when it was no longer pending.
+    async fn stamp_attachment(
+        &self,
+        bichito_id: i64,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Bichito>>;
+    /// Marks a pending attachment rejected for `reason` and schedules its objects for deletion.
+    /// False when it was no longer pending.
+    async fn reject_attachment(
+        &self,
+        bichito_id: i64,
+        key: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Pending attachments whose upload URL expired before `before`, oldest first.
+    async fn expired_uploads(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<AttachmentRecord>>;
+    /// Storage objects whose deletion is due at `now`, oldest first.
+    async fn due_object_deletions(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ObjectDeletion>>;
+    /// Drops deletions that were carried out.
+    async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()>;
     /// Outbox events not yet published, oldest first.
     async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>>;
     /// Stamps outbox events as published.

@@ -36,6 +36,11 @@ impl PostgresStore {
                 "outbox",
                 include_str!("../../migrations/postgres/0002_outbox.sql"),
             ),
+            (
+                3,
+                "attachments",
+                include_str!("../../migrations/postgres/0003_attachments.sql"),
+            ),
         ])
     }
 }

@@ -5,13 +5,31 @@
 //! statement that opens a write transaction differ. A macro instantiates this implementation
 //! for each backend (sqlx's generic bounds over `Database` would be longer than the code).
 
+use crate::attachment::ImageType;
 use crate::model::{ApiKeyRecord, BlockMatch, BlockRule, Severity, Status};
 use crate::{Error, Result};
 use serde_json::value::RawValue;
 
 pub(super) const BICHITO_COLUMNS: &str = "id, honeycomb_id, team_id, title, description, status, severity, \
      environment, app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, \
-     extra, assignee, duplicate_of, attachment, created_at, updated_at";
+     extra, assignee, duplicate_of, created_at, updated_at";
+
+pub(super) const ATTACHMENT_COLUMNS: &str = "bichito_id, object_key, filename, content_type, content_length, \
+     created_at, upload_expires_at, uploaded_at, rejection";
+
+pub(super) fn image_type(value: &str) -> Result<ImageType> {
+    ImageType::parse(value)
+        .ok_or_else(|| Error::Corrupt(format!("attachment content type {value:?}")))
+}
+
+/// The later of two instants: an upload object may be written until its URL expires, so it is
+/// deleted no earlier than that.
+pub(super) fn not_before_expiry(
+    now: chrono::DateTime<chrono::Utc>,
+    expires: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    now.max(expires)
+}
 
 pub(super) fn severity(value: &str) -> Result<Severity> {
     Severity::parse(value).ok_or_else(|| Error::Corrupt(format!("severity {value:?}")))
@@ -104,6 +122,7 @@ macro_rules! impl_sql_store {
         phantom_id = $phantom_id:expr,
         phantom_seed = $phantom_seed:expr
     ) => {
+        use $crate::attachment::{self, Attachment, AttachmentRecord, ObjectDeletion};
         use $crate::events::{self, EventType, OutboxEvent};
         use $crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito, Status};
         use $crate::spec::{DeletionPolicy, Plan};
@@ -116,7 +135,7 @@ macro_rules! impl_sql_store {
         use sqlx::{AssertSqlSafe, Row};
 
         impl $store {
-            fn bichito_from_row(row: &$row, labels: Vec<String>) -> Result<Bichito> {
+            fn bichito_from_row(row: &$row, labels: Vec<String>, attachment: Option<Attachment>) -> Result<Bichito> {
                 Ok(Bichito {
                     id: row.try_get("id")?,
                     project_id: row.try_get("honeycomb_id")?,
@@ -136,7 +155,7 @@ macro_rules! impl_sql_store {
                     assignee: row.try_get("assignee")?,
                     labels,
                     duplicate_of: row.try_get("duplicate_of")?,
-                    attachment: raw_json(row.try_get("attachment")?)?,
+                    attachment,
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                 })
@@ -151,6 +170,67 @@ macro_rules! impl_sql_store {
                     row.try_get("created_at")?,
                     row.try_get("expires_at")?,
                 ))
+            }
+
+            fn attachment_from_row(row: &$row) -> Result<AttachmentRecord> {
+                Ok(AttachmentRecord {
+                    bichito_id: row.try_get("bichito_id")?,
+                    key: row.try_get("object_key")?,
+                    filename: row.try_get("filename")?,
+                    content_type: image_type(row.try_get("content_type")?)?,
+                    content_length: row.try_get("content_length")?,
+                    created_at: row.try_get("created_at")?,
+                    upload_expires_at: row.try_get("upload_expires_at")?,
+                    uploaded_at: row.try_get("uploaded_at")?,
+                    rejection: row.try_get("rejection")?,
+                })
+            }
+
+            /// Uploaded attachments of several bichitos at once.
+            async fn attachments_of(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, Attachment>> {
+                let mut attachments = std::collections::HashMap::new();
+                if ids.is_empty() {
+                    return Ok(attachments);
+                }
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE uploaded_at IS NOT NULL AND bichito_id IN ("
+                ));
+                let mut list = sql.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                sql.push(")");
+                for row in sql.build().fetch_all(&self.pool).await? {
+                    let record = Self::attachment_from_row(&row)?;
+                    if let Some(public) = record.public() {
+                        attachments.insert(record.bichito_id, public);
+                    }
+                }
+                Ok(attachments)
+            }
+
+            /// A bichito read inside a write transaction (locked on Postgres).
+            async fn bichito_for_update(conn: &mut <$db as sqlx::Database>::Connection, id: i64) -> Result<Option<Bichito>> {
+                let select = format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE id = $1{}", $for_update);
+                let Some(row) = sqlx::query(AssertSqlSafe(select)).bind(id).fetch_optional(&mut *conn).await? else {
+                    return Ok(None);
+                };
+                let labels = sqlx::query("SELECT label FROM bichito_labels WHERE bichito_id = $1 ORDER BY position")
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get("label"))
+                    .collect::<std::result::Result<Vec<String>, _>>()?;
+                let attachment = match sqlx::query(AssertSqlSafe(format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE bichito_id = $1")))
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                {
+                    Some(row) => Self::attachment_from_row(&row)?.public(),
+                    None => None,
+                };
+                Self::bichito_from_row(&row, labels, attachment).map(Some)
             }
 
             fn stored_response(row: &$row) -> Result<StoredResponse> {
@@ -355,7 +435,8 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    // Bichitos, labels, comments, keys, blocklist and counters go by cascade.
+                    schedule_attachment_deletions(&mut *tx, "a.bichito_id IN (SELECT id FROM bichitos WHERE honeycomb_id = $1)", id, now).await?;
+                    // Bichitos, labels, comments, attachments, keys, blocklist and counters go by cascade.
                     sqlx::query("DELETE FROM honeycombs WHERE id = $1")
                         .bind(id)
                         .execute(&mut *tx)
@@ -551,7 +632,8 @@ macro_rules! impl_sql_store {
                     return Ok(None);
                 };
                 let labels = self.labels_of(vec![id]).await?.remove(&id).unwrap_or_default();
-                Self::bichito_from_row(&row, labels).map(Some)
+                let attachment = self.attachments_of(&[id]).await?.remove(&id);
+                Self::bichito_from_row(&row, labels, attachment).map(Some)
             }
 
             async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
@@ -577,29 +659,22 @@ macro_rules! impl_sql_store {
                 }
                 sql.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
                 let rows = sql.build().fetch_all(&self.pool).await?;
-                let mut labels = self.labels_of(rows.iter().map(|row| row.try_get::<i64, _>("id")).collect::<std::result::Result<_, _>>()?).await?;
+                let ids: Vec<i64> = rows.iter().map(|row| row.try_get::<i64, _>("id")).collect::<std::result::Result<_, _>>()?;
+                let mut labels = self.labels_of(ids.clone()).await?;
+                let mut attachments = self.attachments_of(&ids).await?;
                 rows.iter()
                     .map(|row| {
                         let id: i64 = row.try_get("id")?;
-                        Self::bichito_from_row(row, labels.remove(&id).unwrap_or_default())
+                        Self::bichito_from_row(row, labels.remove(&id).unwrap_or_default(), attachments.remove(&id))
                     })
                     .collect()
             }
 
             async fn update_bichito(&self, id: i64, patch: &BugPatch, now: DateTime<Utc>) -> Result<Option<Bichito>> {
                 let mut tx = self.pool.begin_with($begin_write).await?;
-                let select = format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE id = $1{}", $for_update);
-                let Some(row) = sqlx::query(AssertSqlSafe(select)).bind(id).fetch_optional(&mut *tx).await? else {
+                let Some(mut bichito) = Self::bichito_for_update(&mut *tx, id).await? else {
                     return Ok(None);
                 };
-                let labels = sqlx::query("SELECT label FROM bichito_labels WHERE bichito_id = $1 ORDER BY position")
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|row| row.try_get("label"))
-                    .collect::<std::result::Result<Vec<String>, _>>()?;
-                let mut bichito = Self::bichito_from_row(&row, labels)?;
                 let changes = events::changes(&bichito, patch);
                 if changes.is_empty() {
                     tx.rollback().await?;
@@ -671,6 +746,7 @@ macro_rules! impl_sql_store {
 
             async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool> {
                 let mut tx = self.pool.begin_with($begin_write).await?;
+                schedule_attachment_deletions(&mut *tx, "a.bichito_id = $1", bichito.id, now).await?;
                 let deleted = sqlx::query("DELETE FROM bichitos WHERE id = $1").bind(bichito.id).execute(&mut *tx).await?;
                 if deleted.rows_affected() == 0 {
                     tx.rollback().await?;
@@ -679,6 +755,157 @@ macro_rules! impl_sql_store {
                 push_event(&mut *tx, &bichito.team_id, EventType::BugDeleted, &events::deleted_payload(bichito), now).await?;
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>> {
+                let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE bichito_id = $1");
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(bichito_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::attachment_from_row).transpose()
+            }
+
+            async fn attachment_by_key(&self, key: &str) -> Result<Option<AttachmentRecord>> {
+                let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE object_key = $1");
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::attachment_from_row).transpose()
+            }
+
+            async fn start_attachment(&self, record: &AttachmentRecord, replacing: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                if let Some(old_key) = replacing {
+                    let Some(old) = sqlx::query(
+                        "DELETE FROM attachments WHERE bichito_id = $1 AND object_key = $2 AND uploaded_at IS NULL \
+                         RETURNING upload_expires_at",
+                    )
+                    .bind(record.bichito_id)
+                    .bind(old_key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    else {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    let not_before = not_before_expiry(now, old.try_get("upload_expires_at")?);
+                    schedule_deletion(&mut *tx, &attachment::upload_object(old_key), not_before).await?;
+                    schedule_deletion(&mut *tx, &attachment::stored_object(old_key), not_before).await?;
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO attachments (bichito_id, object_key, filename, content_type, content_length, created_at, upload_expires_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM bichitos WHERE id = $1) \
+                     ON CONFLICT (bichito_id) DO NOTHING RETURNING bichito_id",
+                )
+                .bind(record.bichito_id)
+                .bind(&record.key)
+                .bind(&record.filename)
+                .bind(record.content_type.mime())
+                .bind(record.content_length)
+                .bind(record.created_at)
+                .bind(record.upload_expires_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if inserted.is_none() {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn stamp_attachment(&self, bichito_id: i64, key: &str, now: DateTime<Utc>) -> Result<Option<Bichito>> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let stamped = sqlx::query(
+                    "UPDATE attachments SET uploaded_at = $3 \
+                     WHERE bichito_id = $1 AND object_key = $2 AND uploaded_at IS NULL AND rejected_at IS NULL \
+                     RETURNING upload_expires_at",
+                )
+                .bind(bichito_id)
+                .bind(key)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(stamped) = stamped else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE bichitos SET updated_at = $2 WHERE id = $1")
+                    .bind(bichito_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let Some(bichito) = Self::bichito_for_update(&mut *tx, bichito_id).await? else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                // The verified copy is all that is kept; the upload object goes once its URL is dead.
+                let not_before = not_before_expiry(now, stamped.try_get("upload_expires_at")?);
+                schedule_deletion(&mut *tx, &attachment::upload_object(key), not_before).await?;
+                push_event(&mut *tx, &bichito.team_id, EventType::BugUpdated, &events::attached_payload(&bichito), now).await?;
+                tx.commit().await?;
+                Ok(Some(bichito))
+            }
+
+            async fn reject_attachment(&self, bichito_id: i64, key: &str, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let rejected = sqlx::query(
+                    "UPDATE attachments SET rejected_at = $3, rejection = $4 \
+                     WHERE bichito_id = $1 AND object_key = $2 AND uploaded_at IS NULL AND rejected_at IS NULL \
+                     RETURNING upload_expires_at",
+                )
+                .bind(bichito_id)
+                .bind(key)
+                .bind(now)
+                .bind(reason)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(rejected) = rejected else {
+                    tx.rollback().await?;
+                    return Ok(false);
+                };
+                let not_before = not_before_expiry(now, rejected.try_get("upload_expires_at")?);
+                schedule_deletion(&mut *tx, &attachment::upload_object(key), not_before).await?;
+                schedule_deletion(&mut *tx, &attachment::stored_object(key), now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn expired_uploads(&self, before: DateTime<Utc>, limit: i64) -> Result<Vec<AttachmentRecord>> {
+                let sql = format!(
+                    "SELECT {ATTACHMENT_COLUMNS} FROM attachments \
+                     WHERE uploaded_at IS NULL AND rejected_at IS NULL AND upload_expires_at < $1 \
+                     ORDER BY upload_expires_at LIMIT $2"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(Self::attachment_from_row)
+                    .collect()
+            }
+
+            async fn due_object_deletions(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ObjectDeletion>> {
+                sqlx::query("SELECT id, object FROM object_deletions WHERE not_before <= $1 ORDER BY id LIMIT $2")
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok(ObjectDeletion { id: row.try_get("id")?, object: row.try_get("object")? }))
+                    .collect()
+            }
+
+            async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut sql = sqlx::QueryBuilder::<$db>::new("DELETE FROM object_deletions WHERE id IN (");
+                let mut list = sql.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                sql.push(")");
+                sql.build().execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
@@ -764,6 +991,41 @@ macro_rules! impl_sql_store {
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
+            Ok(())
+        }
+
+        /// Schedules a storage object for deletion, inside the caller's transaction.
+        async fn schedule_deletion(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            object: &str,
+            not_before: DateTime<Utc>,
+        ) -> Result<()> {
+            sqlx::query("INSERT INTO object_deletions (object, not_before) VALUES ($1, $2)")
+                .bind(object)
+                .bind(not_before)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// Schedules the objects of the attachments about to be deleted with their bichitos
+        /// (`filter` over `attachments a`, with `$1` bound to `id`): a verified copy at once, an
+        /// upload object still writable when its URL expires. Rejected records had theirs
+        /// scheduled when they were refused, an uploaded one its upload object when stamped.
+        async fn schedule_attachment_deletions(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            filter: &str,
+            id: i64,
+            now: DateTime<Utc>,
+        ) -> Result<()> {
+            let sql = format!(
+                "INSERT INTO object_deletions (object, not_before) \
+                 SELECT 'attachments/' || a.object_key, $2 FROM attachments a WHERE {filter} AND a.rejected_at IS NULL \
+                 UNION ALL \
+                 SELECT 'uploads/' || a.object_key, CASE WHEN a.upload_expires_at > $2 THEN a.upload_expires_at ELSE $2 END \
+                 FROM attachments a WHERE {filter} AND a.uploaded_at IS NULL AND a.rejected_at IS NULL"
+            );
+            sqlx::query(AssertSqlSafe(sql)).bind(id).bind(now).execute(&mut *conn).await?;
             Ok(())
         }
 

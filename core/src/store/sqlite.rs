@@ -48,6 +48,11 @@ impl SqliteStore {
                 "outbox",
                 include_str!("../../migrations/sqlite/0002_outbox.sql"),
             ),
+            (
+                3,
+                "attachments",
+                include_str!("../../migrations/sqlite/0003_attachments.sql"),
+            ),
         ])
     }
 }

@@ -411,7 +411,11 @@ mod dashboard {
         retiring_an_unknown_honeycomb_is_a_no_op,
     );
 
-    async fn stored(store: &dyn Store, honeycomb_id: i64, title: &str) -> crate::model::Bichito {
+    pub(super) async fn stored(
+        store: &dyn Store,
+        honeycomb_id: i64,
+        title: &str,
+    ) -> crate::model::Bichito {
         match store
             .insert_bichito(&report(honeycomb_id, title), None, None)
             .await
@@ -783,5 +787,298 @@ mod dashboard {
             .await
             .expect("retire");
         assert_eq!(retired, None);
+    }
+}
+
+mod attachments {
+    use super::*;
+    use crate::attachment::{AttachmentRecord, AttachmentState, ImageType};
+    use crate::events::EventType;
+
+    on_both_backends!(
+        a_record_goes_from_pending_to_uploaded_once_with_its_event,
+        one_record_per_bichito_and_only_the_named_one_is_replaced,
+        a_rejection_schedules_both_objects,
+        deleting_schedules_the_image_at_once_and_a_live_upload_at_its_expiry,
+        retiring_under_delete_schedules_every_attachment_object,
+    );
+
+    fn record(bichito_id: i64, key: &str) -> AttachmentRecord {
+        AttachmentRecord {
+            bichito_id,
+            key: key.into(),
+            filename: "shot.png".into(),
+            content_type: ImageType::Png,
+            content_length: 100,
+            created_at: t0(),
+            upload_expires_at: t0() + TimeDelta::minutes(15),
+            uploaded_at: None,
+            rejection: None,
+        }
+    }
+
+    async fn start(store: &dyn Store, bichito_id: i64, key: &str) -> bool {
+        store
+            .start_attachment(&record(bichito_id, key), None, t0())
+            .await
+            .expect("start")
+    }
+
+    async fn with_bichito(backend: Backend) -> (TestDatabase, Arc<dyn Store>, i64) {
+        let db = TestDatabase::new(backend).await;
+        let store = db.store().await;
+        let (honeycomb_id, _) = provisioned(&*store).await;
+        let id = super::dashboard::stored(&*store, honeycomb_id, "Login")
+            .await
+            .id;
+        (db, store, id)
+    }
+
+    /// Objects whose deletion is due at `at`, sorted.
+    async fn due(store: &dyn Store, at: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        let mut objects: Vec<String> = store
+            .due_object_deletions(at, 100)
+            .await
+            .expect("due")
+            .into_iter()
+            .map(|deletion| deletion.object)
+            .collect();
+        objects.sort();
+        objects.dedup();
+        objects
+    }
+
+    async fn a_record_goes_from_pending_to_uploaded_once_with_its_event(backend: Backend) {
+        let (_db, store, id) = with_bichito(backend).await;
+        assert!(start(&*store, id, "1-a").await);
+        let pending = store.attachment(id).await.expect("read").expect("record");
+        assert_eq!(pending, record(id, "1-a"));
+        assert_eq!(pending.state(), AttachmentState::Pending);
+        assert!(
+            store
+                .bichito(id)
+                .await
+                .expect("read")
+                .expect("bichito")
+                .attachment
+                .is_none()
+        );
+
+        let at = t0() + TimeDelta::minutes(1);
+        let stamped = store
+            .stamp_attachment(id, "1-a", at)
+            .await
+            .expect("stamp")
+            .expect("it was pending");
+        let attachment = stamped.attachment.clone().expect("shown once uploaded");
+        assert_eq!(attachment.uploaded_at, at);
+        assert_eq!(stamped.updated_at, at);
+        assert_eq!(
+            store
+                .bichito(id)
+                .await
+                .expect("read")
+                .expect("bichito")
+                .attachment,
+            Some(attachment)
+        );
+        assert!(
+            store
+                .stamp_attachment(id, "1-a", at)
+                .await
+                .expect("stamp")
+                .is_none()
+        );
+        assert!(
+            !store
+                .reject_attachment(id, "1-a", "late", at)
+                .await
+                .expect("reject")
+        );
+
+        let events = store.unpublished_events(100).await.expect("events");
+        let last = events.last().expect("an event");
+        assert_eq!(last.event_type, EventType::BugUpdated);
+        assert_eq!(last.payload, crate::events::attached_payload(&stamped));
+        // Only the upload object goes, and only once its URL is dead.
+        assert!(due(&*store, at).await.is_empty());
+        assert_eq!(
+            due(&*store, t0() + TimeDelta::minutes(15)).await,
+            ["uploads/1-a"]
+        );
+        assert_eq!(
+            store
+                .attachment_by_key("1-a")
+                .await
+                .expect("read")
+                .map(|r| r.state()),
+            Some(AttachmentState::Uploaded)
+        );
+    }
+
+    async fn one_record_per_bichito_and_only_the_named_one_is_replaced(backend: Backend) {
+        let (_db, store, id) = with_bichito(backend).await;
+        assert!(start(&*store, id, "1-a").await);
+        assert!(!start(&*store, id, "1-b").await);
+        assert!(
+            !store
+                .start_attachment(&record(id, "1-b"), Some("1-x"), t0())
+                .await
+                .expect("start"),
+            "another record than the named one stays"
+        );
+        assert!(
+            !store
+                .start_attachment(&record(id + 1, "2-a"), None, t0())
+                .await
+                .expect("start"),
+            "no record for a bichito that does not exist"
+        );
+        let later = t0() + TimeDelta::minutes(20);
+        assert!(
+            store
+                .start_attachment(&record(id, "1-b"), Some("1-a"), later)
+                .await
+                .expect("replace")
+        );
+        assert_eq!(
+            store
+                .attachment(id)
+                .await
+                .expect("read")
+                .expect("record")
+                .key,
+            "1-b"
+        );
+        assert_eq!(
+            due(&*store, later).await,
+            ["attachments/1-a", "uploads/1-a"]
+        );
+
+        store
+            .stamp_attachment(id, "1-b", later)
+            .await
+            .expect("stamp")
+            .expect("pending");
+        assert!(
+            !store
+                .start_attachment(&record(id, "1-c"), Some("1-b"), later)
+                .await
+                .expect("start"),
+            "an uploaded attachment is never replaced"
+        );
+    }
+
+    async fn a_rejection_schedules_both_objects(backend: Backend) {
+        let (_db, store, id) = with_bichito(backend).await;
+        start(&*store, id, "1-a").await;
+        assert!(
+            store
+                .reject_attachment(id, "1-a", "not a PNG", t0())
+                .await
+                .expect("reject")
+        );
+        let rejected = store.attachment(id).await.expect("read").expect("record");
+        assert_eq!(rejected.state(), AttachmentState::Rejected);
+        assert_eq!(rejected.rejection.as_deref(), Some("not a PNG"));
+        assert!(
+            store
+                .stamp_attachment(id, "1-a", t0())
+                .await
+                .expect("stamp")
+                .is_none()
+        );
+        assert_eq!(due(&*store, t0()).await, ["attachments/1-a"]);
+        let expired = t0() + TimeDelta::minutes(15);
+        assert_eq!(
+            due(&*store, expired).await,
+            ["attachments/1-a", "uploads/1-a"]
+        );
+        let ids: Vec<i64> = store
+            .due_object_deletions(expired, 100)
+            .await
+            .expect("due")
+            .iter()
+            .map(|deletion| deletion.id)
+            .collect();
+        store.forget_object_deletions(&ids).await.expect("forget");
+        assert!(due(&*store, expired).await.is_empty());
+        assert_eq!(
+            store
+                .expired_uploads(expired + TimeDelta::days(1), 10)
+                .await
+                .expect("expired")
+                .len(),
+            0,
+            "a rejected record is settled"
+        );
+    }
+
+    async fn deleting_schedules_the_image_at_once_and_a_live_upload_at_its_expiry(
+        backend: Backend,
+    ) {
+        let (_db, store, id) = with_bichito(backend).await;
+        start(&*store, id, "1-a").await;
+        assert_eq!(
+            store
+                .expired_uploads(t0() + TimeDelta::minutes(16), 10)
+                .await
+                .expect("expired"),
+            [record(id, "1-a")]
+        );
+        let bichito = store.bichito(id).await.expect("read").expect("bichito");
+        assert!(store.delete_bichito(&bichito, t0()).await.expect("delete"));
+        assert!(
+            store.attachment(id).await.expect("read").is_none(),
+            "the record goes too"
+        );
+        assert_eq!(due(&*store, t0()).await, ["attachments/1-a"]);
+        assert_eq!(
+            due(&*store, t0() + TimeDelta::minutes(15)).await,
+            ["attachments/1-a", "uploads/1-a"]
+        );
+    }
+
+    async fn retiring_under_delete_schedules_every_attachment_object(backend: Backend) {
+        let (_db, store, first) = with_bichito(backend).await;
+        let honeycomb_id = store
+            .bichito(first)
+            .await
+            .expect("read")
+            .expect("b")
+            .project_id;
+        let second = super::dashboard::stored(&*store, honeycomb_id, "Checkout")
+            .await
+            .id;
+        start(&*store, first, "1-a").await;
+        store
+            .stamp_attachment(first, "1-a", t0())
+            .await
+            .expect("stamp")
+            .expect("pending");
+        start(&*store, second, "2-a").await;
+        store
+            .retire_honeycomb(
+                "payments",
+                "checkout-web",
+                crate::spec::DeletionPolicy::Delete,
+                t0(),
+            )
+            .await
+            .expect("retire")
+            .expect("retired");
+        assert_eq!(
+            due(&*store, t0()).await,
+            ["attachments/1-a", "attachments/2-a"]
+        );
+        assert_eq!(
+            due(&*store, t0() + TimeDelta::minutes(15)).await,
+            [
+                "attachments/1-a",
+                "attachments/2-a",
+                "uploads/1-a",
+                "uploads/2-a"
+            ]
+        );
     }
 }
