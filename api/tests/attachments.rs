@@ -642,3 +642,29 @@ async fn an_object_written_behind_the_urls_back_is_checked_all_the_same(
         );
     }
 }
+
+/// A widget uploads from the browser: the local backend's upload URL answers the preflight of a
+/// cross-origin PUT from the honeycomb's origins, and only those.
+#[tokio::test]
+async fn the_local_upload_url_answers_a_browser_preflight() {
+    let (app, id) = start(Backend::Sqlite, StorageKind::Local).await;
+    let ticket = upload_ticket(&app, id, 100).await;
+    let url = ticket["url"].as_str().expect("url");
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, url)
+            .header("origin", origin)
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://checkout.example.com")
+        .await
+        .expect("sent");
+    assert_eq!(allowed.status(), 204);
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .expect("ASCII");
+    assert!(methods.contains("PUT"), "{methods}");
+    expect_error(preflight("https://evil.example").await.expect("sent"), 403).await;
+}
