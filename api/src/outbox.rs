@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: i64 = 256;
+const BATCH_LEN: usize = BATCH as usize;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
@@ -89,6 +90,10 @@ impl Relay {
             let ids: Vec<i64> = batch.iter().map(|event| event.id).collect();
             self.store.mark_published(&ids, self.clock.now()).await?;
             published += batch.len();
+            // A short batch was everything there was: no need to ask again.
+            if batch.len() < BATCH_LEN {
+                return Ok(published);
+            }
         }
     }
 }

@@ -1,20 +1,54 @@
 //! Reports per minute per API key, held across every api process that shares the database.
 //!
 //! The count lives in the database (one fixed one-minute window per key, opened by the key's
-//! first report). Once a process has seen a key over its limit, it refuses that key from memory
-//! until the window ends, so a flood of rejected requests costs no database write each.
+//! first report). Writing it on every report would make each report wait for a second write
+//! transaction on one hot row, so a process counts the first tenth of a key's limit in memory
+//! and writes those hits in batches (every [`FLUSH_EVERY`], see [`RateLimiter::flush`]); past
+//! that tenth, as far as it knows, every report is counted in the database before it is
+//! accepted, so the limit is exact where it matters. A process that finds a key over its
+//! limit refuses it from memory until the window ends: a flood of rejected requests costs no
+//! database write each.
+//!
+//! Bound: processes count from what the database said at their last write, so each may admit
+//! at most a tenth of the limit, within one flush period, beyond what the others know; up to
+//! ten processes cannot together exceed the limit before switching to counting every report.
 
 use crate::error::ApiError;
 use bichito_core::store::Store;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 pub const WINDOW_MS: i64 = 60_000;
+/// How often hits counted in memory are written to the database.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 pub struct RateLimiter {
-    /// API key id → end of its exhausted window (ms since the epoch).
-    exhausted_until: Mutex<HashMap<i64, i64>>,
+    keys: Mutex<HashMap<i64, KeyWindow>>,
+}
+
+/// What this process knows of a key's current window.
+#[derive(Debug, Clone, Copy)]
+struct KeyWindow {
+    started_ms: i64,
+    /// The window's count in the database at this process's last write.
+    known_hits: i64,
+    /// Hits admitted here and not yet written.
+    pending: i64,
+    per_minute: u32,
+    exhausted: bool,
+}
+
+impl KeyWindow {
+    fn is_current(&self, now_ms: i64) -> bool {
+        now_ms < self.started_ms + WINDOW_MS
+    }
+}
+
+/// Hits a process may admit from memory: a tenth of the limit.
+fn local_budget(per_minute: u32) -> i64 {
+    i64::from(per_minute / 10)
 }
 
 impl RateLimiter {
@@ -26,35 +60,95 @@ impl RateLimiter {
         per_minute: u32,
         now_ms: i64,
     ) -> Result<(), ApiError> {
-        if let Some(until) = self.exhausted(key_id, now_ms) {
-            return Err(retry_after(until, now_ms));
-        }
+        let hits = {
+            let mut keys = self.lock();
+            match keys.get_mut(&key_id) {
+                Some(window) if window.is_current(now_ms) => {
+                    if window.exhausted {
+                        return Err(retry_after(window.started_ms + WINDOW_MS, now_ms));
+                    }
+                    window.per_minute = per_minute;
+                    if window.known_hits + window.pending < local_budget(per_minute) {
+                        window.pending += 1;
+                        return Ok(());
+                    }
+                    // Past the budget: this hit and the pending ones go to the database now.
+                    std::mem::take(&mut window.pending) + 1
+                }
+                // No window known here, or it ended (hits not yet written are dropped with it).
+                _ => 1,
+            }
+        };
         let window = store
-            .hit_rate_window(&format!("key:{key_id}"), now_ms, WINDOW_MS)
+            .hit_rate_window(&bucket(key_id), hits, now_ms, WINDOW_MS)
             .await?;
-        if window.hits <= i64::from(per_minute) {
-            return Ok(());
+        let exhausted = window.hits > i64::from(per_minute);
+        let mut keys = self.lock();
+        keys.retain(|_, known| known.is_current(now_ms));
+        let known = keys.entry(key_id).or_insert(KeyWindow {
+            started_ms: window.started_ms,
+            known_hits: 0,
+            pending: 0,
+            per_minute,
+            exhausted: false,
+        });
+        if known.started_ms != window.started_ms {
+            known.pending = 0;
         }
-        let until = window.started_ms + WINDOW_MS;
-        let mut exhausted = self
-            .exhausted_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        exhausted.retain(|_, end| *end > now_ms);
-        exhausted.insert(key_id, until);
-        Err(retry_after(until, now_ms))
+        known.started_ms = window.started_ms;
+        known.known_hits = window.hits;
+        known.per_minute = per_minute;
+        known.exhausted |= exhausted;
+        if exhausted {
+            return Err(retry_after(window.started_ms + WINDOW_MS, now_ms));
+        }
+        Ok(())
     }
 
-    fn exhausted(&self, key_id: i64, now_ms: i64) -> Option<i64> {
-        let exhausted = self
-            .exhausted_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        exhausted
-            .get(&key_id)
-            .copied()
-            .filter(|until| *until > now_ms)
+    /// Writes the hits counted in memory to the database.
+    pub async fn flush(&self, store: &dyn Store, now_ms: i64) -> bichito_core::Result<()> {
+        let batches: Vec<(i64, i64)> = {
+            let mut keys = self.lock();
+            keys.iter_mut()
+                .filter(|(_, window)| window.pending > 0 && window.is_current(now_ms))
+                .map(|(key_id, window)| (*key_id, std::mem::take(&mut window.pending)))
+                .collect()
+        };
+        for (key_id, hits) in batches {
+            let window = match store
+                .hit_rate_window(&bucket(key_id), hits, now_ms, WINDOW_MS)
+                .await
+            {
+                Ok(window) => window,
+                Err(err) => {
+                    // Counted again on the next flush.
+                    if let Some(known) = self.lock().get_mut(&key_id) {
+                        known.pending += hits;
+                    }
+                    return Err(err);
+                }
+            };
+            let mut keys = self.lock();
+            if let Some(known) = keys.get_mut(&key_id)
+                && known.started_ms == window.started_ms
+            {
+                known.known_hits = window.hits;
+                known.exhausted |= window.hits > i64::from(known.per_minute);
+            }
+        }
+        Ok(())
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, KeyWindow>> {
+        // Entries are whole values: a panic while holding the lock cannot leave one half-written.
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn bucket(key_id: i64) -> String {
+    format!("key:{key_id}")
 }
 
 fn retry_after(until_ms: i64, now_ms: i64) -> ApiError {

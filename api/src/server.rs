@@ -39,6 +39,7 @@ pub async fn serve_role(
         Role::Api => api_app(state.clone()),
     };
     let purge = tokio::spawn(purge_expired_rows(state.clone()));
+    let rate_counts = tokio::spawn(flush_rate_counts(state.clone()));
     let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
     let sweeper = state.attachments.storage.is_some().then(|| {
         tokio::spawn(crate::attachments::sweeper::run(
@@ -56,6 +57,7 @@ pub async fn serve_role(
         .with_graceful_shutdown(shutdown)
         .await;
     purge.abort();
+    rate_counts.abort();
     let _ = relay.await;
     if let Some(sweeper) = sweeper {
         let _ = sweeper.await;
@@ -77,6 +79,18 @@ pub async fn serve_streams(
     axum::serve(listener, stream_app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Writes the rate-limit hits counted in memory to the database (see `rate_limit`).
+async fn flush_rate_counts(state: AppState) {
+    let mut every = tokio::time::interval(crate::rate_limit::FLUSH_EVERY);
+    loop {
+        every.tick().await;
+        let now_ms = state.clock.now().timestamp_millis();
+        if let Err(err) = state.rate_limiter.flush(&*state.store, now_ms).await {
+            tracing::warn!(error = %err, "writing rate-limit counts failed; retrying");
+        }
+    }
 }
 
 /// Idempotency records are only needed for 24 h, published outbox rows not at all: this keeps

@@ -20,6 +20,7 @@ on_both_backends!(
     a_quota_change_is_picked_up_without_a_restart,
     preflight_is_answered_for_allowed_origins_only,
     a_report_from_a_foreign_origin_is_403,
+    the_first_tenth_of_a_limit_is_counted_in_memory_and_the_rest_exactly,
 );
 
 async fn send_many(app: &TestApp, count: usize) -> Vec<u16> {
@@ -366,4 +367,50 @@ async fn a_report_from_a_foreign_origin_is_403(backend: Backend) {
     );
     expect_error(from("https://evil.example").await.expect("sent"), 403).await;
     assert_eq!(app.stored_count().await, 1);
+}
+
+/// The limiter writes the first tenth of a key's limit in batches and counts every hit past it
+/// in the database before admitting it: the 101st of 100 is refused, exactly.
+async fn the_first_tenth_of_a_limit_is_counted_in_memory_and_the_rest_exactly(backend: Backend) {
+    use bichito::rate_limit::{RateLimiter, WINDOW_MS};
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let limiter = RateLimiter::default();
+    let now = 5_000_000;
+    let counted = || async {
+        store
+            .hit_rate_window("key:7", 0, now, WINDOW_MS)
+            .await
+            .expect("read the window")
+            .hits
+    };
+    for _ in 0..10 {
+        limiter.check(&*store, 7, 100, now).await.expect("admitted");
+    }
+    assert_eq!(
+        counted().await,
+        1,
+        "one write opened the window; nine wait in memory"
+    );
+    limiter.flush(&*store, now).await.expect("flush");
+    assert_eq!(counted().await, 10);
+    for _ in 10..100 {
+        limiter.check(&*store, 7, 100, now).await.expect("admitted");
+    }
+    assert_eq!(
+        counted().await,
+        100,
+        "past the budget every hit is written first"
+    );
+    assert!(
+        limiter.check(&*store, 7, 100, now).await.is_err(),
+        "the 101st is refused"
+    );
+    assert!(
+        limiter
+            .check(&*store, 7, 100, now + WINDOW_MS)
+            .await
+            .is_ok(),
+        "a new window"
+    );
 }

@@ -49,17 +49,19 @@ pub trait Store: Send + Sync + 'static {
     /// Every origin any honeycomb allows, to answer CORS preflights (which carry no API key).
     async fn all_allowed_origins(&self) -> Result<Vec<String>>;
 
-    /// Counts one hit in the rate-limit window of `bucket`, starting a new window when the
+    /// Counts `hits` in the rate-limit window of `bucket`, starting a new window when the
     /// current one is older than `window_ms`. Shared by every api process using this database.
     async fn hit_rate_window(
         &self,
         bucket: &str,
+        hits: i64,
         now_ms: i64,
         window_ms: i64,
     ) -> Result<RateWindow>;
 
-    /// Stores a report, charges the monthly usage (refusing past `monthly_cap`) and, with an
-    /// idempotency claim, records the response, all in one transaction.
+    /// Stores a report, charges the monthly usage under a `monthly_cap` (refusing past it;
+    /// uncapped honeycombs are not counted) and, with an idempotency claim, records the
+    /// response, all in one transaction.
     async fn insert_bichito(
         &self,
         report: &NewBichito,

@@ -52,5 +52,7 @@ super::sql::impl_sql_store!(
     begin_write = "BEGIN",
     for_update = " FOR UPDATE",
     phantom_id = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))",
-    phantom_seed = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))"
+    phantom_seed = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))",
+    // Postgres runs data-modifying CTEs: a report is stored in one statement.
+    one_statement_insert = true
 );

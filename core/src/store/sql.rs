@@ -120,7 +120,8 @@ macro_rules! impl_sql_store {
         begin_write = $begin_write:expr,
         for_update = $for_update:expr,
         phantom_id = $phantom_id:expr,
-        phantom_seed = $phantom_seed:expr
+        phantom_seed = $phantom_seed:expr,
+        one_statement_insert = $one_statement_insert:expr
     ) => {
         use $crate::attachment::{self, Attachment, AttachmentRecord, ObjectDeletion};
         use $crate::events::{self, EventType, OutboxEvent};
@@ -231,6 +232,46 @@ macro_rules! impl_sql_store {
                     None => None,
                 };
                 Self::bichito_from_row(&row, labels, attachment).map(Some)
+            }
+
+            /// `insert_bichito` without an idempotency claim, as one statement (so one round trip
+            /// and no explicit transaction): the usage charge, the bichito and its `bug.created`
+            /// event, whose payload is the canonical JSON with the new id spliced in front.
+            async fn insert_in_one_statement(&self, report: &NewBichito, monthly_cap: Option<u32>) -> Result<Inserted> {
+                const ID_ZERO: &str = "{\"id\":0";
+                let template = serde_json::to_string(&report.clone().into_bichito(0))
+                    .map_err(|err| Error::Corrupt(err.to_string()))?;
+                let rest = template
+                    .strip_prefix(ID_ZERO)
+                    .ok_or_else(|| Error::Corrupt("the payload does not start with its id".into()))?;
+                let query = sqlx::query(
+                    "WITH charged AS ( \
+                         INSERT INTO usage_counters (honeycomb_id, period, reports) SELECT $1, $16, 1 WHERE $17 \
+                         ON CONFLICT (honeycomb_id, period) DO UPDATE SET reports = usage_counters.reports + 1 \
+                         WHERE usage_counters.reports < $18 RETURNING 1), \
+                     stored AS ( \
+                         INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, environment, \
+                             app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
+                             created_at, updated_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 \
+                         WHERE NOT $17 OR EXISTS (SELECT 1 FROM charged) RETURNING id), \
+                     event AS ( \
+                         INSERT INTO outbox (team_id, event_type, payload, created_at) \
+                         SELECT $2, $19, '{\"id\":' || id || $20, $15 FROM stored) \
+                     SELECT id FROM stored",
+                );
+                let row = bind_report(query, report)
+                .bind(report.created_at.format("%Y-%m").to_string())
+                .bind(monthly_cap.is_some())
+                .bind(monthly_cap.map_or(i64::MAX, i64::from))
+                .bind(EventType::BugCreated.as_str())
+                .bind(rest)
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some(row) => Ok(Inserted::Stored(Box::new(report.clone().into_bichito(row.try_get("id")?)))),
+                    None => Ok(Inserted::OverCap),
+                }
             }
 
             fn stored_response(row: &$row) -> Result<StoredResponse> {
@@ -506,19 +547,20 @@ macro_rules! impl_sql_store {
                 Ok(all)
             }
 
-            async fn hit_rate_window(&self, bucket: &str, now_ms: i64, window_ms: i64) -> Result<RateWindow> {
+            async fn hit_rate_window(&self, bucket: &str, hits: i64, now_ms: i64, window_ms: i64) -> Result<RateWindow> {
                 let row = sqlx::query(
-                    "INSERT INTO rate_limits (bucket, window_started_ms, hits) VALUES ($1, $2, 1) \
+                    "INSERT INTO rate_limits (bucket, window_started_ms, hits) VALUES ($1, $2, $4) \
                      ON CONFLICT (bucket) DO UPDATE SET \
                          window_started_ms = CASE WHEN rate_limits.window_started_ms + $3 <= $2 \
                              THEN $2 ELSE rate_limits.window_started_ms END, \
                          hits = CASE WHEN rate_limits.window_started_ms + $3 <= $2 \
-                             THEN 1 ELSE rate_limits.hits + 1 END \
+                             THEN $4 ELSE rate_limits.hits + $4 END \
                      RETURNING window_started_ms, hits",
                 )
                 .bind(bucket)
                 .bind(now_ms)
                 .bind(window_ms)
+                .bind(hits)
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(RateWindow { started_ms: row.try_get("window_started_ms")?, hits: row.try_get("hits")? })
@@ -530,43 +572,17 @@ macro_rules! impl_sql_store {
                 monthly_cap: Option<u32>,
                 idempotency: Option<&IdempotencyClaim>,
             ) -> Result<Inserted> {
-                let mut tx = self.pool.begin_with($begin_write).await?;
-                let period = report.created_at.format("%Y-%m").to_string();
-                let charged = sqlx::query(
-                    "INSERT INTO usage_counters (honeycomb_id, period, reports) VALUES ($1, $2, 1) \
-                     ON CONFLICT (honeycomb_id, period) DO UPDATE SET reports = usage_counters.reports + 1 \
-                     WHERE usage_counters.reports < $3 RETURNING reports",
-                )
-                .bind(report.honeycomb_id)
-                .bind(&period)
-                .bind(monthly_cap.map_or(i64::MAX, i64::from))
-                .fetch_optional(&mut *tx)
-                .await?;
-                if charged.is_none() {
-                    tx.rollback().await?;
-                    return Ok(Inserted::OverCap);
+                if $one_statement_insert && idempotency.is_none() {
+                    return self.insert_in_one_statement(report, monthly_cap).await;
                 }
-                let id: i64 = sqlx::query(
+                let mut tx = self.pool.begin_with($begin_write).await?;
+                let query = sqlx::query(
                     "INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, environment, \
                          app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
                          created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
-                )
-                .bind(report.honeycomb_id)
-                .bind(&report.team_id)
-                .bind(&report.title)
-                .bind(&report.description)
-                .bind(Status::Open.as_str())
-                .bind(report.severity.as_str())
-                .bind(&report.environment)
-                .bind(&report.app_version)
-                .bind(&report.stack_trace)
-                .bind(&report.url)
-                .bind(&report.user_agent)
-                .bind(&report.reporter_email)
-                .bind(&report.reporter_identifier)
-                .bind(report.extra.as_ref().map(|extra| extra.get()))
-                .bind(report.created_at)
+                );
+                let id: i64 = bind_report(query, report)
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
@@ -581,6 +597,26 @@ macro_rules! impl_sql_store {
                             Some(existing) => Ok(Inserted::Replay(existing)),
                             None => Err(Error::Corrupt("idempotency key conflict without a record".into())),
                         };
+                    }
+                }
+                // The usage row is one per honeycomb and month: every report of the honeycomb
+                // waits for its lock. So it is counted only under a cap, and last, to hold the
+                // lock for one statement and the commit.
+                if let Some(cap) = monthly_cap {
+                    let period = report.created_at.format("%Y-%m").to_string();
+                    let charged = sqlx::query(
+                        "INSERT INTO usage_counters (honeycomb_id, period, reports) VALUES ($1, $2, 1) \
+                         ON CONFLICT (honeycomb_id, period) DO UPDATE SET reports = usage_counters.reports + 1 \
+                         WHERE usage_counters.reports < $3 RETURNING reports",
+                    )
+                    .bind(report.honeycomb_id)
+                    .bind(&period)
+                    .bind(i64::from(cap))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if charged.is_none() {
+                        tx.rollback().await?;
+                        return Ok(Inserted::OverCap);
                     }
                 }
                 tx.commit().await?;
@@ -992,6 +1028,29 @@ macro_rules! impl_sql_store {
                 .execute(&mut *conn)
                 .await?;
             Ok(())
+        }
+
+        /// Binds a report's columns as `$1`–`$15`, in the order of `bichitos`' insert statements.
+        fn bind_report<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            report: &'q NewBichito,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            query
+                .bind(report.honeycomb_id)
+                .bind(&report.team_id)
+                .bind(&report.title)
+                .bind(&report.description)
+                .bind(Status::Open.as_str())
+                .bind(report.severity.as_str())
+                .bind(&report.environment)
+                .bind(&report.app_version)
+                .bind(&report.stack_trace)
+                .bind(&report.url)
+                .bind(&report.user_agent)
+                .bind(&report.reporter_email)
+                .bind(&report.reporter_identifier)
+                .bind(report.extra.as_ref().map(|extra| extra.get()))
+                .bind(report.created_at)
         }
 
         /// Schedules a storage object for deletion, inside the caller's transaction.

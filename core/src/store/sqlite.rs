@@ -68,5 +68,7 @@ super::sql::impl_sql_store!(
     for_update = "",
     // The sequence row exists only after the first insert: seed it when the update finds none.
     phantom_id = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq",
-    phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq"
+    phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq",
+    // SQLite has no data-modifying CTEs; its round trips are function calls anyway.
+    one_statement_insert = false
 );

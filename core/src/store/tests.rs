@@ -278,14 +278,14 @@ async fn a_claimed_idempotency_key_replays_instead_of_storing(backend: Backend) 
         not_before: t0() - TimeDelta::hours(24),
     };
     let Inserted::Stored(first) = store
-        .insert_bichito(&report(honeycomb_id, "a"), None, Some(&claim))
+        .insert_bichito(&report(honeycomb_id, "a"), Some(1000), Some(&claim))
         .await
         .expect("insert")
     else {
         panic!("first insert stores");
     };
     let Inserted::Replay(replay) = store
-        .insert_bichito(&report(honeycomb_id, "a"), None, Some(&claim))
+        .insert_bichito(&report(honeycomb_id, "a"), Some(1000), Some(&claim))
         .await
         .expect("insert")
     else {
@@ -330,7 +330,7 @@ async fn rate_windows_count_hits_and_restart(backend: Backend) {
     let start = 1_000_000;
     for expected in 1..=3 {
         let window = store
-            .hit_rate_window("key:1", start + expected * 10, 60_000)
+            .hit_rate_window("key:1", 1, start + expected * 10, 60_000)
             .await
             .expect("hit");
         assert_eq!(
@@ -342,21 +342,27 @@ async fn rate_windows_count_hits_and_restart(backend: Backend) {
         );
     }
     let other = store
-        .hit_rate_window("key:2", start, 60_000)
+        .hit_rate_window("key:2", 1, start, 60_000)
         .await
         .expect("hit");
     assert_eq!(other.hits, 1, "buckets are independent");
     let next = store
-        .hit_rate_window("key:1", start + 10 + 60_000, 60_000)
+        .hit_rate_window("key:1", 5, start + 10 + 60_000, 60_000)
         .await
         .expect("hit");
     assert_eq!(
         next,
         RateWindow {
             started_ms: start + 10 + 60_000,
-            hits: 1
-        }
+            hits: 5
+        },
+        "a new window starts with the hits counted into it"
     );
+    let more = store
+        .hit_rate_window("key:1", 3, start + 20 + 60_000, 60_000)
+        .await
+        .expect("hit");
+    assert_eq!(more.hits, 8, "several hits are counted at once");
 }
 
 async fn phantom_ids_are_fresh_ids(backend: Backend) {

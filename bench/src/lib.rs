@@ -1,0 +1,46 @@
+//! bichito's benchmarks. Each one runs bichito and its reference on this machine, in one run,
+//! and prints both and their ratio.
+//!
+//! - [`ingest`]: accepted reports per second and latency of `POST /api/v1/bugs` (Postgres and
+//!   SQLite), against the raw single-row INSERT rate of the same Postgres at the same
+//!   concurrency.
+//! - [`load`]: the load generators (closed loop for the most a server takes, open loop at a
+//!   fixed rate for latency) and their statistics.
+//! - [`server`]: the `bichito` process under test.
+
+pub mod ingest;
+pub mod load;
+pub mod server;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bichito-bench",
+    about = "bichito's benchmarks, side by side with their references."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// `POST /api/v1/bugs` against raw INSERTs into the same Postgres.
+    Ingest(ingest::IngestArgs),
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Ingest(args) => ingest::run(args).await,
+    }
+}
+
+/// `humantime` durations for flags.
+pub fn parse_duration(value: &str) -> std::result::Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(value)
+}
