@@ -210,6 +210,19 @@ ensure_s3() {
         "s3s-fs did not come up on 127.0.0.1:$S3_PORT within 30 s (see $root.log)"
 }
 
+# ------------------------------------------------------------- nginx + nchan
+
+# The reference of the stream benchmark (its smoke run is a test): Debian's nginx and its nchan
+# module. Only the binaries are needed; the bench starts its own nginx on a free port.
+ensure_nchan() {
+    if [[ -x /usr/sbin/nginx && -f /usr/lib/nginx/modules/ngx_nchan_module.so ]]; then
+        log "nginx with nchan: installed"
+        return
+    fi
+    log "installing nginx and libnginx-mod-nchan (Debian)"
+    apt_install nginx libnginx-mod-nchan
+}
+
 # ---------------------------------------------------- leftover test databases
 
 drop_leftover_test_dbs() {
@@ -238,6 +251,7 @@ ensure_promtool
 ensure_kubernetes_validate
 ensure_helm_python_sdk
 ensure_s3
+ensure_nchan
 drop_leftover_test_dbs
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"

@@ -4,6 +4,8 @@
 //! - [`ingest`]: accepted reports per second and latency of `POST /api/v1/bugs` (Postgres and
 //!   SQLite), against the raw single-row INSERT rate of the same Postgres at the same
 //!   concurrency.
+//! - [`stream`]: idle SSE connections held and memory per connection, `bichito sse` with NATS
+//!   against nginx with nchan.
 //! - [`load`]: the load generators (closed loop for the most a server takes, open loop at a
 //!   fixed rate for latency) and their statistics.
 //! - [`server`]: the `bichito` process under test.
@@ -11,6 +13,7 @@
 pub mod ingest;
 pub mod load;
 pub mod server;
+pub mod stream;
 
 use clap::{Parser, Subcommand};
 use std::time::Duration;
@@ -32,11 +35,14 @@ pub struct Cli {
 pub enum Command {
     /// `POST /api/v1/bugs` against raw INSERTs into the same Postgres.
     Ingest(ingest::IngestArgs),
+    /// Idle SSE connections and memory per connection, against nginx + nchan.
+    StreamIdle(stream::IdleArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args).await,
+        Command::StreamIdle(args) => stream::idle(args).await,
     }
 }
 

@@ -43,3 +43,30 @@ fn the_ingest_benchmark_runs_and_compares_both_sides() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_idle_stream_benchmark_holds_connections_on_both_sides() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bichito-bench"))
+        .args(["stream-idle", "--counts", "20,50", "--teams", "5"])
+        .output()
+        .expect("run bichito-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for count in ["20", "50"] {
+        let row = stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("| {count} |")))
+            .unwrap_or_else(|| panic!("no row for {count} connections:\n{stdout}"));
+        let cells: Vec<f64> = row
+            .split('|')
+            .filter_map(|cell| cell.trim().parse().ok())
+            .collect();
+        // connections, bichito MiB, per connection, nginx MiB, per connection, ratio
+        assert_eq!(cells.len(), 6, "{row}");
+        assert!(
+            cells[1] > 0.0 && cells[3] > 0.0,
+            "both sides measured: {row}"
+        );
+    }
+}
