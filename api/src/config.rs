@@ -197,23 +197,6 @@ pub enum AttachmentBackend {
     Disabled,
 }
 
-impl Default for AttachmentArgs {
-    fn default() -> Self {
-        Self {
-            attachments_backend: AttachmentBackend::Local,
-            attachments_dir: None,
-            attachments_signing_key: None,
-            public_url: None,
-            attachment_upload_expiry: Duration::from_secs(15 * 60),
-            attachment_download_expiry: Duration::from_secs(5 * 60),
-            s3_endpoint: None,
-            s3_region: "us-east-1".into(),
-            s3_bucket: None,
-            s3_force_path_style: false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
     /// Largest request body accepted on the ingest API, in bytes (413 beyond).

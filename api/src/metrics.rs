@@ -222,10 +222,6 @@ impl Metrics {
         self.attachments.with_label_values(&[outcome.label()]).inc();
     }
 
-    pub fn attachment_count(&self, outcome: AttachmentOutcome) -> u64 {
-        self.attachments.with_label_values(&[outcome.label()]).get()
-    }
-
     pub fn objects_deleted(&self, count: usize) {
         self.objects_deleted.inc_by(count as u64);
     }

@@ -6,9 +6,9 @@
 //! costs. The honeycomb is on the pro plan with a quota of 1,000,000 reports per minute, so
 //! the rate limit is never what is measured.
 
+use crate::Result;
 use crate::load::{Stats, closed_loop, cpu_time, open_loop};
 use crate::server::{Server, bichito_binary};
-use crate::{Result, parse_duration};
 use bichito_core::provision::provision;
 use bichito_core::spec::parse_documents;
 use bichito_core::testing::TestDatabase;
@@ -26,10 +26,10 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 10)]
     pub connections: u32,
     /// How long each closed-loop measurement lasts.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// Load before each measurement that is not counted.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
     /// The fixed-rate latency run, at this fraction of the measured maximum.
     #[arg(long, default_value_t = 0.8)]

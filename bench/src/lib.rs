@@ -16,7 +16,6 @@ pub mod server;
 pub mod stream;
 
 use clap::{Parser, Subcommand};
-use std::time::Duration;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
@@ -44,9 +43,4 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => ingest::run(args).await,
         Command::StreamIdle(args) => stream::idle(args).await,
     }
-}
-
-/// `humantime` durations for flags.
-pub fn parse_duration(value: &str) -> std::result::Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(value)
 }

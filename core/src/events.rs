@@ -90,8 +90,8 @@ pub fn updated_payload(bichito: &Bichito, changes: &Map<String, Value>) -> Strin
 /// `bug.updated` for an attachment that was just verified: `changes.attachment` is what the
 /// canonical payload now shows.
 pub fn attached_payload(bichito: &Bichito) -> String {
-    json!({"bug_id": bichito.id, "project_id": bichito.project_id, "changes": {"attachment": bichito.attachment}})
-        .to_string()
+    let changes = Map::from_iter([("attachment".to_owned(), json!(bichito.attachment))]);
+    updated_payload(bichito, &changes)
 }
 
 pub fn commented_payload(bichito: &Bichito, comment_id: i64, author_id: &str) -> String {

@@ -311,11 +311,7 @@ async fn a_new_honeycomb_first_gets_the_finalizer_and_nothing_else() {
     let action = world.finish(task).await.expect("the finalizer is added");
     assert_eq!(action, Action::await_change());
     assert!(
-        store
-            .honeycomb_key_state("payments", "checkout-web")
-            .await
-            .expect("read")
-            .is_none(),
+        key_state(&*store).await.is_none(),
         "no database state before the finalizer guards it"
     );
 }
@@ -424,11 +420,7 @@ async fn a_spec_change_is_in_force_without_touching_the_key() {
     assert_eq!(event["reason"], "Synced");
     world.finish(task).await.expect("synced");
 
-    let state = store
-        .honeycomb_key_state("payments", "checkout-web")
-        .await
-        .expect("read")
-        .expect("exists");
+    let state = key_state(&*store).await.expect("exists");
     assert_eq!(state.keys.len(), 1, "no new key");
     let row = store.honeycomb(state.id).await.expect("read").expect("row");
     assert_eq!(row.reports_per_minute, Some(5));
@@ -525,11 +517,7 @@ async fn a_foreign_secret_is_left_untouched_and_the_status_says_so() {
         .expect("a conflict is not an error");
     assert_eq!(action, Action::requeue(CONFLICT_RETRY));
     assert!(
-        store
-            .honeycomb_key_state("payments", "checkout-web")
-            .await
-            .expect("read")
-            .is_none(),
+        key_state(&*store).await.is_none(),
         "no key was made that could not be stored"
     );
 }
@@ -583,13 +571,7 @@ async fn an_invalid_spec_is_reported_and_waits_for_a_change() {
     assert_eq!(event["reason"], "InvalidSpec");
     let action = world.finish(task).await.expect("reported, not failed");
     assert_eq!(action, Action::await_change());
-    assert!(
-        store
-            .honeycomb_key_state("payments", "checkout-web")
-            .await
-            .expect("read")
-            .is_none()
-    );
+    assert!(key_state(&*store).await.is_none());
 }
 
 #[tokio::test]
@@ -737,11 +719,7 @@ async fn an_api_error_fails_the_reconciliation_and_is_counted() {
             .contains("bichito_operator_reconcile_failures_total{reason=\"kube_api\"} 1")
     );
     assert!(
-        store
-            .honeycomb_key_state("payments", "checkout-web")
-            .await
-            .expect("read")
-            .is_none(),
+        key_state(&*store).await.is_none(),
         "nothing was provisioned"
     );
 }
@@ -787,4 +765,14 @@ async fn repeated_failures_double_the_delay_and_a_success_resets_it() {
         Action::requeue(Duration::from_secs(1)),
         "a success forgets the failures"
     );
+}
+
+/// What the database holds for the example Honeycomb (`None`: nothing was provisioned).
+async fn key_state(
+    store: &dyn bichito_core::store::Store,
+) -> Option<bichito_core::store::HoneycombKeyState> {
+    store
+        .honeycomb_key_state("payments", "checkout-web")
+        .await
+        .expect("read")
 }

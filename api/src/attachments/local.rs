@@ -8,7 +8,7 @@ use aws_lc_rs::hmac;
 use bichito_core::attachment::ImageType;
 use chrono::{DateTime, Utc};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tokio::io::AsyncReadExt;
 
 /// Where the api serves the objects: `<public url>/api/v1/storage/<object>`.
@@ -38,10 +38,6 @@ impl LocalStorage {
             public_url: public_url.trim_end_matches('/').to_owned(),
             key: Box::new(hmac::Key::new(hmac::HMAC_SHA256, signing_key)),
         })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     pub fn upload_request(

@@ -118,31 +118,34 @@ pub async fn settle(state: &AppState, record: &AttachmentRecord) -> Result<Settl
                 .store
                 .stamp_attachment(record.bichito_id, &record.key, now)
                 .await?
-                .is_some()
+                .is_none()
             {
-                state.relay.wake();
-                state.metrics.attachment(AttachmentOutcome::Uploaded);
-                tracing::info!(bichito_id = record.bichito_id, "attachment uploaded");
+                return current(state, record).await;
             }
-            return current(state, record).await;
+            state.relay.wake();
+            state.metrics.attachment(AttachmentOutcome::Uploaded);
+            tracing::info!(bichito_id = record.bichito_id, "attachment uploaded");
+            return Ok(Settled::Uploaded);
         }
         Verdict::Missing if now < record.upload_expires_at => return Ok(Settled::NotYet),
         Verdict::Missing => "no upload arrived before the upload URL expired".to_owned(),
         Verdict::Invalid(reason) => reason,
     };
-    if state
+    if !state
         .store
         .reject_attachment(record.bichito_id, &record.key, &reason, now)
         .await?
     {
-        state.attachments.wake_sweeper();
-        state.metrics.attachment(AttachmentOutcome::Rejected);
-        tracing::info!(bichito_id = record.bichito_id, %reason, "attachment rejected");
+        return current(state, record).await;
     }
-    current(state, record).await
+    state.attachments.wake_sweeper();
+    state.metrics.attachment(AttachmentOutcome::Rejected);
+    tracing::info!(bichito_id = record.bichito_id, %reason, "attachment rejected");
+    Ok(Settled::Rejected(reason))
 }
 
-/// The state a concurrent settle may have reached first.
+/// The state a concurrent settle (or a replacement, or a deletion) reached first, when ours
+/// found the record no longer pending.
 async fn current(state: &AppState, record: &AttachmentRecord) -> Result<Settled, ApiError> {
     match state.store.attachment(record.bichito_id).await? {
         Some(now) if now.key == record.key => match now.state() {

@@ -67,6 +67,9 @@ pub async fn get_bug(
 /// Reading a bichito settles its pending upload, if one has arrived: true when it was stamped.
 /// A storage failure here only leaves it pending.
 async fn settled_now(state: &AppState, id: i64) -> bool {
+    if state.attachments.storage.is_none() {
+        return false;
+    }
     let pending = match state.store.attachment(id).await {
         Ok(Some(record)) if record.state() == AttachmentState::Pending => record,
         _ => return false,

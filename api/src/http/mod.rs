@@ -9,6 +9,7 @@ mod ingest;
 mod storage;
 mod stream;
 
+use crate::attachments::ROUTE_PREFIX;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::metrics::Metrics;
@@ -71,11 +72,11 @@ fn api_routes(state: AppState) -> Router {
         )
         // The local backend's signed URLs (404 with another backend).
         .route(
-            "/api/v1/storage/uploads/{key}",
+            &format!("{ROUTE_PREFIX}/uploads/{{key}}"),
             put(storage::put_upload).options(cors::preflight),
         )
         .route(
-            "/api/v1/storage/attachments/{key}",
+            &format!("{ROUTE_PREFIX}/attachments/{{key}}"),
             get(storage::get_attachment),
         )
         .route_layer(middleware::from_fn_with_state(
