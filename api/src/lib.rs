@@ -33,5 +33,6 @@ pub mod outbox;
 pub mod rate_limit;
 pub mod report;
 pub mod server;
+pub mod sse;
 pub mod state;
 pub mod telemetry;

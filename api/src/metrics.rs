@@ -262,6 +262,27 @@ impl Metrics {
         self.stream_resets.inc();
     }
 
+    /// Counts an answered request and writes its access log line.
+    pub fn request_done(
+        &self,
+        method: &str,
+        route: &str,
+        path: &str,
+        status: u16,
+        elapsed: std::time::Duration,
+    ) {
+        self.observe_request(method, route, status, elapsed.as_secs_f64());
+        tracing::info!(
+            target: "bichito::access",
+            method,
+            route,
+            path,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
             .with_label_values(&[method, route, &status.to_string()])
@@ -302,17 +323,12 @@ pub async fn track(
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    metrics.observe_request(&method, &route, status, elapsed.as_secs_f64());
-    tracing::info!(
-        target: "bichito::access",
-        method,
-        route,
-        path,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
+    metrics.request_done(
+        &method,
+        &route,
+        &path,
+        response.status().as_u16(),
+        started.elapsed(),
     );
     response
 }

@@ -35,7 +35,7 @@ pub struct Inner {
     pub attachments: Attachments,
     /// What the team streams of this process share (also all an `sse` process has).
     pub streams: StreamState,
-    /// Cancelled when the server shuts down: ends every stream so the shutdown can complete.
+    /// Cancelled when the server shuts down (streams are ended by the bus: `close_streams`).
     pub shutdown: CancellationToken,
 }
 
@@ -111,7 +111,7 @@ pub struct StreamInner {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: StreamArgs,
-    /// Cancelled when the server shuts down: ends every stream so the shutdown can complete.
+    /// Cancelled when the server shuts down (streams are ended by the bus: `close_streams`).
     pub shutdown: CancellationToken,
 }
 

@@ -4,8 +4,8 @@
 //! - [`ingest`]: accepted reports per second and latency of `POST /api/v1/bugs` (Postgres and
 //!   SQLite), against the raw single-row INSERT rate of the same Postgres at the same
 //!   concurrency.
-//! - [`stream`]: idle SSE connections held and memory per connection, `bichito sse` with NATS
-//!   against nginx with nchan.
+//! - [`stream`]: `bichito sse` with NATS against nginx with nchan: idle SSE connections held
+//!   and memory per connection; publish-to-receipt latency and the most deliveries per second.
 //! - [`load`]: the load generators (closed loop for the most a server takes, open loop at a
 //!   fixed rate for latency) and their statistics.
 //! - [`server`]: the `bichito` process under test.
@@ -35,12 +35,15 @@ pub enum Command {
     /// `POST /api/v1/bugs` against raw INSERTs into the same Postgres.
     Ingest(ingest::IngestArgs),
     /// Idle SSE connections and memory per connection, against nginx + nchan.
-    StreamIdle(stream::IdleArgs),
+    StreamIdle(stream::idle::IdleArgs),
+    /// Publish-to-receipt latency at rising rates, against nginx + nchan.
+    StreamLatency(stream::latency::LatencyArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest::run(args).await,
-        Command::StreamIdle(args) => stream::idle(args).await,
+        Command::StreamIdle(args) => stream::idle::idle(args).await,
+        Command::StreamLatency(args) => stream::latency::latency(args).await,
     }
 }

@@ -70,3 +70,49 @@ fn the_idle_stream_benchmark_holds_connections_on_both_sides() {
         );
     }
 }
+
+#[test]
+fn the_stream_latency_benchmark_delivers_everything_on_both_sides_at_a_low_rate() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bichito-bench"))
+        .args([
+            "stream-latency",
+            "--subscribers",
+            "20",
+            "--teams",
+            "5",
+            "--rates",
+            "5,10",
+            "--step",
+            "600ms",
+            "--drain",
+            "1s",
+        ])
+        .output()
+        .expect("run bichito-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for side in ["bichito sse + NATS", "nginx + nchan"] {
+        let table = stdout
+            .split(&format!("{side}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no table for {side}:\n{stdout}"));
+        for rate in ["5", "10"] {
+            let row = table
+                .lines()
+                .find(|line| line.starts_with(&format!("| {rate} |")))
+                .unwrap_or_else(|| panic!("no row for {rate}/s on {side}:\n{stdout}"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            // | rate | deliveries/s | p50 | p99 | p99.9 | lost | gaps | failed | cpu… | passed |
+            assert_eq!(cells[6], "0", "{side} lost nothing at {rate}/s: {row}");
+            assert_eq!(cells[7], "0", "{side} had no gaps at {rate}/s: {row}");
+            assert!(row.ends_with("| yes |"), "{side} passed at {rate}/s: {row}");
+            let p99: f64 = cells[4].parse().expect("p99");
+            assert!(p99 > 0.0, "{side} measured a latency: {row}");
+        }
+    }
+    assert!(
+        stdout.contains("most deliveries/s with p99 <= 1 s and nothing lost: bichito "),
+        "{stdout}"
+    );
+}

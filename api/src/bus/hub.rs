@@ -7,17 +7,20 @@
 
 use super::BusEvent;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::broadcast;
 
 pub struct TeamHub {
     queue_size: usize,
     teams: Mutex<HashMap<String, Weak<TeamChannel>>>,
+    closed: AtomicBool,
 }
 
 /// One team's channel; dropping the last handle runs `on_close` (e.g. unsubscribe from NATS).
 pub struct TeamChannel {
-    sender: broadcast::Sender<Arc<BusEvent>>,
+    /// `None` once the hub is closed: receivers then see `Closed` after what is queued.
+    sender: Mutex<Option<broadcast::Sender<Arc<BusEvent>>>>,
     on_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
@@ -51,16 +54,34 @@ impl TeamHub {
         Self {
             queue_size: queue_size.max(1),
             teams: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
         }
     }
 
-    pub fn subscribe(&self, team_id: &str) -> (TeamSubscription, Joined) {
-        let mut teams = self
-            .teams
+    /// Ends every subscription (after what is queued for it) and any made from now on: how
+    /// streams end when the server shuts down, without each of them watching for it.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let channels: Vec<Arc<TeamChannel>> = self
+            .lock_teams()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for channel in channels {
+            channel.lock_sender().take();
+        }
+    }
+
+    fn lock_teams(&self) -> MutexGuard<'_, HashMap<String, Weak<TeamChannel>>> {
+        self.teams
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn subscribe(&self, team_id: &str) -> (TeamSubscription, Joined) {
+        let mut teams = self.lock_teams();
         if let Some(channel) = teams.get(team_id).and_then(Weak::upgrade) {
-            let receiver = channel.sender.subscribe();
+            let receiver = channel.receiver();
             return (
                 TeamSubscription {
                     receiver,
@@ -71,8 +92,11 @@ impl TeamHub {
         }
         teams.retain(|_, channel| channel.strong_count() > 0);
         let (sender, receiver) = broadcast::channel(self.queue_size);
+        // Closed between the check and here is caught by `close` seeing this channel; closed
+        // before it, the channel starts closed.
+        let open = !self.closed.load(Ordering::SeqCst);
         let channel = Arc::new(TeamChannel {
-            sender,
+            sender: Mutex::new(open.then_some(sender)),
             on_close: Mutex::new(None),
         });
         teams.insert(team_id.to_owned(), Arc::downgrade(&channel));
@@ -87,25 +111,21 @@ impl TeamHub {
 
     /// Hands `event` to the team's subscribers in this process, if there are any.
     pub fn deliver(&self, event: Arc<BusEvent>) {
-        let channel = {
-            let teams = self
-                .teams
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            teams.get(&event.team_id).and_then(Weak::upgrade)
-        };
-        if let Some(channel) = channel {
-            let _ = channel.sender.send(event);
+        let channel = self
+            .lock_teams()
+            .get(&event.team_id)
+            .and_then(Weak::upgrade);
+        if let Some(sender) = channel
+            .as_ref()
+            .and_then(|channel| channel.lock_sender().clone())
+        {
+            let _ = sender.send(event);
         }
     }
 
     /// Teams with at least one open subscription.
     pub fn open_teams(&self) -> usize {
-        let teams = self
-            .teams
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        teams
+        self.lock_teams()
             .values()
             .filter(|channel| channel.strong_count() > 0)
             .count()
@@ -113,10 +133,56 @@ impl TeamHub {
 }
 
 impl TeamChannel {
+    fn lock_sender(&self) -> MutexGuard<'_, Option<broadcast::Sender<Arc<BusEvent>>>> {
+        self.sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A receiver of what is sent from now on; already closed when the channel is.
+    fn receiver(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        match &*self.lock_sender() {
+            Some(sender) => sender.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
     pub fn on_close(&self, action: impl FnOnce() + Send + 'static) {
         *self
             .on_close
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(action));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bichito_core::events::EventType;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    fn event(id: u64) -> Arc<BusEvent> {
+        Arc::new(BusEvent::new(
+            id,
+            "payments".into(),
+            EventType::BugCreated,
+            "{}",
+        ))
+    }
+
+    #[test]
+    fn closing_ends_subscriptions_after_what_is_queued_and_new_ones_at_once() {
+        let hub = TeamHub::new(8);
+        let (mut open, _) = hub.subscribe("payments");
+        hub.deliver(event(1));
+        hub.close();
+        hub.deliver(event(2));
+        assert_eq!(open.receiver.try_recv().map(|event| event.id), Ok(1));
+        assert_eq!(open.receiver.try_recv().err(), Some(TryRecvError::Closed));
+
+        let (mut joined, _) = hub.subscribe("payments");
+        assert_eq!(joined.receiver.try_recv().err(), Some(TryRecvError::Closed));
+        let (mut opened, _) = hub.subscribe("marketing");
+        assert_eq!(opened.receiver.try_recv().err(), Some(TryRecvError::Closed));
     }
 }

@@ -66,12 +66,12 @@ impl Bus for MemoryBus {
                 return Ok(());
             }
             state.last_outbox_id = event.id;
-            let published = Arc::new(BusEvent {
-                id: state.next_id,
-                team_id: event.team_id.clone(),
-                event_type: event.event_type,
-                payload: Arc::from(event.payload.as_str()),
-            });
+            let published = Arc::new(BusEvent::new(
+                state.next_id,
+                event.team_id.clone(),
+                event.event_type,
+                &event.payload,
+            ));
             state.next_id += 1;
             state.ring.push_back((Instant::now(), published.clone()));
             self.evict(&mut state);
@@ -108,6 +108,10 @@ impl Bus for MemoryBus {
 
     fn subscribed_teams(&self) -> usize {
         self.hub.open_teams()
+    }
+
+    fn close_streams(&self) {
+        self.hub.close();
     }
 }
 

@@ -6,6 +6,7 @@ pub mod memory;
 pub mod nats;
 
 use crate::config::{BusBackend, StreamArgs};
+use axum::body::Bytes;
 use bichito_core::events::{EventType, OutboxEvent};
 use std::sync::Arc;
 
@@ -31,13 +32,27 @@ pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
 }
 
 /// An event as streams see it: `id` is its position in the bus (the SSE `id:`), `payload` the
-/// JSON of its `data:` line, serialized once for every subscriber.
+/// JSON of its `data:` line, and `frame` the whole SSE event, serialized once for every
+/// subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEvent {
     pub id: u64,
     pub team_id: String,
     pub event_type: EventType,
     pub payload: Arc<str>,
+    pub frame: Bytes,
+}
+
+impl BusEvent {
+    pub fn new(id: u64, team_id: String, event_type: EventType, payload: &str) -> Self {
+        Self {
+            id,
+            frame: crate::sse::frame(id, event_type.as_str(), payload),
+            team_id,
+            event_type,
+            payload: Arc::from(payload),
+        }
+    }
 }
 
 /// What a reconnecting client missed since the id it last saw.
@@ -67,4 +82,6 @@ pub trait Bus: Send + Sync + 'static {
     async fn head(&self) -> Result<u64, BusError>;
     /// Teams this process is subscribed to (on NATS, one consumer each).
     fn subscribed_teams(&self) -> usize;
+    /// Ends this process's subscriptions, current and future (the server is shutting down).
+    fn close_streams(&self);
 }

@@ -108,12 +108,12 @@ impl NatsBus {
         let prefix = format!("{}.team.{team_id}.", settings.subject_prefix);
         let event_type = EventType::parse(message.subject.as_str().strip_prefix(&prefix)?)?;
         let payload = std::str::from_utf8(&message.payload).ok()?;
-        Some(BusEvent {
-            id: sequence,
-            team_id: team_id.to_owned(),
+        Some(BusEvent::new(
+            sequence,
+            team_id.to_owned(),
             event_type,
-            payload: Arc::from(payload),
-        })
+            payload,
+        ))
     }
 
     /// Feeds a team's channel from `start` on, recreating the consumer after errors.
@@ -244,5 +244,9 @@ impl Bus for NatsBus {
 
     fn subscribed_teams(&self) -> usize {
         self.hub.open_teams()
+    }
+
+    fn close_streams(&self) {
+        self.hub.close();
     }
 }

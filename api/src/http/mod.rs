@@ -7,7 +7,7 @@ pub mod extract;
 mod health;
 mod ingest;
 mod storage;
-mod stream;
+pub(crate) mod stream;
 
 use crate::attachments::ROUTE_PREFIX;
 use crate::error::ApiError;
@@ -113,7 +113,7 @@ fn api_routes(state: AppState) -> Router {
 
 fn stream_routes(state: StreamState) -> Router {
     Router::new()
-        .route("/api/v1/teams/{team_id}/stream", get(stream::team_stream))
+        .route(stream::ROUTE, get(stream::team_stream))
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -10,17 +10,24 @@ use crate::bus::hub::TeamSubscription;
 use crate::bus::{BusEvent, Replay};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::QueryParams;
+use crate::sse;
 use crate::state::StreamState;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use bichito_core::events::EventType;
 use chrono::SecondsFormat;
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::pin::Pin;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, Sleep};
+
+/// The route, also matched by the lean connection path (`crate::server::streams`).
+pub const ROUTE: &str = "/api/v1/teams/{team_id}/stream";
 
 pub async fn team_stream(
     State(state): State<StreamState>,
@@ -28,11 +35,29 @@ pub async fn team_stream(
     Path(team_id): Path<String>,
     QueryParams(params): QueryParams,
 ) -> Result<Response, ApiError> {
+    let stream = open(&state, &team_id, &headers, &params).await?;
+    let mut response = Response::new(Body::from_stream(stream.frames().map(Ok::<_, Infallible>)));
+    for (name, value) in sse::RESPONSE_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    Ok(response)
+}
+
+/// Authorizes a subscription to `team_id`'s stream and opens it: subscribed to the bus, with
+/// `hello` and any replay queued.
+pub async fn open(
+    state: &StreamState,
+    team_id: &str,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<TeamStream, ApiError> {
     let caller = match params.get("token") {
         Some(token) => state.jwt.verify(token)?,
-        None => state.jwt.caller(&headers)?,
+        None => state.jwt.caller(headers)?,
     };
-    if !caller.is_member_of(&team_id) {
+    if !caller.is_member_of(team_id) {
         return Err(ApiError::NotFound);
     }
     let types = parse_types(params.get("types"))?;
@@ -46,7 +71,7 @@ pub async fn team_stream(
     // events seen twice are skipped by id.
     let subscription = state
         .bus
-        .subscribe(&team_id)
+        .subscribe(team_id)
         .await
         .map_err(|err| unavailable(&err))?;
     let head = state.bus.head().await.map_err(|err| unavailable(&err))?;
@@ -57,7 +82,7 @@ pub async fn team_stream(
         let replay = match text.trim().parse::<u64>() {
             Ok(after) => match state
                 .bus
-                .replay(&team_id, after)
+                .replay(team_id, after)
                 .await
                 .map_err(|err| unavailable(&err))?
             {
@@ -74,48 +99,42 @@ pub async fn team_stream(
                 for event in events {
                     last_sent = last_sent.max(event.id);
                     if wanted(types.as_deref(), &event) {
-                        initial.push_back(event_frame(&event));
+                        initial.push_back(event.frame.clone());
                     }
                 }
             }
             None => {
                 state.metrics.stream_reset();
                 let reset = json!({"reason": "Last-Event-ID is outside the replay window: refetch, then follow the stream", "last_event_id": text});
-                initial.push_back(
-                    Event::default()
-                        .id(head.to_string())
-                        .event("stream.reset")
-                        .data(reset.to_string()),
-                );
+                initial.push_back(sse::frame(head, "stream.reset", &reset.to_string()));
             }
         }
     }
     let hello =
         json!({"serverTime": state.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true)});
-    initial.push_front(
-        Event::default()
-            .id(hello_id.to_string())
-            .event("hello")
-            .data(hello.to_string()),
-    );
+    initial.push_front(sse::frame(hello_id, "hello", &hello.to_string()));
 
-    let connection = Connection {
+    Ok(TeamStream(Connection {
         state: state.clone(),
         initial,
         subscription,
         last_sent,
         types,
-        _open: OpenStream::new(&state),
-    };
-    let events = futures_util::stream::unfold(connection, next_frame);
-    let keep_alive = KeepAlive::new()
-        .interval(state.settings.sse_heartbeat_interval)
-        .text("heartbeat");
-    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
-    let response_headers = response.headers_mut();
-    response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+        heartbeat: Box::pin(tokio::time::sleep(state.settings.sse_heartbeat_interval)),
+        last_frame: Instant::now(),
+        _open: OpenStream::new(state),
+    }))
+}
+
+/// An open subscription to a team's stream.
+pub struct TeamStream(Connection);
+
+impl TeamStream {
+    /// The stream's SSE frames: queued ones first, then live events and heartbeats, until
+    /// the bus closes the subscription (the server shuts down).
+    pub fn frames(self) -> impl Stream<Item = Bytes> + Send + 'static {
+        futures_util::stream::unfold(self.0, next_frame)
+    }
 }
 
 fn unavailable(err: &crate::bus::BusError) -> ApiError {
@@ -153,30 +172,42 @@ fn wanted(types: Option<&[EventType]>, event: &BusEvent) -> bool {
     types.is_none_or(|types| types.contains(&event.event_type))
 }
 
-fn event_frame(event: &BusEvent) -> Event {
-    Event::default()
-        .id(event.id.to_string())
-        .event(event.event_type.as_str())
-        .data(&*event.payload)
-}
-
 struct Connection {
     state: StreamState,
-    initial: VecDeque<Event>,
+    initial: VecDeque<Bytes>,
     subscription: TeamSubscription,
     last_sent: u64,
     types: Option<Vec<EventType>>,
+    /// Fires a heartbeat interval after `last_frame` (or earlier, and is then moved).
+    heartbeat: Pin<Box<Sleep>>,
+    last_frame: Instant,
     _open: OpenStream,
 }
 
-async fn next_frame(mut connection: Connection) -> Option<(Result<Event, Infallible>, Connection)> {
+async fn next_frame(mut connection: Connection) -> Option<(Bytes, Connection)> {
+    let frame = next_event_frame(&mut connection).await?;
+    // The heartbeat timer is moved only when it fires: resetting it for every frame would
+    // cost a timer update per delivery.
+    connection.last_frame = Instant::now();
+    Some((frame, connection))
+}
+
+async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
     if let Some(frame) = connection.initial.pop_front() {
         connection.state.metrics.stream_event_sent();
-        return Some((Ok(frame), connection));
+        return Some(frame);
     }
     loop {
+        // No shutdown branch: on shutdown the bus closes every subscription (`close_streams`).
         let received = tokio::select! {
-            () = connection.state.shutdown.cancelled() => return None,
+            () = connection.heartbeat.as_mut() => {
+                let due = connection.last_frame + connection.state.settings.sse_heartbeat_interval;
+                if Instant::now() < due {
+                    connection.heartbeat.as_mut().reset(due);
+                    continue;
+                }
+                return Some(sse::HEARTBEAT);
+            }
             received = connection.subscription.receiver.recv() => received,
         };
         match received {
@@ -189,16 +220,16 @@ async fn next_frame(mut connection: Connection) -> Option<(Result<Event, Infalli
                     continue;
                 }
                 connection.state.metrics.stream_event_sent();
-                return Some((Ok(event_frame(&event)), connection));
+                return Some(event.frame.clone());
             }
             Err(RecvError::Lagged(missed)) => {
                 connection.state.metrics.stream_events_dropped(missed);
                 let gap = json!({"missed": missed, "reason": "this client fell behind; resume from this id or refetch"});
-                let frame = Event::default()
-                    .id(connection.last_sent.to_string())
-                    .event("stream.gap")
-                    .data(gap.to_string());
-                return Some((Ok(frame), connection));
+                return Some(sse::frame(
+                    connection.last_sent,
+                    "stream.gap",
+                    &gap.to_string(),
+                ));
             }
             Err(RecvError::Closed) => return None,
         }

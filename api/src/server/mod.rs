@@ -1,5 +1,9 @@
 //! Running the HTTP server: `serve(listener, state, shutdown)`, so tests pass their own
-//! listener (port 0) and shutdown; `shutdown_signal()` for SIGTERM and Ctrl-C.
+//! listener (port 0) and shutdown; `shutdown_signal()` for SIGTERM and Ctrl-C. Processes that
+//! stream accept connections through [`connections`], which answers stream subscriptions on a
+//! lean path and hands everything else to the router.
+
+mod connections;
 
 use crate::http::{api_app, app, stream_app};
 use crate::state::{AppState, StreamState};
@@ -47,15 +51,19 @@ pub async fn serve_role(
             state.shutdown.clone(),
         ))
     });
-    let streams = state.shutdown.clone();
-    let shutdown = async move {
-        shutdown.await;
-        // Streams never end by themselves: close them so the graceful shutdown can finish.
-        streams.cancel();
+    let served = match role {
+        Role::All => {
+            connections::serve(listener, router, state.streams.clone(), shutdown).await;
+            Ok(())
+        }
+        Role::Api => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
     };
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // The relay and the sweeper stop on this token (on `All`, it is already cancelled).
+    state.shutdown.cancel();
     purge.abort();
     rate_counts.abort();
     let _ = relay.await;
@@ -71,14 +79,8 @@ pub async fn serve_streams(
     state: StreamState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let streams = state.shutdown.clone();
-    let shutdown = async move {
-        shutdown.await;
-        streams.cancel();
-    };
-    axum::serve(listener, stream_app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, stream_app(state.clone()), state, shutdown).await;
+    Ok(())
 }
 
 /// Writes the rate-limit hits counted in memory to the database (see `rate_limit`).

@@ -1,0 +1,471 @@
+//! Publish-to-receipt latency with many subscribers, at rising publish rates.
+//!
+//! `--subscribers` connections are spread evenly over `--teams` teams. Each step publishes at
+//! one rate (messages per second over all teams, round-robin, open loop: every message is sent
+//! at its scheduled time whether or not earlier ones are done) and every message reaches each
+//! subscriber of its team. A message carries its scheduled send time; the subscriber that
+//! receives it records the difference, so a stall in publishing shows as latency too. After
+//! the step's last publish the run waits `--drain` for stragglers, then counts what is missing.
+//! A step fails when p99 passes 1 s or any delivery is missing; the run stops at the first
+//! failing step of each side.
+//!
+//! bichito's messages go to JetStream on the subject its api's relay publishes to
+//! (`bichito.team.<team>.bug.created`); nchan's are POSTed to its publisher location.
+
+use super::sides::{BichitoSide, NchanSide, Programs, SUBJECT_PREFIX, WorkFolder, team_names};
+use super::subscriber::{EventReader, Subscriber, subscribe};
+use crate::Result;
+use crate::load::cpu_time;
+use clap::Args;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncReadExt;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Args)]
+pub struct LatencyArgs {
+    /// Subscribers, spread evenly over the teams.
+    #[arg(long, default_value_t = 10_000)]
+    pub subscribers: usize,
+    #[arg(long, default_value_t = 100)]
+    pub teams: usize,
+    /// Publish rates to step through, in messages per second over all teams.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 25, 50, 100, 200, 400, 800, 1600])]
+    pub rates: Vec<u32>,
+    /// How long each rate is held.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub step: Duration,
+    /// Wait after a step's last publish for its deliveries.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub drain: Duration,
+    /// Size of each message's JSON, about that of a real `bug.created`.
+    #[arg(long, default_value_t = 400)]
+    pub payload_bytes: usize,
+    #[command(flatten)]
+    pub programs: Programs,
+}
+
+/// p99 above this fails a step.
+const P99_LIMIT: Duration = Duration::from_secs(1);
+
+pub async fn latency(args: LatencyArgs) -> Result<()> {
+    if args.teams == 0 || args.subscribers < args.teams {
+        return Err("--subscribers must be at least --teams, and --teams at least 1".into());
+    }
+    let work = WorkFolder::create("latency")?;
+    let teams = team_names(args.teams);
+    let ours = {
+        let side = BichitoSide::start(&args.programs, &work.0, &teams).await?;
+        let client = async_nats::connect(side.nats_url.as_str()).await?;
+        let publisher = Publisher::Nats(async_nats::jetstream::new(client));
+        let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
+        let cpu = || {
+            let (bichito, nats) = side.cpu();
+            vec![bichito, nats]
+        };
+        let steps = run_side(&args, &side.address, &requests, publisher, &teams, cpu).await;
+        side.stop().await;
+        steps?
+    };
+    let theirs = {
+        let side = NchanSide::start(&args.programs, &work.0).await?;
+        let publisher = Publisher::Nchan {
+            client: reqwest::Client::new(),
+            base: format!("http://{}", side.address),
+        };
+        let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
+        let steps = run_side(&args, &side.address, &requests, publisher, &teams, || {
+            vec![side.cpu()]
+        })
+        .await;
+        side.stop().await;
+        steps?
+    };
+    print_report(&args, &ours, &theirs);
+    Ok(())
+}
+
+/// What one step measured.
+struct Step {
+    rate: u32,
+    deliveries_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    expected: u64,
+    received: u64,
+    /// Publishes the server refused or failed.
+    failed_publishes: u64,
+    /// `stream.gap` events and subscribers the server closed.
+    gaps: u64,
+    /// CPU time per server process, then the bench's own, as a share of one core.
+    cpu: Vec<f64>,
+}
+
+impl Step {
+    fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.received)
+    }
+
+    fn passed(&self) -> bool {
+        self.lost() == 0
+            && self.failed_publishes == 0
+            && self.gaps == 0
+            && self.p99_ms <= P99_LIMIT.as_secs_f64() * 1000.0
+    }
+}
+
+enum Publisher {
+    Nats(async_nats::jetstream::Context),
+    Nchan {
+        client: reqwest::Client,
+        base: String,
+    },
+}
+
+impl Publisher {
+    async fn publish(&self, team: &str, payload: String) -> bool {
+        match self {
+            Publisher::Nats(jetstream) => {
+                let subject = format!("{SUBJECT_PREFIX}.team.{team}.bug.created");
+                match jetstream.publish(subject, payload.into()).await {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+            Publisher::Nchan { client, base } => client
+                .post(format!("{base}/pub/{team}"))
+                .header("content-type", "application/json")
+                .body(payload)
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success()),
+        }
+    }
+}
+
+/// Where subscribers record what they receive: latencies per step, and gaps.
+struct Sink {
+    steps: Vec<Mutex<Vec<u32>>>,
+    gaps: AtomicU64,
+}
+
+impl Sink {
+    fn record(&self, event: &str, data: &str, now_us: u64) {
+        if event == "stream.gap" {
+            self.gaps.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (Some(step), Some(sent_us)) = (
+            number_after(data, "\"step\":"),
+            number_after(data, "\"sent_us\":"),
+        ) else {
+            return;
+        };
+        let Some(latencies) = usize::try_from(step)
+            .ok()
+            .and_then(|step| self.steps.get(step))
+        else {
+            return;
+        };
+        let micros = u32::try_from(now_us.saturating_sub(sent_us)).unwrap_or(u32::MAX);
+        latencies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(micros);
+    }
+}
+
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    rest[..digits].parse().ok()
+}
+
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
+}
+
+/// The message of step `step`, number `seq`, scheduled at `sent_us`, padded to `bytes`.
+fn payload(step: usize, seq: u64, sent_us: u64, bytes: usize) -> String {
+    let head = format!(
+        "{{\"id\":\"bench-{step}-{seq}\",\"bench\":{{\"step\":{step},\"seq\":{seq},\"sent_us\":{sent_us}}},\"title\":\""
+    );
+    let padding = bytes.saturating_sub(head.len() + 2);
+    format!("{head}{}\"}}", "x".repeat(padding))
+}
+
+/// Opens the subscribers, runs the steps until one fails, closes the subscribers.
+async fn run_side(
+    args: &LatencyArgs,
+    address: &str,
+    requests: &[String],
+    publisher: Publisher,
+    teams: &[String],
+    server_cpu: impl Fn() -> Vec<Duration>,
+) -> Result<Vec<Step>> {
+    let sink = Arc::new(Sink {
+        steps: args.rates.iter().map(|_| Mutex::new(Vec::new())).collect(),
+        gaps: AtomicU64::new(0),
+    });
+    let closed = Arc::new(AtomicU64::new(0));
+    let mut per_team = vec![0u64; teams.len()];
+    let mut followers: Vec<JoinHandle<()>> = Vec::with_capacity(args.subscribers);
+    while followers.len() < args.subscribers {
+        let batch = (args.subscribers - followers.len()).min(200);
+        let mut opening = Vec::with_capacity(batch);
+        for index in followers.len()..followers.len() + batch {
+            let request = requests[index % requests.len()].clone();
+            let address = address.to_owned();
+            per_team[index % teams.len()] += 1;
+            opening.push(tokio::spawn(
+                async move { subscribe(&address, &request).await },
+            ));
+        }
+        for task in opening {
+            let subscriber = task.await??;
+            let (sink, closed) = (sink.clone(), closed.clone());
+            followers.push(tokio::spawn(async move {
+                if follow(subscriber, &sink).await.is_err() {
+                    closed.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let publisher = Arc::new(publisher);
+    let mut steps = Vec::new();
+    for (index, &rate) in args.rates.iter().enumerate() {
+        let cpu_before = [server_cpu(), vec![cpu_time("self").unwrap_or_default()]].concat();
+        let gaps_before = sink.gaps.load(Ordering::Relaxed) + closed.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let (expected, failed_publishes) =
+            publish_step(args, index, rate, &publisher, teams, &per_team).await;
+        tokio::time::sleep(args.drain).await;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu_after = [server_cpu(), vec![cpu_time("self").unwrap_or_default()]].concat();
+        let mut latencies = std::mem::take(
+            &mut *sink.steps[index]
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        latencies.sort_unstable();
+        let percentile = |p: f64| {
+            if latencies.is_empty() {
+                return f64::NAN;
+            }
+            let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+            f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
+        };
+        let step = Step {
+            rate,
+            deliveries_per_second: latencies.len() as f64 / args.step.as_secs_f64(),
+            p50_ms: percentile(50.0),
+            p99_ms: percentile(99.0),
+            p999_ms: percentile(99.9),
+            expected,
+            received: latencies.len() as u64,
+            failed_publishes,
+            gaps: sink.gaps.load(Ordering::Relaxed) + closed.load(Ordering::Relaxed) - gaps_before,
+            cpu: cpu_before
+                .iter()
+                .zip(&cpu_after)
+                .map(|(before, after)| after.saturating_sub(*before).as_secs_f64() / wall)
+                .collect(),
+        };
+        let passed = step.passed();
+        steps.push(step);
+        if !passed {
+            break;
+        }
+    }
+    for follower in followers {
+        follower.abort();
+    }
+    Ok(steps)
+}
+
+/// Publishes one step's messages on schedule; answers the deliveries they owe and how many
+/// publishes failed.
+async fn publish_step(
+    args: &LatencyArgs,
+    index: usize,
+    rate: u32,
+    publisher: &Arc<Publisher>,
+    teams: &[String],
+    per_team: &[u64],
+) -> (u64, u64) {
+    let total = (f64::from(rate) * args.step.as_secs_f64()).round() as u64;
+    let interval = 1.0 / f64::from(rate.max(1));
+    let start = Instant::now();
+    let start_us = unix_us();
+    let mut expected = 0;
+    let mut publishes = Vec::with_capacity(total as usize);
+    for seq in 0..total {
+        let offset = Duration::from_secs_f64(interval * seq as f64);
+        tokio::time::sleep_until(start + offset).await;
+        let team = seq as usize % teams.len();
+        expected += per_team[team];
+        let payload = payload(
+            index,
+            seq,
+            start_us + offset.as_micros() as u64,
+            args.payload_bytes,
+        );
+        let (publisher, team) = (publisher.clone(), teams[team].clone());
+        publishes.push(tokio::spawn(async move {
+            publisher.publish(&team, payload).await
+        }));
+    }
+    let mut failed = 0;
+    for publish in publishes {
+        if !publish.await.unwrap_or(false) {
+            failed += 1;
+        }
+    }
+    (expected, failed)
+}
+
+/// Reads one subscription until it ends, recording every event.
+async fn follow(mut subscriber: Subscriber, sink: &Sink) -> Result<()> {
+    let mut reader = EventReader::new(subscriber.chunked);
+    let record = |event: super::subscriber::SseEvent<'_>, now_us: u64| {
+        sink.record(event.event, event.data, now_us);
+    };
+    let now_us = unix_us();
+    reader.feed(&subscriber.body, |event| record(event, now_us))?;
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = subscriber.stream.read(&mut buffer).await?;
+        if read == 0 {
+            return Err("the server closed the stream".into());
+        }
+        let now_us = unix_us();
+        reader.feed(&buffer[..read], |event| record(event, now_us))?;
+    }
+}
+
+fn print_report(args: &LatencyArgs, ours: &[Step], theirs: &[Step]) {
+    println!(
+        "publish-to-receipt latency: {} subscribers over {} teams, {} per step + {} drain, {} B messages",
+        args.subscribers,
+        args.teams,
+        humantime::format_duration(args.step),
+        humantime::format_duration(args.drain),
+        args.payload_bytes
+    );
+    println!();
+    print_side("bichito sse + NATS", &["bichito sse", "nats-server"], ours);
+    print_side("nginx + nchan", &["nginx"], theirs);
+    println!("| publish msg/s | bichito p99 ms | nchan p99 ms | ratio bichito/nchan p99 |");
+    println!("|---|---|---|---|");
+    for (our, their) in ours.iter().zip(theirs) {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.2} |",
+            our.rate,
+            our.p99_ms,
+            their.p99_ms,
+            our.p99_ms / their.p99_ms.max(f64::EPSILON)
+        );
+    }
+    println!();
+    let best = |steps: &[Step]| {
+        steps
+            .iter()
+            .filter(|step| step.passed())
+            .map(|step| step.deliveries_per_second)
+            .fold(0.0, f64::max)
+    };
+    let (our_best, their_best) = (best(ours), best(theirs));
+    let capped = |steps: &[Step]| {
+        if steps.iter().all(Step::passed) {
+            " (every step passed: the most was not reached)"
+        } else {
+            ""
+        }
+    };
+    println!(
+        "most deliveries/s with p99 <= 1 s and nothing lost: bichito {our_best:.0}{}, nchan {their_best:.0}{}, ratio bichito/nchan: {:.2}",
+        capped(ours),
+        capped(theirs),
+        our_best / their_best.max(f64::EPSILON)
+    );
+}
+
+fn print_side(name: &str, processes: &[&str], steps: &[Step]) {
+    println!("{name}");
+    println!();
+    let cpu_headers: Vec<String> = processes
+        .iter()
+        .chain(&["bench client"])
+        .map(|process| format!("CPU {process} %"))
+        .collect();
+    println!(
+        "| publish msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | lost | gaps | failed publishes | {} | passed |",
+        cpu_headers.join(" | ")
+    );
+    println!("|{}", "---|".repeat(9 + cpu_headers.len()));
+    for step in steps {
+        let cpu: Vec<String> = step
+            .cpu
+            .iter()
+            .map(|share| format!("{:.0}", share * 100.0))
+            .collect();
+        println!(
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+            step.rate,
+            step.deliveries_per_second,
+            step.p50_ms,
+            step.p99_ms,
+            step.p999_ms,
+            step.lost(),
+            step.gaps,
+            step.failed_publishes,
+            cpu.join(" | "),
+            if step.passed() { "yes" } else { "no" }
+        );
+    }
+    println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_the_requested_size_and_carry_step_and_send_time() {
+        let payload = payload(3, 17, 1_700_000_000_123_456, 400);
+        assert_eq!(payload.len(), 400);
+        assert!(serde_json::from_str::<serde_json::Value>(&payload).is_ok());
+        assert_eq!(number_after(&payload, "\"step\":"), Some(3));
+        assert_eq!(
+            number_after(&payload, "\"sent_us\":"),
+            Some(1_700_000_000_123_456)
+        );
+    }
+
+    #[test]
+    fn a_step_fails_on_loss_gaps_or_a_slow_p99() {
+        let step = |received, gaps, p99_ms| Step {
+            rate: 10,
+            deliveries_per_second: 0.0,
+            p50_ms: 1.0,
+            p99_ms,
+            p999_ms: p99_ms,
+            expected: 100,
+            received,
+            failed_publishes: 0,
+            gaps,
+            cpu: Vec::new(),
+        };
+        assert!(step(100, 0, 999.0).passed());
+        assert!(!step(99, 0, 5.0).passed());
+        assert!(!step(100, 1, 5.0).passed());
+        assert!(!step(100, 0, 1001.0).passed());
+    }
+}
