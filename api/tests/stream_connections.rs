@@ -5,7 +5,7 @@
 
 mod common;
 
-use bichito::auth::{JwtVerifier, mint_token};
+use bichito::auth::JwtVerifier;
 use bichito::bus::Bus;
 use bichito::bus::memory::MemoryBus;
 use bichito::commands::jwt_args_with_secret;
@@ -14,7 +14,7 @@ use bichito::metrics::Metrics;
 use bichito::state::StreamState;
 use bichito_core::clock::ManualClock;
 use bichito_core::events::{EventType, OutboxEvent};
-use common::{JWT_SECRET, test_stream_args};
+use common::{JWT_SECRET, team_token, test_stream_args};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,18 +70,6 @@ async fn stream_server(heartbeat: Duration) -> StreamServer {
     }
 }
 
-fn token(teams: &[&str]) -> String {
-    let teams: Vec<String> = teams.iter().map(|team| (*team).to_owned()).collect();
-    mint_token(
-        JWT_SECRET,
-        "teams",
-        "user-1",
-        &teams,
-        Duration::from_secs(3600),
-    )
-    .expect("mint")
-}
-
 fn stream_request(team: &str, token: &str, version: &str) -> String {
     format!(
         "GET /api/v1/teams/{team}/stream?token={token} {version}\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
@@ -92,7 +80,7 @@ fn stream_request(team: &str, token: &str, version: &str) -> String {
 async fn subscribed(server: &StreamServer) -> (TcpStream, Vec<u8>) {
     let mut socket = TcpStream::connect(&server.address).await.expect("connect");
     socket
-        .write_all(stream_request("payments", &token(&["payments"]), "HTTP/1.1").as_bytes())
+        .write_all(stream_request("payments", &team_token(&["payments"]), "HTTP/1.1").as_bytes())
         .await
         .expect("write");
     let mut seen = Vec::new();
@@ -192,7 +180,7 @@ async fn a_first_request_for_the_stream_is_answered_chunked_with_every_stream_he
     let server = stream_server(Duration::from_secs(3600)).await;
     let mut socket = TcpStream::connect(&server.address).await.expect("connect");
     // The head arrives in two pieces: the server waits for the rest.
-    let request = stream_request("payments", &token(&["payments"]), "HTTP/1.1");
+    let request = stream_request("payments", &team_token(&["payments"]), "HTTP/1.1");
     let (first, second) = request.split_at(30);
     socket.write_all(first.as_bytes()).await.expect("write");
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -239,7 +227,7 @@ async fn a_stream_after_another_request_on_the_same_connection_is_served_by_the_
     let mut rest = [0u8; 1024];
     let _ = tokio::time::timeout(Duration::from_millis(100), socket.read(&mut rest)).await;
     socket
-        .write_all(stream_request("payments", &token(&["payments"]), "HTTP/1.1").as_bytes())
+        .write_all(stream_request("payments", &team_token(&["payments"]), "HTTP/1.1").as_bytes())
         .await
         .expect("write");
     let mut stream = Vec::new();
@@ -257,13 +245,13 @@ async fn refusals_on_a_first_request_are_the_routers_json_errors() {
     for (request, status) in [
         (stream_request("payments", "not-a-jwt", "HTTP/1.1"), 401),
         (
-            stream_request("payments", &token(&["marketing"]), "HTTP/1.1"),
+            stream_request("payments", &team_token(&["marketing"]), "HTTP/1.1"),
             404,
         ),
         (
             format!(
                 "GET /api/v1/teams/payments/stream?token={}&types=bug.exploded HTTP/1.1\r\nHost: test\r\n\r\n",
-                token(&["payments"])
+                team_token(&["payments"])
             ),
             400,
         ),
@@ -330,7 +318,7 @@ async fn other_methods_and_http_1_0_are_left_to_the_router() {
     let server = stream_server(Duration::from_secs(3600)).await;
     let path = format!(
         "/api/v1/teams/payments/stream?token={}",
-        token(&["payments"])
+        team_token(&["payments"])
     );
     let mut post = TcpStream::connect(&server.address).await.expect("connect");
     post.write_all(
@@ -345,7 +333,7 @@ async fn other_methods_and_http_1_0_are_left_to_the_router() {
     assert!(serde_json::from_str::<Value>(&body).is_ok(), "{body}");
 
     let mut old = TcpStream::connect(&server.address).await.expect("connect");
-    old.write_all(stream_request("payments", &token(&["payments"]), "HTTP/1.0").as_bytes())
+    old.write_all(stream_request("payments", &team_token(&["payments"]), "HTTP/1.0").as_bytes())
         .await
         .expect("write");
     let mut seen = Vec::new();

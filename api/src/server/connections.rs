@@ -250,7 +250,9 @@ async fn write_stream(mut socket: TcpStream, team_stream: TeamStream) {
 }
 
 fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
-    out.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{:x}\r\n", frame.len());
     out.extend_from_slice(frame);
     out.extend_from_slice(b"\r\n");
 }

@@ -329,15 +329,7 @@ impl TestApp {
     }
 
     pub fn token(&self, teams: &[&str]) -> String {
-        let teams: Vec<String> = teams.iter().map(|team| (*team).to_owned()).collect();
-        mint_token(
-            JWT_SECRET,
-            "teams",
-            "user-1",
-            &teams,
-            std::time::Duration::from_secs(3600),
-        )
-        .expect("mint")
+        team_token(teams)
     }
 
     pub async fn post_report(&self, body: &Value) -> reqwest::Response {
@@ -574,6 +566,19 @@ async fn test_attachments(kind: StorageKind, base: &str) -> (Attachments, TestOb
             )
         }
     }
+}
+
+/// A dashboard JWT (signed with [`JWT_SECRET`]) for `teams`, valid for an hour.
+pub fn team_token(teams: &[&str]) -> String {
+    let teams: Vec<String> = teams.iter().map(|team| (*team).to_owned()).collect();
+    mint_token(
+        JWT_SECRET,
+        "teams",
+        "user-1",
+        &teams,
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("mint")
 }
 
 /// Stream settings for tests: a heartbeat short enough to observe.
