@@ -7,12 +7,15 @@
 //! the rate limit is never what is measured.
 
 use crate::Result;
-use crate::load::{Stats, closed_loop, cpu_time, open_loop};
+use crate::load::{
+    Stats, closed_loop, cpu_time, cpu_time_of_command_since, cpu_times_of_command, open_loop,
+};
 use crate::server::{Server, bichito_binary};
 use bichito_core::provision::provision;
 use bichito_core::spec::parse_documents;
 use bichito_core::testing::TestDatabase;
 use clap::Args;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +68,57 @@ pub struct Measured {
     pub max: Stats,
     /// The open-loop run at `latency_load` of `max`, when there was one.
     pub at_load: Option<Stats>,
-    pub server_cpu: Option<Duration>,
+    /// CPU used during the closed loop (warm-up included).
+    pub cpu: CpuUsed,
+}
+
+/// CPU time of each party to a run: where the work per report goes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuUsed {
+    /// The `bichito` process (none for the raw INSERTs).
+    pub server: Option<Duration>,
+    /// Every `postgres` process on the machine (none for SQLite, which runs in the server).
+    pub postgres: Option<Duration>,
+    /// This process: the load generator (and, for the raw INSERTs, the database client).
+    pub client: Duration,
+}
+
+/// The readings that [`CpuUsed`] is measured from.
+struct CpuReadings {
+    server_pid: Option<String>,
+    server: Option<Duration>,
+    postgres: Option<HashMap<String, Duration>>,
+    client: Duration,
+}
+
+impl CpuReadings {
+    fn now(server_pid: Option<&str>, postgres: bool) -> Self {
+        Self {
+            server_pid: server_pid.map(str::to_owned),
+            server: server_pid.and_then(cpu_time),
+            postgres: postgres.then(|| cpu_times_of_command("postgres")),
+            client: cpu_time("self").unwrap_or_default(),
+        }
+    }
+
+    fn used_since(&self) -> CpuUsed {
+        let server = self
+            .server_pid
+            .as_deref()
+            .and_then(cpu_time)
+            .zip(self.server)
+            .map(|(after, before)| after.saturating_sub(before));
+        CpuUsed {
+            server,
+            postgres: self
+                .postgres
+                .as_ref()
+                .map(|before| cpu_time_of_command_since("postgres", before)),
+            client: cpu_time("self")
+                .unwrap_or_default()
+                .saturating_sub(self.client),
+        }
+    }
 }
 
 pub async fn run(args: IngestArgs) -> Result<()> {
@@ -128,11 +181,10 @@ async fn bichito_side(
             .body(REPORT);
         async move { matches!(request.send().await, Ok(response) if response.status().as_u16() == 201) }
     };
-    let cpu_before = cpu_time(&server.pid);
+    let on_postgres = database_url.starts_with("postgres");
+    let cpu_before = CpuReadings::now(Some(&server.pid), on_postgres);
     let max = closed_loop(args.concurrency, args.warmup, args.duration, post.clone()).await;
-    let server_cpu = cpu_time(&server.pid)
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+    let cpu = cpu_before.used_since();
     let at_load = if max.ok > 0 {
         Some(open_loop(max.rate() * args.latency_load, args.duration, post).await)
     } else {
@@ -143,7 +195,7 @@ async fn bichito_side(
         name: name.to_owned(),
         max,
         at_load,
-        server_cpu,
+        cpu,
     })
 }
 
@@ -178,12 +230,14 @@ async fn raw_inserts(database_url: &str, args: &IngestArgs) -> Result<Measured> 
             .is_ok()
         }
     };
+    let cpu_before = CpuReadings::now(None, true);
     let max = closed_loop(args.concurrency, args.warmup, args.duration, insert).await;
+    let cpu = cpu_before.used_since();
     Ok(Measured {
         name: "raw INSERT (Postgres)".into(),
         max,
         at_load: None,
-        server_cpu: None,
+        cpu,
     })
 }
 
@@ -198,10 +252,10 @@ fn print(results: &[Measured], args: &IngestArgs) {
     );
     println!();
     println!(
-        "| side | reports/s | p50 ms | p99 ms | errors | server CPU s | at {:.0} %: rate/s | p50 ms | p99 ms | p99.9 ms |",
+        "| side | reports/s | p50 ms | p99 ms | errors | CPU µs per report: server | Postgres | client | at {:.0} %: rate/s | p50 ms | p99 ms | p99.9 ms |",
         args.latency_load * 100.0
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for side in results {
         let load = side.at_load.as_ref().map_or_else(
             || "– | – | – | –".to_owned(),
@@ -215,15 +269,24 @@ fn print(results: &[Measured], args: &IngestArgs) {
                 )
             },
         );
+        // The CPU was read over the warm-up too, so divide by every report it covered.
+        let reports = side.max.rate() * (args.warmup + args.duration).as_secs_f64();
+        let per_report = |cpu: Option<Duration>| {
+            cpu.map_or_else(
+                || "–".to_owned(),
+                |cpu| format!("{:.0}", cpu.as_secs_f64() * 1e6 / reports.max(1.0)),
+            )
+        };
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {load} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {} | {load} |",
             side.name,
             side.max.rate(),
             side.max.percentile_ms(50.0),
             side.max.percentile_ms(99.0),
             side.max.errors,
-            side.server_cpu
-                .map_or_else(|| "–".to_owned(), |cpu| format!("{:.2}", cpu.as_secs_f64())),
+            per_report(side.cpu.server),
+            per_report(side.cpu.postgres),
+            per_report(Some(side.cpu.client)),
         );
     }
     let rate = |name: &str| {

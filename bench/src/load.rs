@@ -6,6 +6,7 @@
 //! from its scheduled start, so a stall shows in the percentiles instead of slowing the load
 //! (no coordinated omission).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +148,33 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// CPU time used so far by each process named `command` (e.g. Postgres's backends), by pid.
+pub fn cpu_times_of_command(command: &str) -> HashMap<String, Duration> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|byte| byte.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == command)
+        })
+        .filter_map(|pid| cpu_time(&pid).map(|cpu| (pid, cpu)))
+        .collect()
+}
+
+/// CPU time the processes named `command` used since `before` was read: each living process's
+/// growth (a process started since counts whole). One that exited in between takes its time
+/// with it, so read while the connections being measured are still open.
+pub fn cpu_time_of_command_since(command: &str, before: &HashMap<String, Duration>) -> Duration {
+    cpu_times_of_command(command)
+        .into_iter()
+        .map(|(pid, now)| now.saturating_sub(before.get(&pid).copied().unwrap_or_default()))
+        .sum()
+}
+
 /// Resident memory of a process in bytes, from `/proc/<pid>/status`.
 pub fn rss_bytes(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -194,5 +222,28 @@ mod tests {
     fn this_process_has_a_cpu_time_and_a_resident_size() {
         assert!(cpu_time("self").is_some());
         assert!(rss_bytes("self").is_some_and(|rss| rss > 0));
+    }
+
+    #[test]
+    fn cpu_time_of_a_command_sums_its_processes() {
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+        // Spin so that this process has used at least one clock tick.
+        let start = std::time::Instant::now();
+        while cpu_time("self").unwrap_or_default() < Duration::from_millis(20)
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::hint::black_box((0..1000).sum::<u64>());
+        }
+        let comm = comm.trim_end();
+        let own = cpu_times_of_command(comm)
+            .get(&std::process::id().to_string())
+            .copied();
+        assert!(
+            own.is_some_and(|cpu| cpu >= Duration::from_millis(20)),
+            "{own:?}"
+        );
+        assert!(cpu_times_of_command("no-such-command-here").is_empty());
+        // Since an empty reading, a living process counts whole.
+        assert!(cpu_time_of_command_since(comm, &HashMap::new()) >= Duration::from_millis(20));
     }
 }

@@ -1,6 +1,7 @@
 //! The store: one trait, one SQL implementation ([`sql`]) instantiated for two sqlx backends,
 //! Postgres ([`postgres`]) and SQLite ([`sqlite`]), chosen by the `DATABASE_URL` scheme.
 
+mod insert_batch;
 mod postgres;
 mod sql;
 mod sqlite;

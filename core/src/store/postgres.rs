@@ -1,11 +1,13 @@
 //! The Postgres backend: production.
 
+use super::insert_batch::InsertBatcher;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use std::time::Duration;
 
 pub struct PostgresStore {
     pool: PgPool,
+    inserts: InsertBatcher,
 }
 
 impl PostgresStore {
@@ -17,7 +19,12 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let inserts = InsertBatcher::start(pool.clone(), insert_writers(max_connections));
+        Ok(Self { pool, inserts })
+    }
+
+    fn insert_batcher(&self) -> Option<&InsertBatcher> {
+        Some(&self.inserts)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -45,6 +52,12 @@ impl PostgresStore {
     }
 }
 
+/// Writers storing batches of reports: a quarter of the pool, so that batches form under load
+/// while reads, the outbox relay and other writes keep connections of their own.
+fn insert_writers(max_connections: u32) -> usize {
+    usize::try_from(max_connections / 4).unwrap_or(1).max(1)
+}
+
 super::sql::impl_sql_store!(
     PostgresStore,
     sqlx::Postgres,
@@ -54,5 +67,7 @@ super::sql::impl_sql_store!(
     phantom_id = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))",
     phantom_seed = "SELECT nextval(pg_get_serial_sequence('bichitos', 'id'))",
     // Postgres runs data-modifying CTEs: a report is stored in one statement.
-    one_statement_insert = true
+    one_statement_insert = true,
+    // A statement's `$2`, a JSON array of ids, as rows.
+    ids_in_json_array = "SELECT value::bigint FROM json_array_elements_text($2::json)"
 );

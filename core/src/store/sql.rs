@@ -121,12 +121,14 @@ macro_rules! impl_sql_store {
         for_update = $for_update:expr,
         phantom_id = $phantom_id:expr,
         phantom_seed = $phantom_seed:expr,
-        one_statement_insert = $one_statement_insert:expr
+        one_statement_insert = $one_statement_insert:expr,
+        ids_in_json_array = $ids_in_json_array:expr
     ) => {
         use $crate::attachment::{self, Attachment, AttachmentRecord, ObjectDeletion};
         use $crate::events::{self, EventType, OutboxEvent};
         use $crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito, Status};
         use $crate::spec::{DeletionPolicy, Plan};
+        use $crate::store::insert_batch::BatchError;
         use $crate::store::sql::*;
         use $crate::store::{
             HoneycombApply, HoneycombKeyState, IdempotencyClaim, Inserted, RateWindow, Retired, StoredResponse,
@@ -238,12 +240,7 @@ macro_rules! impl_sql_store {
             /// and no explicit transaction): the usage charge, the bichito and its `bug.created`
             /// event, whose payload is the canonical JSON with the new id spliced in front.
             async fn insert_in_one_statement(&self, report: &NewBichito, monthly_cap: Option<u32>) -> Result<Inserted> {
-                const ID_ZERO: &str = "{\"id\":0";
-                let template = serde_json::to_string(&report.clone().into_bichito(0))
-                    .map_err(|err| Error::Corrupt(err.to_string()))?;
-                let rest = template
-                    .strip_prefix(ID_ZERO)
-                    .ok_or_else(|| Error::Corrupt("the payload does not start with its id".into()))?;
+                let rest = payload_tail(report)?;
                 let query = sqlx::query(
                     "WITH charged AS ( \
                          INSERT INTO usage_counters (honeycomb_id, period, reports) SELECT $1, $16, 1 WHERE $17 \
@@ -265,7 +262,7 @@ macro_rules! impl_sql_store {
                 .bind(monthly_cap.is_some())
                 .bind(monthly_cap.map_or(i64::MAX, i64::from))
                 .bind(EventType::BugCreated.as_str())
-                .bind(rest)
+                .bind(&rest)
                 .fetch_optional(&self.pool)
                 .await?;
                 match row {
@@ -573,6 +570,17 @@ macro_rules! impl_sql_store {
                 idempotency: Option<&IdempotencyClaim>,
             ) -> Result<Inserted> {
                 if $one_statement_insert && idempotency.is_none() {
+                    // Uncapped reports go with whatever else is being stored; capped ones are
+                    // charged one by one against their honeycomb's counter.
+                    if let (Some(batcher), None) = (self.insert_batcher(), monthly_cap) {
+                        match batcher.insert(report.clone(), payload_tail(report)?).await {
+                            Ok(id) => return Ok(Inserted::Stored(Box::new(report.clone().into_bichito(id)))),
+                            Err(BatchError::Refused) => {}
+                            Err(BatchError::Unavailable(reason)) => {
+                                return Err(Error::Database(sqlx::Error::Io(std::io::Error::other(reason))));
+                            }
+                        }
+                    }
                     return self.insert_in_one_statement(report, monthly_cap).await;
                 }
                 let mut tx = self.pool.begin_with($begin_write).await?;
@@ -945,7 +953,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
+                // The outbox queries are planned at each run (not prepared once): a plan made
+                // while the table was small (a seq scan) would stay cached as it grows.
                 sqlx::query("SELECT id, team_id, event_type, payload, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1")
+                    .persistent(false)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?
@@ -967,18 +978,20 @@ macro_rules! impl_sql_store {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let mut sql = sqlx::QueryBuilder::<$db>::new("UPDATE outbox SET published_at = ");
-                sql.push_bind(now).push(" WHERE id IN (");
-                let mut list = sql.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                sql.push(")");
-                sql.build().execute(&self.pool).await?;
+                // The ids go as one JSON array, so that the statement's text (and its prepared
+                // plan) is the same whatever the batch's size.
+                let ids = serde_json::to_string(ids).map_err(|err| Error::Corrupt(err.to_string()))?;
+                let update = format!("UPDATE outbox SET published_at = $1 WHERE id IN ({})", $ids_in_json_array);
+                sqlx::query(AssertSqlSafe(update))
+                    .persistent(false)
+                    .bind(now)
+                    .bind(ids)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
-                        async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
+            async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
                 let done = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
                     .bind(before)
                     .execute(&self.pool)
@@ -987,7 +1000,10 @@ macro_rules! impl_sql_store {
             }
 
             async fn outbox_backlog(&self) -> Result<i64> {
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL").fetch_one(&self.pool).await?;
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL")
+                    .persistent(false)
+                    .fetch_one(&self.pool)
+                    .await?;
                 Ok(row.try_get("n")?)
             }
 
@@ -1028,6 +1044,18 @@ macro_rules! impl_sql_store {
                 .execute(&mut *conn)
                 .await?;
             Ok(())
+        }
+
+        /// A report's `bug.created` payload without its opening `{"id":N`: the store splices the
+        /// new id in front, so the payload is serialized before the id is known.
+        fn payload_tail(report: &NewBichito) -> Result<String> {
+            const ID_ZERO: &str = "{\"id\":0";
+            let template = serde_json::to_string(&report.clone().into_bichito(0))
+                .map_err(|err| Error::Corrupt(err.to_string()))?;
+            template
+                .strip_prefix(ID_ZERO)
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Corrupt("the payload does not start with its id".into()))
         }
 
         /// Binds a report's columns as `$1`–`$15`, in the order of `bichitos`' insert statements.

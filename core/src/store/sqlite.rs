@@ -1,5 +1,6 @@
 //! The SQLite backend: the embedded default, one file, no server.
 
+use super::insert_batch::InsertBatcher;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -14,6 +15,11 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
+
+    /// SQLite stores each report in its own transaction: its writer is one connection anyway.
+    fn insert_batcher(&self) -> Option<&InsertBatcher> {
+        None
+    }
 
     /// Opens (creating if needed) the database file in WAL mode, so that readers never wait for
     /// the writer and two processes can share the file.
@@ -70,5 +76,7 @@ super::sql::impl_sql_store!(
     phantom_id = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq",
     phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq",
     // SQLite has no data-modifying CTEs; its round trips are function calls anyway.
-    one_statement_insert = false
+    one_statement_insert = false,
+    // A statement's `$2`, a JSON array of ids, as rows.
+    ids_in_json_array = "SELECT value FROM json_each($2)"
 );

@@ -28,6 +28,8 @@ on_both_backends!(
     rate_windows_count_hits_and_restart,
     phantom_ids_are_fresh_ids,
     migrations_can_run_twice,
+    reports_stored_together_each_get_their_own_id_and_event,
+    a_report_the_database_refuses_does_not_take_the_others_with_it,
 );
 
 fn t0() -> chrono::DateTime<chrono::Utc> {
@@ -64,6 +66,112 @@ fn report(honeycomb_id: i64, title: &str) -> NewBichito {
         ),
         created_at: t0(),
     }
+}
+
+/// Inserts every report at once, from tasks spawned together: on the tests' one-threaded
+/// runtime they are all queued before a Postgres writer runs, so they go as one batch.
+async fn insert_together(
+    store: &Arc<dyn Store>,
+    reports: &[NewBichito],
+) -> Vec<crate::Result<Inserted>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, report) in reports.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.spawn(async move { (index, store.insert_bichito(&report, None, None).await) });
+    }
+    let mut results: Vec<Option<crate::Result<Inserted>>> = reports.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) = joined.expect("insert task");
+        results[index] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|result| result.expect("every insert answered"))
+        .collect()
+}
+
+fn stored_bichito(result: crate::Result<Inserted>) -> crate::model::Bichito {
+    match result {
+        Ok(Inserted::Stored(bichito)) => *bichito,
+        other => panic!("expected a stored report, got {other:?}"),
+    }
+}
+
+async fn reports_stored_together_each_get_their_own_id_and_event(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let reports: Vec<NewBichito> = (0..40)
+        .map(|n| report(honeycomb_id, &format!("report {n}")))
+        .collect();
+
+    let mut ids = std::collections::HashSet::new();
+    let mut answered = std::collections::HashMap::new();
+    for (report, result) in reports.iter().zip(insert_together(&store, &reports).await) {
+        let bichito = stored_bichito(result);
+        assert_eq!(
+            bichito.title, report.title,
+            "each answer is its own report's"
+        );
+        assert!(ids.insert(bichito.id), "ids are distinct");
+        let read = store
+            .bichito(bichito.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(read.title, report.title, "each id holds its own report");
+        answered.insert(bichito.id, bichito);
+    }
+
+    // One `bug.created` per report, with the stored report's exact payload, in id order.
+    let events = store.unpublished_events(100).await.expect("events");
+    assert_eq!(events.len(), reports.len());
+    let mut last_id = 0;
+    for event in &events {
+        assert_eq!(event.event_type, crate::events::EventType::BugCreated);
+        let payload: serde_json::Value = serde_json::from_str(&event.payload).expect("json");
+        let id = payload["id"].as_i64().expect("an id");
+        assert!(id > last_id, "events follow the ids: {id} after {last_id}");
+        last_id = id;
+        let bichito = answered.get(&id).expect("the event of an answered report");
+        assert_eq!(event.payload, serde_json::to_string(bichito).expect("json"));
+    }
+}
+
+async fn a_report_the_database_refuses_does_not_take_the_others_with_it(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let mut reports: Vec<NewBichito> = (0..5)
+        .map(|n| report(honeycomb_id, &format!("good {n}")))
+        .collect();
+    // No such honeycomb: the foreign key refuses this one.
+    reports.insert(2, report(honeycomb_id + 1000, "orphan"));
+
+    let results = insert_together(&store, &reports).await;
+    let mut stored = 0;
+    for (report, result) in reports.iter().zip(results) {
+        if report.title == "orphan" {
+            assert!(
+                matches!(result, Err(crate::Error::Database(_))),
+                "the orphan is refused: {result:?}"
+            );
+            continue;
+        }
+        let bichito = stored_bichito(result);
+        let read = store
+            .bichito(bichito.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(read.title, report.title);
+        stored += 1;
+    }
+    assert_eq!(stored, 5);
+    assert_eq!(
+        store.unpublished_events(100).await.expect("events").len(),
+        5
+    );
 }
 
 async fn provisioned(store: &dyn Store) -> (i64, String) {

@@ -1,0 +1,210 @@
+//! Reports arriving together are stored together: one statement, one commit and one round trip
+//! for as many reports as are waiting (Postgres only).
+//!
+//! A few writer tasks share one queue. A writer takes the first report waiting, then every
+//! other one already queued (up to [`MAX_BATCH`]), and stores them all in one multi-row
+//! statement with their `bug.created` events. Nothing waits for a batch to fill: when the
+//! database keeps up, a report goes alone and at once; when it does not, reports queue while
+//! the writers are busy and the next batches are larger, so each costs Postgres one commit
+//! instead of one per report.
+//!
+//! A batch that the database refuses is answered with [`BatchError::Refused`] (nothing of it was
+//! stored), and each caller stores its report alone, so one report that the database refuses
+//! cannot take the others with it. A batch lost with its connection is answered with
+//! [`BatchError::Unavailable`]: it may have been stored, so it is not stored again.
+
+use crate::events::EventType;
+use crate::model::{NewBichito, Status};
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// The most reports stored by one statement.
+pub const MAX_BATCH: usize = 64;
+
+/// A report waiting for a writer, with the tail of its event payload (everything after its id)
+/// and where to send its id.
+struct Waiting {
+    report: NewBichito,
+    payload_tail: String,
+    reply: oneshot::Sender<Result<i64, BatchError>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Nothing of the batch was stored (the database refused it, or no writer took it): store
+    /// the report alone.
+    Refused,
+    /// The database could not be reached or the answer was lost; the batch may have been
+    /// stored.
+    Unavailable(String),
+}
+
+pub struct InsertBatcher {
+    queue: mpsc::UnboundedSender<Waiting>,
+}
+
+impl InsertBatcher {
+    /// Starts `writers` writer tasks on the current Tokio runtime; they stop when the batcher
+    /// is dropped.
+    pub fn start(pool: PgPool, writers: usize) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_batches(pool.clone(), receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Stores `report` and its `bug.created` event (`{"id":<id>` followed by `payload_tail`)
+    /// with whatever else is waiting; answers its id.
+    pub async fn insert(
+        &self,
+        report: NewBichito,
+        payload_tail: String,
+    ) -> Result<i64, BatchError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Waiting {
+                report,
+                payload_tail,
+                reply,
+            })
+            .map_err(|_| BatchError::Refused)?;
+        // Dropped unanswered: the writers' runtime is shutting down, and the report goes alone.
+        answer.await.unwrap_or(Err(BatchError::Refused))
+    }
+}
+
+/// One writer: takes what is waiting, stores it, answers, again.
+async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        {
+            let mut receiver = receiver.lock().await;
+            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        match store(&pool, &batch).await {
+            Ok(ids) => {
+                for (waiting, id) in batch.drain(..).zip(ids) {
+                    let _ = waiting.reply.send(Ok(id));
+                }
+            }
+            Err(err) => {
+                let answer = match &err {
+                    sqlx::Error::Database(_) => BatchError::Refused,
+                    other => BatchError::Unavailable(other.to_string()),
+                };
+                tracing::warn!(error = %err, reports = batch.len(), "a batch of reports failed");
+                for waiting in batch.drain(..) {
+                    let _ = waiting.reply.send(Err(answer.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One statement for the whole batch: each report gets its id from the bichitos' sequence
+/// first, so that its event (in the same order) and its answer know it.
+const INSERT_BATCH: &str = "\
+    WITH batch AS MATERIALIZED ( \
+        SELECT nextval('bichitos_id_seq') AS id, r.* \
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+                    $13::text[], $14::timestamptz[], $15::text[]) WITH ORDINALITY \
+             AS r(honeycomb_id, team_id, title, description, severity, environment, app_version, \
+                  stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
+                  created_at, payload_tail, position)), \
+    stored AS ( \
+        INSERT INTO bichitos (id, honeycomb_id, team_id, title, description, status, severity, \
+            environment, app_version, stack_trace, url, user_agent, reporter_email, \
+            reporter_identifier, extra, created_at, updated_at) \
+        SELECT id, honeycomb_id, team_id, title, description, $16, severity, environment, \
+            app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
+            created_at, created_at \
+        FROM batch), \
+    events AS ( \
+        INSERT INTO outbox (team_id, event_type, payload, created_at) \
+        SELECT team_id, $17, '{\"id\":' || id || payload_tail, created_at FROM batch ORDER BY id) \
+    SELECT id, position FROM batch";
+
+/// Stores `batch`; answers the ids in its order.
+async fn store(pool: &PgPool, batch: &[Waiting]) -> sqlx::Result<Vec<i64>> {
+    let column = |field: fn(&NewBichito) -> Option<String>| -> Vec<Option<String>> {
+        batch.iter().map(|waiting| field(&waiting.report)).collect()
+    };
+    let rows = sqlx::query(INSERT_BATCH)
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.report.honeycomb_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.report.team_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.report.title.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.report.description.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.report.severity.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|report| report.environment.clone()))
+        .bind(column(|report| report.app_version.clone()))
+        .bind(column(|report| report.stack_trace.clone()))
+        .bind(column(|report| report.url.clone()))
+        .bind(column(|report| report.user_agent.clone()))
+        .bind(column(|report| report.reporter_email.clone()))
+        .bind(column(|report| report.reporter_identifier.clone()))
+        .bind(column(|report| {
+            report.extra.as_ref().map(|extra| extra.get().to_owned())
+        }))
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.report.created_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .iter()
+                .map(|w| w.payload_tail.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(Status::Open.as_str())
+        .bind(EventType::BugCreated.as_str())
+        .fetch_all(pool)
+        .await?;
+    let mut ids = vec![None; batch.len()];
+    for row in rows {
+        let position: i64 = row.try_get("position")?;
+        let slot = usize::try_from(position - 1)
+            .ok()
+            .and_then(|index| ids.get_mut(index))
+            .ok_or_else(|| {
+                sqlx::Error::Protocol(format!("batch position {position} out of range"))
+            })?;
+        *slot = Some(row.try_get::<i64, _>("id")?);
+    }
+    ids.into_iter()
+        .map(|id| id.ok_or_else(|| sqlx::Error::Protocol("a report of the batch has no id".into())))
+        .collect()
+}
