@@ -978,8 +978,8 @@ macro_rules! impl_sql_store {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                // The ids go as one JSON array, so that the statement's text (and its prepared
-                // plan) is the same whatever the batch's size.
+                // The ids go as one JSON array: one statement text whatever the batch's size,
+                // instead of a new text (and a new parse) per list length.
                 let ids = serde_json::to_string(ids).map_err(|err| Error::Corrupt(err.to_string()))?;
                 let update = format!("UPDATE outbox SET published_at = $1 WHERE id IN ({})", $ids_in_json_array);
                 sqlx::query(AssertSqlSafe(update))
