@@ -2,16 +2,17 @@
 //!
 //! The count lives in the database (one fixed one-minute window per key, opened by the key's
 //! first report). Writing it on every report would make each report wait for a second write
-//! transaction on one hot row, so a process counts the first tenth of a key's limit in memory
-//! and writes those hits in batches (every [`FLUSH_EVERY`], see [`RateLimiter::flush`]); past
-//! that tenth, as far as it knows, every report is counted in the database before it is
-//! accepted, so the limit is exact where it matters. A process that finds a key over its
-//! limit refuses it from memory until the window ends: a flood of rejected requests costs no
-//! database write each.
+//! transaction on one hot row, so a process holds hits in memory and writes them in batches
+//! (every [`FLUSH_EVERY`], see [`RateLimiter::flush`]) while they stay below a tenth of the
+//! headroom it knows of (the limit minus the window's count at its last write). Far from the
+//! limit that is many reports; near it, none: every report is then counted in the database
+//! before it is accepted, so the limit is exact where it bites. A process that finds a key
+//! over its limit refuses it from memory until the window ends: a flood of rejected requests
+//! costs no database write each.
 //!
-//! Bound: processes count from what the database said at their last write, so each may admit
-//! at most a tenth of the limit, within one flush period, beyond what the others know; up to
-//! ten processes cannot together exceed the limit before switching to counting every report.
+//! Bound: each process holds at most a tenth of the headroom it last saw, so up to ten
+//! processes together hold at most the headroom, and cannot pass the limit, as long as what
+//! they saw is at most one flush period old.
 
 use crate::error::ApiError;
 use bichito_core::store::Store;
@@ -46,9 +47,9 @@ impl KeyWindow {
     }
 }
 
-/// Hits a process may admit from memory: a tenth of the limit.
-fn local_budget(per_minute: u32) -> i64 {
-    i64::from(per_minute / 10)
+/// Hits a process may hold in memory: a tenth of the headroom it knows of.
+fn local_budget(per_minute: u32, known_hits: i64) -> i64 {
+    (i64::from(per_minute) - known_hits).max(0) / 10
 }
 
 impl RateLimiter {
@@ -68,11 +69,11 @@ impl RateLimiter {
                         return Err(retry_after(window.started_ms + WINDOW_MS, now_ms));
                     }
                     window.per_minute = per_minute;
-                    if window.known_hits + window.pending < local_budget(per_minute) {
+                    if window.pending < local_budget(per_minute, window.known_hits) {
                         window.pending += 1;
                         return Ok(());
                     }
-                    // Past the budget: this hit and the pending ones go to the database now.
+                    // Past the budget: this hit and the held ones go to the database now.
                     std::mem::take(&mut window.pending) + 1
                 }
                 // No window known here, or it ended (hits not yet written are dropped with it).

@@ -20,7 +20,7 @@ on_both_backends!(
     a_quota_change_is_picked_up_without_a_restart,
     preflight_is_answered_for_allowed_origins_only,
     a_report_from_a_foreign_origin_is_403,
-    the_first_tenth_of_a_limit_is_counted_in_memory_and_the_rest_exactly,
+    a_limit_is_counted_in_memory_far_from_it_and_exactly_near_it,
 );
 
 async fn send_many(app: &TestApp, count: usize) -> Vec<u16> {
@@ -369,9 +369,10 @@ async fn a_report_from_a_foreign_origin_is_403(backend: Backend) {
     assert_eq!(app.stored_count().await, 1);
 }
 
-/// The limiter writes the first tenth of a key's limit in batches and counts every hit past it
-/// in the database before admitting it: the 101st of 100 is refused, exactly.
-async fn the_first_tenth_of_a_limit_is_counted_in_memory_and_the_rest_exactly(backend: Backend) {
+/// The limiter holds hits in memory while they are below a tenth of the headroom it knows of,
+/// and counts every hit in the database before admitting it once the limit is near: the 101st
+/// of 100 is refused, exactly.
+async fn a_limit_is_counted_in_memory_far_from_it_and_exactly_near_it(backend: Backend) {
     use bichito::rate_limit::{RateLimiter, WINDOW_MS};
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
@@ -394,13 +395,21 @@ async fn the_first_tenth_of_a_limit_is_counted_in_memory_and_the_rest_exactly(ba
     );
     limiter.flush(&*store, now).await.expect("flush");
     assert_eq!(counted().await, 10);
-    for _ in 10..100 {
+    for _ in 10..15 {
+        limiter.check(&*store, 7, 100, now).await.expect("admitted");
+    }
+    assert_eq!(
+        counted().await,
+        10,
+        "90 left: up to 9 hits wait in memory, not only the first tenth of the limit"
+    );
+    for _ in 15..100 {
         limiter.check(&*store, 7, 100, now).await.expect("admitted");
     }
     assert_eq!(
         counted().await,
         100,
-        "past the budget every hit is written first"
+        "near the limit every hit is written first"
     );
     assert!(
         limiter.check(&*store, 7, 100, now).await.is_err(),

@@ -212,6 +212,31 @@ async fn a_first_request_for_the_stream_is_answered_chunked_with_every_stream_he
 }
 
 #[tokio::test]
+async fn events_published_together_arrive_whole_and_in_order() {
+    let server = stream_server(Duration::from_secs(3600)).await;
+    let (mut socket, mut seen) = subscribed(&server).await;
+    // Published without waiting for the stream (fewer than its 64-event queue): several are
+    // ready at once and go in one write.
+    for id in 1..=60 {
+        publish(&server.streams, id, "payments").await;
+    }
+    read_until(&mut socket, &mut seen, "\"id\":60,").await;
+    read_until(&mut socket, &mut seen, "\n\n\r\n").await;
+
+    let text = String::from_utf8(seen).expect("text");
+    let (_, _, body) = split_response(&text);
+    let created: Vec<String> = dechunk(&body)
+        .split("\n\n")
+        .filter(|event| event.contains("event: bug.created"))
+        .map(str::to_owned)
+        .collect();
+    let expected: Vec<String> = (1..=60)
+        .map(|id| format!("id: {id}\nevent: bug.created\ndata: {{\"id\":{id},\"title\":\"t\"}}"))
+        .collect();
+    assert_eq!(created, expected);
+}
+
+#[tokio::test]
 async fn a_stream_after_another_request_on_the_same_connection_is_served_by_the_router() {
     let server = stream_server(Duration::from_secs(3600)).await;
     let mut socket = TcpStream::connect(&server.address).await.expect("connect");

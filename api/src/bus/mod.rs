@@ -32,26 +32,31 @@ pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
 }
 
 /// An event as streams see it: `id` is its position in the bus (the SSE `id:`), `payload` the
-/// JSON of its `data:` line, and `frame` the whole SSE event, serialized once for every
-/// subscriber.
+/// JSON of its `data:` line, and `chunk` the whole SSE event as a chunk of an HTTP/1.1 body,
+/// serialized once for every subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEvent {
     pub id: u64,
     pub team_id: String,
     pub event_type: EventType,
     pub payload: Arc<str>,
-    pub frame: Bytes,
+    pub chunk: Bytes,
 }
 
 impl BusEvent {
     pub fn new(id: u64, team_id: String, event_type: EventType, payload: &str) -> Self {
         Self {
             id,
-            frame: crate::sse::frame(id, event_type.as_str(), payload),
+            chunk: crate::sse::chunked(&crate::sse::frame(id, event_type.as_str(), payload)),
             team_id,
             event_type,
             payload: Arc::from(payload),
         }
+    }
+
+    /// The SSE event alone (a view of `chunk`).
+    pub fn frame(&self) -> Bytes {
+        crate::sse::unchunked(&self.chunk)
     }
 }
 

@@ -23,7 +23,8 @@ use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
-use tokio::sync::broadcast::error::RecvError;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
 /// The route, also matched by the lean connection path (`crate::server::streams`).
@@ -99,20 +100,28 @@ pub async fn open(
                 for event in events {
                     last_sent = last_sent.max(event.id);
                     if wanted(types.as_deref(), &event) {
-                        initial.push_back(event.frame.clone());
+                        initial.push_back(event.chunk.clone());
                     }
                 }
             }
             None => {
                 state.metrics.stream_reset();
                 let reset = json!({"reason": "Last-Event-ID is outside the replay window: refetch, then follow the stream", "last_event_id": text});
-                initial.push_back(sse::frame(head, "stream.reset", &reset.to_string()));
+                initial.push_back(sse::chunked(&sse::frame(
+                    head,
+                    "stream.reset",
+                    &reset.to_string(),
+                )));
             }
         }
     }
     let hello =
         json!({"serverTime": state.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true)});
-    initial.push_front(sse::frame(hello_id, "hello", &hello.to_string()));
+    initial.push_front(sse::chunked(&sse::frame(
+        hello_id,
+        "hello",
+        &hello.to_string(),
+    )));
 
     Ok(TeamStream(Connection {
         state: state.clone(),
@@ -126,14 +135,47 @@ pub async fn open(
     }))
 }
 
-/// An open subscription to a team's stream.
+/// An open subscription to a team's stream. Its frames come as chunks of a chunked HTTP/1.1
+/// body (see [`sse::chunked`]), which the lean connection path writes as they are.
 pub struct TeamStream(Connection);
 
 impl TeamStream {
-    /// The stream's SSE frames: queued ones first, then live events and heartbeats, until
-    /// the bus closes the subscription (the server shuts down).
+    /// The next chunk: queued ones first, then live events and heartbeats; `None` once the bus
+    /// closed the subscription (the server shuts down).
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        let chunk = next_event_chunk(&mut self.0).await?;
+        // The heartbeat timer is moved only when it fires: resetting it for every frame would
+        // cost a timer update per delivery.
+        self.0.last_frame = Instant::now();
+        Some(chunk)
+    }
+
+    /// A chunk that is ready now, without waiting (none when the next one is not).
+    pub fn ready_chunk(&mut self) -> Option<Bytes> {
+        let connection = &mut self.0;
+        if let Some(chunk) = connection.initial.pop_front() {
+            connection.state.metrics.stream_event_sent();
+            return Some(chunk);
+        }
+        loop {
+            let received = match connection.subscription.receiver.try_recv() {
+                Ok(event) => Ok(event),
+                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                // Closed is for `next_chunk` to see and end the stream on.
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+            };
+            if let Some(chunk) = connection.accept(received) {
+                return Some(chunk);
+            }
+        }
+    }
+
+    /// The stream's SSE frames, for a response body: hyper chunks them itself.
     pub fn frames(self) -> impl Stream<Item = Bytes> + Send + 'static {
-        futures_util::stream::unfold(self.0, next_frame)
+        futures_util::stream::unfold(self, |mut stream| async move {
+            let chunk = stream.next_chunk().await?;
+            Some((sse::unchunked(&chunk), stream))
+        })
     }
 }
 
@@ -184,18 +226,10 @@ struct Connection {
     _open: OpenStream,
 }
 
-async fn next_frame(mut connection: Connection) -> Option<(Bytes, Connection)> {
-    let frame = next_event_frame(&mut connection).await?;
-    // The heartbeat timer is moved only when it fires: resetting it for every frame would
-    // cost a timer update per delivery.
-    connection.last_frame = Instant::now();
-    Some((frame, connection))
-}
-
-async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
-    if let Some(frame) = connection.initial.pop_front() {
+async fn next_event_chunk(connection: &mut Connection) -> Option<Bytes> {
+    if let Some(chunk) = connection.initial.pop_front() {
         connection.state.metrics.stream_event_sent();
-        return Some(frame);
+        return Some(chunk);
     }
     loop {
         // No shutdown branch: on shutdown the bus closes every subscription (`close_streams`).
@@ -206,32 +240,45 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
                     connection.heartbeat.as_mut().reset(due);
                     continue;
                 }
-                return Some(sse::HEARTBEAT);
+                return Some(sse::HEARTBEAT_CHUNK);
             }
             received = connection.subscription.receiver.recv() => received,
         };
+        if let Err(RecvError::Closed) = received {
+            return None;
+        }
+        if let Some(chunk) = connection.accept(received) {
+            return Some(chunk);
+        }
+    }
+}
+
+impl Connection {
+    /// What to send for what the subscription received: the event's chunk, a `stream.gap`
+    /// when events were dropped, or nothing (an event already sent, or of a type not wanted).
+    fn accept(&mut self, received: Result<Arc<BusEvent>, RecvError>) -> Option<Bytes> {
         match received {
             Ok(event) => {
-                if event.id <= connection.last_sent {
-                    continue;
+                if event.id <= self.last_sent {
+                    return None;
                 }
-                connection.last_sent = event.id;
-                if !wanted(connection.types.as_deref(), &event) {
-                    continue;
+                self.last_sent = event.id;
+                if !wanted(self.types.as_deref(), &event) {
+                    return None;
                 }
-                connection.state.metrics.stream_event_sent();
-                return Some(event.frame.clone());
+                self.state.metrics.stream_event_sent();
+                Some(event.chunk.clone())
             }
             Err(RecvError::Lagged(missed)) => {
-                connection.state.metrics.stream_events_dropped(missed);
+                self.state.metrics.stream_events_dropped(missed);
                 let gap = json!({"missed": missed, "reason": "this client fell behind; resume from this id or refetch"});
-                return Some(sse::frame(
-                    connection.last_sent,
+                Some(sse::chunked(&sse::frame(
+                    self.last_sent,
                     "stream.gap",
                     &gap.to_string(),
-                ));
+                )))
             }
-            Err(RecvError::Closed) => return None,
+            Err(RecvError::Closed) => None,
         }
     }
 }

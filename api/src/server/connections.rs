@@ -15,7 +15,6 @@ use crate::state::StreamState;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::IntoResponse;
-use futures_util::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -209,8 +208,8 @@ async fn serve_stream(mut socket: TcpStream, request: StreamRequest, streams: &S
     }
 }
 
-/// Writes the stream's frames, chunked, until the stream ends or the client goes away.
-async fn write_stream(mut socket: TcpStream, team_stream: TeamStream) {
+/// Writes the stream's chunks until the stream ends or the client goes away.
+async fn write_stream(socket: TcpStream, mut team_stream: TeamStream) {
     let mut head = String::from("HTTP/1.1 200 OK\r\n");
     for (name, value) in sse::RESPONSE_HEADERS {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -219,42 +218,57 @@ async fn write_stream(mut socket: TcpStream, team_stream: TeamStream) {
         "transfer-encoding: chunked\r\ndate: {}\r\n\r\n",
         httpdate::fmt_http_date(std::time::SystemTime::now())
     ));
-    if socket.write_all(head.as_bytes()).await.is_err() {
+    if write_all(&socket, head.as_bytes()).await.is_err() {
         return;
     }
     drop(head);
-    let mut frames = pin!(team_stream.frames());
+    // One watch for the client's side for the whole stream, not one per frame.
+    let mut gone = pin!(client_gone(&socket));
     loop {
         let next = tokio::select! {
-            frame = frames.next() => frame,
-            () = client_gone(&socket) => return,
+            chunk = team_stream.next_chunk() => chunk,
+            () = &mut gone => return,
         };
-        let Some(frame) = next else {
+        let Some(chunk) = next else {
             // The server is shutting down: end the body properly.
-            let _ = socket.write_all(b"0\r\n\r\n").await;
+            let _ = write_all(&socket, b"0\r\n\r\n").await;
             return;
         };
-        let mut out = Vec::with_capacity(frame.len() + 16);
-        push_chunk(&mut out, &frame);
-        // Whatever else is ready goes in the same write.
-        while out.len() < WRITE_BATCH {
-            match frames.next().now_or_never() {
-                Some(Some(frame)) => push_chunk(&mut out, &frame),
-                _ => break,
+        let written = match team_stream.ready_chunk() {
+            // The usual case: one event, written from the bytes every subscriber shares.
+            None => write_all(&socket, &chunk).await,
+            // Whatever else is ready goes in the same write.
+            Some(second) => {
+                let mut out = Vec::with_capacity(chunk.len() + second.len());
+                out.extend_from_slice(&chunk);
+                out.extend_from_slice(&second);
+                while out.len() < WRITE_BATCH {
+                    match team_stream.ready_chunk() {
+                        Some(more) => out.extend_from_slice(&more),
+                        None => break,
+                    }
+                }
+                write_all(&socket, &out).await
             }
-        }
-        if socket.write_all(&out).await.is_err() {
+        };
+        if written.is_err() {
             return;
         }
     }
 }
 
-fn push_chunk(out: &mut Vec<u8>, frame: &[u8]) {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{:x}\r\n", frame.len());
-    out.extend_from_slice(frame);
-    out.extend_from_slice(b"\r\n");
+/// Writes all of `bytes`, trying at once and waiting only when the socket is full. Takes the
+/// socket by shared reference so that the client's side can be watched at the same time.
+async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match socket.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => bytes = &bytes[written..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// Resolves when the client closes its side (a stream's client has nothing more to send, so

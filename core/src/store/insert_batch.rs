@@ -15,13 +15,18 @@
 
 use crate::events::EventType;
 use crate::model::{NewBichito, Status};
-use sqlx::Row;
-use sqlx::postgres::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{Connection, Postgres, Row};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// The most reports stored by one statement.
 pub const MAX_BATCH: usize = 64;
+
+/// A writer's connection unused for this long is pinged before its next batch.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 /// A report waiting for a writer, with the tail of its event payload (everything after its id)
 /// and where to send its id.
@@ -78,8 +83,15 @@ impl InsertBatcher {
 }
 
 /// One writer: takes what is waiting, stores it, answers, again.
+///
+/// A writer keeps its connection between batches: a connection taken from the pool is pinged
+/// when it is taken and again when it is given back, which would make each batch three round
+/// trips instead of one. A connection that has been idle for [`IDLE_BEFORE_PING`] is pinged
+/// before it is used again, and one that failed is given up, so the next batch takes a
+/// healthy one from the pool.
 async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut held: Option<(PoolConnection<Postgres>, Instant)> = None;
     loop {
         {
             let mut receiver = receiver.lock().await;
@@ -87,7 +99,22 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver
                 return;
             }
         }
-        match store(&pool, &batch).await {
+        let stored = match connection(&pool, held.take()).await {
+            Ok(mut connection) => {
+                let stored = store(&mut connection, &batch).await;
+                // A refusal leaves the connection healthy; any other error may not have.
+                let healthy = match &stored {
+                    Ok(_) => true,
+                    Err(err) => matches!(err, sqlx::Error::Database(_)),
+                };
+                if healthy {
+                    held = Some((connection, Instant::now()));
+                }
+                stored
+            }
+            Err(err) => Err(err),
+        };
+        match stored {
             Ok(ids) => {
                 for (waiting, id) in batch.drain(..).zip(ids) {
                     let _ = waiting.reply.send(Ok(id));
@@ -105,6 +132,20 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver
             }
         }
     }
+}
+
+/// The connection kept from the last batch, if it was used within [`IDLE_BEFORE_PING`] or answers
+/// a ping; otherwise one from the pool.
+async fn connection(
+    pool: &PgPool,
+    held: Option<(PoolConnection<Postgres>, Instant)>,
+) -> sqlx::Result<PoolConnection<Postgres>> {
+    if let Some((mut connection, last_used)) = held
+        && (last_used.elapsed() < IDLE_BEFORE_PING || connection.ping().await.is_ok())
+    {
+        return Ok(connection);
+    }
+    pool.acquire().await
 }
 
 /// One statement for the whole batch: each report gets its id from the bichitos' sequence
@@ -132,7 +173,7 @@ const INSERT_BATCH: &str = "\
     SELECT id, position FROM batch";
 
 /// Stores `batch`; answers the ids in its order.
-async fn store(pool: &PgPool, batch: &[Waiting]) -> sqlx::Result<Vec<i64>> {
+async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result<Vec<i64>> {
     let column = |field: fn(&NewBichito) -> Option<String>| -> Vec<Option<String>> {
         batch.iter().map(|waiting| field(&waiting.report)).collect()
     };
@@ -191,7 +232,7 @@ async fn store(pool: &PgPool, batch: &[Waiting]) -> sqlx::Result<Vec<i64>> {
         )
         .bind(Status::Open.as_str())
         .bind(EventType::BugCreated.as_str())
-        .fetch_all(pool)
+        .fetch_all(&mut *connection)
         .await?;
     let mut ids = vec![None; batch.len()];
     for row in rows {
