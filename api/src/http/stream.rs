@@ -153,8 +153,7 @@ impl TeamStream {
     /// A chunk that is ready now, without waiting (none when the next one is not).
     pub fn ready_chunk(&mut self) -> Option<Bytes> {
         let connection = &mut self.0;
-        if let Some(chunk) = connection.initial.pop_front() {
-            connection.state.metrics.stream_event_sent();
+        if let Some(chunk) = connection.queued() {
             return Some(chunk);
         }
         loop {
@@ -227,8 +226,7 @@ struct Connection {
 }
 
 async fn next_event_chunk(connection: &mut Connection) -> Option<Bytes> {
-    if let Some(chunk) = connection.initial.pop_front() {
-        connection.state.metrics.stream_event_sent();
+    if let Some(chunk) = connection.queued() {
         return Some(chunk);
     }
     loop {
@@ -254,6 +252,13 @@ async fn next_event_chunk(connection: &mut Connection) -> Option<Bytes> {
 }
 
 impl Connection {
+    /// The next of the chunks queued when the stream opened (`hello`, a replay or a reset).
+    fn queued(&mut self) -> Option<Bytes> {
+        let chunk = self.initial.pop_front()?;
+        self.state.metrics.stream_event_sent();
+        Some(chunk)
+    }
+
     /// What to send for what the subscription received: the event's chunk, a `stream.gap`
     /// when events were dropped, or nothing (an event already sent, or of a type not wanted).
     fn accept(&mut self, received: Result<Arc<BusEvent>, RecvError>) -> Option<Bytes> {
