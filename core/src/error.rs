@@ -21,6 +21,10 @@ pub enum Error {
     /// Stored data that does not decode (a bug or a manual edit of the database).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The connection was lost while a write was on its way: it may or may not have been
+    /// stored, so it is not tried again.
+    #[error("database connection lost during a write (it may have been stored): {0}")]
+    WriteOutcomeUnknown(String),
 }
 
 impl Error {
@@ -31,9 +35,22 @@ impl Error {
             self,
             Error::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
+            ) | Error::WriteOutcomeUnknown(_)
         )
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_connections_and_unknown_write_outcomes_are_unavailable_and_bad_queries_are_not() {
+        assert!(Error::WriteOutcomeUnknown("connection reset".into()).is_unavailable());
+        assert!(Error::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!Error::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!Error::Corrupt("x".into()).is_unavailable());
+    }
+}

@@ -87,8 +87,8 @@ impl InsertBatcher {
 /// A writer keeps its connection between batches: a connection taken from the pool is pinged
 /// when it is taken and again when it is given back, which would make each batch three round
 /// trips instead of one. A connection that has been idle for [`IDLE_BEFORE_PING`] is pinged
-/// before it is used again, and one that failed is given up, so the next batch takes a
-/// healthy one from the pool.
+/// before it is used again, and after a failed batch it goes back to the pool, so the next
+/// batch takes a healthy one.
 async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut held: Option<(PoolConnection<Postgres>, Instant)> = None;
@@ -102,12 +102,11 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver
         let stored = match connection(&pool, held.take()).await {
             Ok(mut connection) => {
                 let stored = store(&mut connection, &batch).await;
-                // A refusal leaves the connection healthy; any other error may not have.
-                let healthy = match &stored {
-                    Ok(_) => true,
-                    Err(err) => matches!(err, sqlx::Error::Database(_)),
-                };
-                if healthy {
+                // After any error the connection goes back to the pool, which pings it and
+                // keeps it only if it is alive: a database error may also be the server
+                // closing the connection (e.g. `terminating connection due to administrator
+                // command`).
+                if stored.is_ok() {
                     held = Some((connection, Instant::now()));
                 }
                 stored

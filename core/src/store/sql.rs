@@ -577,7 +577,7 @@ macro_rules! impl_sql_store {
                             Ok(id) => return Ok(Inserted::Stored(Box::new(report.clone().into_bichito(id)))),
                             Err(BatchError::Refused) => {}
                             Err(BatchError::Unavailable(reason)) => {
-                                return Err(Error::Database(sqlx::Error::Io(std::io::Error::other(reason))));
+                                return Err(Error::WriteOutcomeUnknown(reason));
                             }
                         }
                     }

@@ -97,6 +97,61 @@ fn stored_bichito(result: crate::Result<Inserted>) -> crate::model::Bichito {
     }
 }
 
+/// Closes every connection of the database but the one doing it, as a database restart would.
+async fn cut_connections(db: &TestDatabase) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&crate::testing::postgres_admin_url())
+        .await
+        .expect("admin connection");
+    let database = db.url.rsplit_once('/').map(|(_, name)| name).expect("name");
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(!cut.is_empty(), "the store had connections to cut");
+}
+
+/// A batch writer keeps its connection between batches (Postgres only). When the database
+/// closes it (here as an administrator or a restart would, with a FATAL message), the batch in
+/// flight is stored report by report on pooled connections, and the writer does not keep the
+/// dead connection: the batches after it are stored too.
+#[tokio::test]
+async fn reports_are_stored_after_the_database_closed_the_writers_connection() {
+    let db = TestDatabase::postgres().await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let insert = |title: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .insert_bichito(&report(honeycomb_id, title), None, None)
+                .await
+        }
+    };
+    stored_bichito(insert("before").await);
+    cut_connections(&db).await;
+    stored_bichito(insert("right after").await);
+    stored_bichito(insert("after").await);
+    stored_bichito(insert("later").await);
+    let titles: Vec<String> = store
+        .unpublished_events(10)
+        .await
+        .expect("events")
+        .iter()
+        .map(|event| {
+            serde_json::from_str::<serde_json::Value>(&event.payload).expect("json")["title"]
+                .as_str()
+                .expect("title")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(titles, ["before", "right after", "after", "later"]);
+}
+
 async fn reports_stored_together_each_get_their_own_id_and_event(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
