@@ -203,9 +203,11 @@ ensure_s3() {
     local root="${HOME:-/root}/.cache/bichito-s3"
     mkdir -p "$root"
     log "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $root)"
-    setsid "$bin" --host 127.0.0.1 --port "$S3_PORT" \
+    # Started from its data folder: s3s-fs resolves object paths against its working
+    # directory, and this checkout may be deleted while the server keeps running.
+    (cd "$root" && exec setsid "$bin" --host 127.0.0.1 --port "$S3_PORT" \
         --access-key "$BICHITO_TEST_S3_ACCESS_KEY" --secret-key "$BICHITO_TEST_S3_SECRET_KEY" \
-        "$root" >"$root.log" 2>&1 </dev/null &
+        "$root" >"$root.log" 2>&1 </dev/null) &
     wait_until s3_up "S3-compatible server is ready" \
         "s3s-fs did not come up on 127.0.0.1:$S3_PORT within 30 s (see $root.log)"
 }
