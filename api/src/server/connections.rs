@@ -62,6 +62,7 @@ pub async fn serve(
                     router.clone(),
                     streams.clone(),
                     closing.clone(),
+                    connections.clone(),
                 ));
             }
             Err(err) => accept_failed(err).await,
@@ -95,6 +96,7 @@ async fn connection(
     router: Router,
     streams: StreamState,
     closing: CancellationToken,
+    connections: TaskTracker,
 ) {
     let mut head = Vec::new();
     let first = tokio::select! {
@@ -104,7 +106,16 @@ async fn connection(
     match first {
         Ok(First::Stream(request)) => {
             drop(head);
-            serve_stream(socket, request, &streams).await;
+            // Opening (auth, replay) takes a large state that a long-lived task would keep:
+            // the stream is written by a task of its own, as small as its writing state.
+            match open_stream(request, &streams).await {
+                Ok(team_stream) => {
+                    connections.spawn(write_stream(socket, team_stream));
+                }
+                Err(err) => {
+                    let _ = write_response(&mut socket, err.into_response()).await;
+                }
+            }
         }
         // Boxed: hyper's connection state would otherwise sit in every stream's task too.
         Ok(First::Other) => Box::pin(serve_with_hyper(socket, head, router, closing)).await,
@@ -190,7 +201,11 @@ fn stream_request(request: &httparse::Request<'_, '_>) -> Option<StreamRequest> 
     })
 }
 
-async fn serve_stream(mut socket: TcpStream, request: StreamRequest, streams: &StreamState) {
+/// Opens the requested stream, counted in the request metrics as the router would.
+async fn open_stream(
+    request: StreamRequest,
+    streams: &StreamState,
+) -> Result<TeamStream, crate::error::ApiError> {
     let started = Instant::now();
     let opened = stream::open(streams, &request.team_id, &request.headers, &request.params).await;
     let status = opened
@@ -199,13 +214,7 @@ async fn serve_stream(mut socket: TcpStream, request: StreamRequest, streams: &S
     streams
         .metrics
         .request_done("GET", ROUTE, &request.path, status, started.elapsed());
-    drop(request);
-    match opened {
-        Ok(team_stream) => write_stream(socket, team_stream).await,
-        Err(err) => {
-            let _ = write_response(&mut socket, err.into_response()).await;
-        }
-    }
+    opened
 }
 
 /// Writes the stream's chunks until the stream ends or the client goes away.
@@ -272,9 +281,10 @@ async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Resolves when the client closes its side (a stream's client has nothing more to send, so
-/// anything it does send is read and ignored).
+/// anything it does send is read, a few bytes at a time, and ignored: the buffer is part of
+/// every stream's state).
 async fn client_gone(socket: &TcpStream) {
-    let mut ignored = [0u8; 64];
+    let mut ignored = [0u8; 8];
     loop {
         if socket.readable().await.is_err() {
             return;
