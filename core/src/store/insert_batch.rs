@@ -14,7 +14,8 @@
 //! [`BatchError::Unavailable`]: it may have been stored, so it is not stored again.
 
 use crate::events::EventType;
-use crate::model::{NewBichito, Status};
+use crate::model::{Bichito, Status};
+use serde_json::value::RawValue;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Connection, Postgres, Row};
@@ -28,12 +29,12 @@ pub const MAX_BATCH: usize = 64;
 /// A writer's connection unused for this long is pinged before its next batch.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
-/// A report waiting for a writer, with the tail of its event payload (everything after its id)
-/// and where to send its id.
+/// A report waiting for a writer (as the bichito it becomes, id still 0), with the tail of its
+/// event payload (everything after its id) and where to send it back once it has its id.
 struct Waiting {
-    report: NewBichito,
+    bichito: Bichito,
     payload_tail: String,
-    reply: oneshot::Sender<Result<i64, BatchError>>,
+    reply: oneshot::Sender<Result<Bichito, BatchError>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,17 +63,17 @@ impl InsertBatcher {
         Self { queue }
     }
 
-    /// Stores `report` and its `bug.created` event (`{"id":<id>` followed by `payload_tail`)
-    /// with whatever else is waiting; answers its id.
+    /// Stores `bichito` (a new report, id 0) and its `bug.created` event (`{"id":<id>`
+    /// followed by `payload_tail`) with whatever else is waiting; answers it with its id.
     pub async fn insert(
         &self,
-        report: NewBichito,
+        bichito: Bichito,
         payload_tail: String,
-    ) -> Result<i64, BatchError> {
+    ) -> Result<Bichito, BatchError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Waiting {
-                report,
+                bichito,
                 payload_tail,
                 reply,
             })
@@ -115,8 +116,9 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver
         };
         match stored {
             Ok(ids) => {
-                for (waiting, id) in batch.drain(..).zip(ids) {
-                    let _ = waiting.reply.send(Ok(id));
+                for (mut waiting, id) in batch.drain(..).zip(ids) {
+                    waiting.bichito.id = id;
+                    let _ = waiting.reply.send(Ok(waiting.bichito));
                 }
             }
             Err(err) => {
@@ -173,62 +175,28 @@ const INSERT_BATCH: &str = "\
 
 /// Stores `batch`; answers the ids in its order.
 async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result<Vec<i64>> {
-    let column = |field: fn(&NewBichito) -> Option<String>| -> Vec<Option<String>> {
-        batch.iter().map(|waiting| field(&waiting.report)).collect()
-    };
+    // Columns as arrays of borrowed values: nothing of the reports is copied to bind them.
+    fn column<'a, T>(batch: &'a [Waiting], field: impl Fn(&'a Waiting) -> T) -> Vec<T> {
+        batch.iter().map(field).collect()
+    }
     let rows = sqlx::query(INSERT_BATCH)
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.report.honeycomb_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.report.team_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.report.title.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.report.description.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.report.severity.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(column(|report| report.environment.clone()))
-        .bind(column(|report| report.app_version.clone()))
-        .bind(column(|report| report.stack_trace.clone()))
-        .bind(column(|report| report.url.clone()))
-        .bind(column(|report| report.user_agent.clone()))
-        .bind(column(|report| report.reporter_email.clone()))
-        .bind(column(|report| report.reporter_identifier.clone()))
-        .bind(column(|report| {
-            report.extra.as_ref().map(|extra| extra.get().to_owned())
+        .bind(column(batch, |w| w.bichito.project_id))
+        .bind(column(batch, |w| w.bichito.team_id.as_str()))
+        .bind(column(batch, |w| w.bichito.title.as_str()))
+        .bind(column(batch, |w| w.bichito.description.as_str()))
+        .bind(column(batch, |w| w.bichito.severity.as_str()))
+        .bind(column(batch, |w| w.bichito.environment.as_deref()))
+        .bind(column(batch, |w| w.bichito.app_version.as_deref()))
+        .bind(column(batch, |w| w.bichito.stack_trace.as_deref()))
+        .bind(column(batch, |w| w.bichito.url.as_deref()))
+        .bind(column(batch, |w| w.bichito.user_agent.as_deref()))
+        .bind(column(batch, |w| w.bichito.reporter_email.as_deref()))
+        .bind(column(batch, |w| w.bichito.reporter_identifier.as_deref()))
+        .bind(column(batch, |w| {
+            w.bichito.extra.as_deref().map(RawValue::get)
         }))
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.report.created_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .iter()
-                .map(|w| w.payload_tail.clone())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(batch, |w| w.bichito.created_at))
+        .bind(column(batch, |w| w.payload_tail.as_str()))
         .bind(Status::Open.as_str())
         .bind(EventType::BugCreated.as_str())
         .fetch_all(&mut *connection)

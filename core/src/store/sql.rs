@@ -240,7 +240,7 @@ macro_rules! impl_sql_store {
             /// and no explicit transaction): the usage charge, the bichito and its `bug.created`
             /// event, whose payload is the canonical JSON with the new id spliced in front.
             async fn insert_in_one_statement(&self, report: &NewBichito, monthly_cap: Option<u32>) -> Result<Inserted> {
-                let rest = payload_tail(report)?;
+                let rest = payload_tail(&report.clone().into_bichito(0))?;
                 let query = sqlx::query(
                     "WITH charged AS ( \
                          INSERT INTO usage_counters (honeycomb_id, period, reports) SELECT $1, $16, 1 WHERE $17 \
@@ -573,8 +573,10 @@ macro_rules! impl_sql_store {
                     // Uncapped reports go with whatever else is being stored; capped ones are
                     // charged one by one against their honeycomb's counter.
                     if let (Some(batcher), None) = (self.insert_batcher(), monthly_cap) {
-                        match batcher.insert(report.clone(), payload_tail(report)?).await {
-                            Ok(id) => return Ok(Inserted::Stored(Box::new(report.clone().into_bichito(id)))),
+                        let bichito = report.clone().into_bichito(0);
+                        let tail = payload_tail(&bichito)?;
+                        match batcher.insert(bichito, tail).await {
+                            Ok(bichito) => return Ok(Inserted::Stored(Box::new(bichito))),
                             Err(BatchError::Refused) => {}
                             Err(BatchError::Unavailable(reason)) => {
                                 return Err(Error::WriteOutcomeUnknown(reason));
@@ -1046,11 +1048,11 @@ macro_rules! impl_sql_store {
             Ok(())
         }
 
-        /// A report's `bug.created` payload without its opening `{"id":N`: the store splices the
-        /// new id in front, so the payload is serialized before the id is known.
-        fn payload_tail(report: &NewBichito) -> Result<String> {
+        /// A new report's `bug.created` payload without its opening `{"id":0`: the store splices
+        /// the new id in front, so the payload is serialized before the id is known.
+        fn payload_tail(template: &Bichito) -> Result<String> {
             const ID_ZERO: &str = "{\"id\":0";
-            let template = serde_json::to_string(&report.clone().into_bichito(0))
+            let template = serde_json::to_string(template)
                 .map_err(|err| Error::Corrupt(err.to_string()))?;
             template
                 .strip_prefix(ID_ZERO)
