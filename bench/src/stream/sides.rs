@@ -61,15 +61,9 @@ impl BichitoSide {
     pub async fn start(programs: &Programs, work: &Path, teams: &[String]) -> Result<Self> {
         let port = free_port()?;
         let mut nats = command(&programs.nats_server, programs.server_cpu);
-        let nats = nats
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(work.join("nats"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let nats_pid = nats.id().ok_or("nats-server exited")?.to_string();
-        wait_for_port(port).await?;
+        nats.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(work.join("nats"));
+        let (nats, nats_pid) = spawn_listening(&mut nats, port).await?;
         let nats_url = format!("nats://127.0.0.1:{port}");
         let server = Server::start(
             &bichito_binary(programs.bichito.clone())?,
@@ -180,17 +174,8 @@ http {{
             ),
         )?;
         let mut nginx = command(&programs.nginx, programs.server_cpu);
-        let nginx = nginx
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let pid = nginx.id().ok_or("nginx exited")?.to_string();
-        wait_for_port(port).await?;
+        nginx.arg("-p").arg(&prefix).arg("-c").arg(&config);
+        let (nginx, pid) = spawn_listening(&mut nginx, port).await?;
         Ok(Self {
             nginx,
             pid,
@@ -246,6 +231,19 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Starts `command` (quiet, killed with its handle) and waits until it listens on `port`;
+/// answers the child and its pid.
+async fn spawn_listening(command: &mut Command, port: u16) -> Result<(Child, String)> {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or("the server exited at once")?.to_string();
+    wait_for_port(port).await?;
+    Ok((child, pid))
 }
 
 async fn wait_for_port(port: u16) -> Result<()> {
