@@ -24,6 +24,33 @@ impl Drop for TestBus {
     }
 }
 
+/// How many consumers the test's stream has on the NATS server.
+async fn consumer_count(bus: &TestBus) -> usize {
+    let client = async_nats::connect(common::nats_url()).await.expect("NATS");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream(&bus.1)
+        .await
+        .expect("the test's stream");
+    stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .consumer_count
+}
+
+/// Waits for the stream to have no consumer left: bichito deletes those it stops reading,
+/// which nats-server would otherwise keep for 30 s.
+async fn consumers_go_away(bus: &TestBus, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut count = consumer_count(bus).await;
+    while count > 0 {
+        assert!(std::time::Instant::now() < deadline, "{what}: {count} left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        count = consumer_count(bus).await;
+    }
+}
+
 async fn bus() -> TestBus {
     let settings = common::unique_nats_settings();
     let name = settings.stream_name.clone();
@@ -104,6 +131,85 @@ async fn subscribers_get_their_teams_events_with_stream_sequence_ids() {
 }
 
 #[tokio::test]
+async fn a_process_reads_all_its_teams_through_one_consumer_while_it_streams_any() {
+    let bus = bus().await;
+    assert_eq!(
+        consumer_count(&bus).await,
+        0,
+        "no consumer before streaming"
+    );
+    let mut subscriptions = Vec::new();
+    for team in ["a", "b", "c", "d"] {
+        subscriptions.push(bus.subscribe(team).await.expect("subscribe"));
+    }
+    subscriptions.push(bus.subscribe("a").await.expect("a second subscriber"));
+    assert_eq!(bus.subscribed_teams(), 4);
+    assert_eq!(consumer_count(&bus).await, 1, "one consumer for four teams");
+
+    for (id, team) in [(1, "d"), (2, "unwatched"), (3, "a")] {
+        bus.publish(&event(id, team, EventType::BugCreated))
+            .await
+            .expect("publish");
+    }
+    let [a, _, _, d, a_again] = &mut subscriptions[..] else {
+        unreachable!("five subscriptions")
+    };
+    assert_eq!(recv(d).await.id, 1);
+    assert_eq!(recv(a).await.id, 3);
+    assert_eq!(recv(a_again).await.id, 3);
+
+    drop(subscriptions);
+    consumers_go_away(&bus, "the feed's consumer outlived the last stream").await;
+    let mut again = bus.subscribe("b").await.expect("subscribe again");
+    bus.publish(&event(4, "b", EventType::BugCreated))
+        .await
+        .expect("publish");
+    assert_eq!(recv(&mut again).await.id, 4, "a new feed starts");
+}
+
+#[tokio::test]
+async fn a_subscription_made_while_events_flow_gets_every_event_after_its_start() {
+    let bus = std::sync::Arc::new(bus().await);
+    let _first = bus.subscribe("a").await.expect("subscribe");
+    const EVENTS: i64 = 300;
+    let publisher = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            for id in 1..=EVENTS {
+                bus.publish(&event(id, "a", EventType::BugCreated))
+                    .await
+                    .expect("publish");
+            }
+        })
+    };
+    // Each subscription is read as it comes, so that none falls behind its queue.
+    let mut joined = Vec::new();
+    while !publisher.is_finished() {
+        let mut subscription = bus.subscribe("a").await.expect("subscribe");
+        joined.push(tokio::spawn(async move {
+            let start = subscription.after;
+            let mut ids = Vec::new();
+            while ids.last().is_none_or(|&id| id < EVENTS as u64) {
+                let id = recv(&mut subscription).await.id;
+                if id > start {
+                    ids.push(id);
+                }
+            }
+            (start, ids)
+        }));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    assert!(joined.len() > 5, "subscriptions made while publishing");
+    for reader in joined {
+        let (start, ids) = reader.await.expect("reader");
+        let expected: Vec<u64> = ((start + 1)..=EVENTS as u64).collect();
+        let missing: Vec<&u64> = expected.iter().filter(|id| !ids.contains(id)).collect();
+        assert!(missing.is_empty(), "after {start}, missing {missing:?}");
+        assert_eq!(ids, expected, "every event after {start}, once, in order");
+    }
+}
+
+#[tokio::test]
 async fn replay_returns_a_teams_events_after_an_id_and_refuses_unknown_ids() {
     let bus = bus().await;
     for (id, team) in [(1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "a")] {
@@ -129,6 +235,7 @@ async fn replay_returns_a_teams_events_after_an_id_and_refuses_unknown_ids() {
         bus.replay("a", 99).await.expect("replay"),
         Replay::TooOld
     ));
+    consumers_go_away(&bus, "replay consumers outlived their replay").await;
 }
 
 #[tokio::test]

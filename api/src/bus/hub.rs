@@ -1,7 +1,7 @@
 //! Fan-out to this process's stream connections, one broadcast channel per team.
 //!
 //! A team's channel exists while some connection holds a [`TeamSubscription`]: the first
-//! subscriber opens it (and, on NATS, the team's subscription), the last one closes it. Each
+//! subscriber opens it (and, on NATS, holds the process's feed), the last one closes it. Each
 //! channel keeps the newest `queue_size` events; a subscriber that falls further behind skips
 //! its oldest events and learns how many it lost. Publishing never waits for anyone.
 
@@ -39,6 +39,9 @@ impl Drop for TeamChannel {
 
 pub struct TeamSubscription {
     pub receiver: broadcast::Receiver<Arc<BusEvent>>,
+    /// The newest event id the subscription may miss: every later event of the team reaches
+    /// `receiver` (set by the bus; the hub does not know ids).
+    pub after: u64,
     _channel: Arc<TeamChannel>,
 }
 
@@ -85,6 +88,7 @@ impl TeamHub {
             return (
                 TeamSubscription {
                     receiver,
+                    after: 0,
                     _channel: channel,
                 },
                 Joined::Existing,
@@ -103,6 +107,7 @@ impl TeamHub {
         (
             TeamSubscription {
                 receiver,
+                after: 0,
                 _channel: channel.clone(),
             },
             Joined::Opened(channel),
@@ -121,6 +126,13 @@ impl TeamHub {
         {
             let _ = sender.send(event);
         }
+    }
+
+    /// Whether some subscription of this process follows `team_id`.
+    pub fn is_open(&self, team_id: &str) -> bool {
+        self.lock_teams()
+            .get(team_id)
+            .is_some_and(|channel| channel.strong_count() > 0)
     }
 
     /// Teams with at least one open subscription.

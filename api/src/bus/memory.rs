@@ -82,7 +82,9 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe(&self, team_id: &str) -> Result<TeamSubscription, BusError> {
-        Ok(self.hub.subscribe(team_id).0)
+        let (mut subscription, _) = self.hub.subscribe(team_id);
+        subscription.after = self.lock().next_id - 1;
+        Ok(subscription)
     }
 
     async fn replay(&self, team_id: &str, after: u64) -> Result<Replay, BusError> {

@@ -79,13 +79,13 @@ pub enum BusError {
 pub trait Bus: Send + Sync + 'static {
     /// Publishes an outbox event; publishing the same outbox id twice delivers it once.
     async fn publish(&self, event: &OutboxEvent) -> Result<(), BusError>;
-    /// Live events of one team, from now on.
+    /// Live events of one team, from now on: those after the subscription's `after`.
     async fn subscribe(&self, team_id: &str) -> Result<hub::TeamSubscription, BusError>;
     /// The team's events after `after`, from the retention window.
     async fn replay(&self, team_id: &str, after: u64) -> Result<Replay, BusError>;
-    /// The id of the newest event on the bus (0 when none).
+    /// The id of the newest event on the bus (0 when none), asked of the bus itself.
     async fn head(&self) -> Result<u64, BusError>;
-    /// Teams this process is subscribed to (on NATS, one consumer each).
+    /// Teams this process streams (on NATS, all read through one consumer).
     fn subscribed_teams(&self) -> usize;
     /// Ends this process's subscriptions, current and future (the server is shutting down).
     fn close_streams(&self);

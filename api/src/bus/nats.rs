@@ -2,8 +2,11 @@
 //! `<prefix>.team.>` that keeps them for the replay window. An event's id is its stream
 //! sequence; `Nats-Msg-Id` (the outbox id) makes republishing harmless.
 //!
-//! A process reads a team's subject only while one of its connections streams that team: the
-//! hub's first subscriber starts an ordered consumer filtered on the team, the last one stops it.
+//! A process reads the events with one ordered consumer over every team's subject (its feed),
+//! running while any of its connections streams a team, and hands each event to the hub, which
+//! drops those of teams nobody here streams. One consumer per team would cost nats-server about
+//! 140 KiB per team a process streams (measured by `bichito-bench stream-idle`); the price is
+//! that a streaming process receives every team's events.
 
 use super::hub::{Joined, TeamHub, TeamSubscription};
 use super::{Bus, BusError, BusEvent, Replay};
@@ -13,7 +16,8 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use bichito_core::events::{EventType, OutboxEvent};
 use futures_util::StreamExt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How long JetStream remembers `Nats-Msg-Id`s for deduplication.
@@ -33,6 +37,51 @@ pub struct NatsBus {
     jetstream: jetstream::Context,
     settings: NatsSettings,
     hub: Arc<TeamHub>,
+    /// The running feed, held by every open team channel: the last one to close stops it.
+    feed: tokio::sync::Mutex<Weak<Feed>>,
+}
+
+/// The task reading every team's events into the hub. Dropping it stops the task and deletes
+/// its consumer, which nats-server would otherwise keep for 30 s.
+struct Feed {
+    task: tokio::task::JoinHandle<()>,
+    /// The stream sequence of the newest event handed to the hub (or skipped), stored before
+    /// it is handed over: a subscription made before reading it gets every later event.
+    position: Arc<AtomicU64>,
+    /// The consumer the task reads (an ordered consumer is recreated under a new name after a
+    /// gap or an error).
+    consumer: Arc<Mutex<Option<String>>>,
+    jetstream: jetstream::Context,
+    stream_name: String,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(consumer) = lock(&self.consumer).take() {
+            delete_consumer_soon(&self.jetstream, &self.stream_name, consumer);
+        }
+    }
+}
+
+/// Deletes a consumer no longer read, in the background: nats-server would keep it (and its
+/// memory) for 30 s. Best effort: outside a runtime, or on error, the server still does.
+fn delete_consumer_soon(jetstream: &jetstream::Context, stream_name: &str, consumer: String) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let jetstream = jetstream.clone();
+        let stream_name = stream_name.to_owned();
+        runtime.spawn(async move {
+            let _ = jetstream
+                .delete_consumer_from_stream(&consumer, &stream_name)
+                .await;
+        });
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unavailable(err: impl std::fmt::Display) -> BusError {
@@ -64,6 +113,7 @@ impl NatsBus {
             jetstream,
             settings,
             hub,
+            feed: tokio::sync::Mutex::new(Weak::new()),
         })
     }
 
@@ -76,11 +126,19 @@ impl NatsBus {
         Ok(stream.get_info().await.map_err(unavailable)?.state)
     }
 
-    /// An ordered consumer over one team's events, from stream sequence `start`.
-    async fn team_consumer(
+    /// Every team's subjects, or one team's.
+    fn subjects(settings: &NatsSettings, team_id: Option<&str>) -> String {
+        match team_id {
+            Some(team_id) => format!("{}.team.{team_id}.>", settings.subject_prefix),
+            None => format!("{}.team.>", settings.subject_prefix),
+        }
+    }
+
+    /// An ordered consumer over `filter_subject`, from stream sequence `start`.
+    async fn consumer(
         jetstream: &jetstream::Context,
         settings: &NatsSettings,
-        team_id: &str,
+        filter_subject: String,
         start: u64,
     ) -> Result<jetstream::consumer::Consumer<OrderedConfig>, BusError> {
         let stream = jetstream
@@ -89,7 +147,7 @@ impl NatsBus {
             .map_err(unavailable)?;
         stream
             .create_consumer(OrderedConfig {
-                filter_subject: format!("{}.team.{team_id}.>", settings.subject_prefix),
+                filter_subject,
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: start.max(1),
                 },
@@ -99,14 +157,22 @@ impl NatsBus {
             .map_err(unavailable)
     }
 
-    fn bus_event(
+    /// The team and event type a subject `<prefix>.team.<team_id>.<event type>` names.
+    fn team_and_type<'a>(
         settings: &NatsSettings,
-        team_id: &str,
-        message: &jetstream::Message,
-    ) -> Option<BusEvent> {
+        subject: &'a str,
+    ) -> Option<(&'a str, EventType)> {
+        let rest = subject
+            .strip_prefix(settings.subject_prefix.as_str())?
+            .strip_prefix(".team.")?;
+        // Event types hold dots (`bug.created`); team slugs do not.
+        let (team_id, event_type) = rest.split_once('.')?;
+        Some((team_id, EventType::parse(event_type)?))
+    }
+
+    fn bus_event(settings: &NatsSettings, message: &jetstream::Message) -> Option<BusEvent> {
         let sequence = message.info().ok()?.stream_sequence;
-        let prefix = format!("{}.team.{team_id}.", settings.subject_prefix);
-        let event_type = EventType::parse(message.subject.as_str().strip_prefix(&prefix)?)?;
+        let (team_id, event_type) = Self::team_and_type(settings, message.subject.as_str())?;
         let payload = std::str::from_utf8(&message.payload).ok()?;
         Some(BusEvent::new(
             sequence,
@@ -116,42 +182,113 @@ impl NatsBus {
         ))
     }
 
-    /// Feeds a team's channel from `start` on, recreating the consumer after errors.
+    /// The events a replay consumer holds, up to stream sequence `last`.
+    async fn read_replay(
+        mut consumer: jetstream::consumer::Consumer<OrderedConfig>,
+        settings: &NatsSettings,
+        last: u64,
+    ) -> Result<Vec<Arc<BusEvent>>, BusError> {
+        if consumer.info().await.map_err(unavailable)?.num_pending == 0 {
+            return Ok(Vec::new());
+        }
+        let read = async {
+            let mut events = Vec::new();
+            let mut messages = consumer.messages().await.map_err(unavailable)?;
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(unavailable)?;
+                let pending = message.info().map_err(unavailable)?.pending;
+                if let Some(event) = Self::bus_event(settings, &message) {
+                    let done = event.id >= last;
+                    if event.id <= last {
+                        events.push(Arc::new(event));
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+            Ok::<_, BusError>(events)
+        };
+        tokio::time::timeout(REPLAY_TIMEOUT, read)
+            .await
+            .map_err(|_| unavailable("replay timed out"))?
+    }
+
+    /// The running feed, or a new one starting right after the newest event.
+    async fn feed(&self) -> Result<Arc<Feed>, BusError> {
+        let mut running = self.feed.lock().await;
+        if let Some(feed) = running.upgrade() {
+            return Ok(feed);
+        }
+        let newest = self.stream_state().await?.last_sequence;
+        let consumer = Arc::new(Mutex::new(None));
+        let position = Arc::new(AtomicU64::new(newest));
+        let feed = Arc::new(Feed {
+            task: tokio::spawn(Self::forward(
+                self.jetstream.clone(),
+                self.settings.clone(),
+                self.hub.clone(),
+                consumer.clone(),
+                position.clone(),
+            )),
+            position,
+            consumer,
+            jetstream: self.jetstream.clone(),
+            stream_name: self.settings.stream_name.clone(),
+        });
+        *running = Arc::downgrade(&feed);
+        Ok(feed)
+    }
+
+    /// Hands every team's events to the hub from `next` on, recreating the consumer after
+    /// errors (an ordered consumer already recreates itself over a gap it sees).
     async fn forward(
         jetstream: jetstream::Context,
         settings: NatsSettings,
         hub: Arc<TeamHub>,
-        team_id: String,
-        mut next: u64,
+        current: Arc<Mutex<Option<String>>>,
+        position: Arc<AtomicU64>,
     ) {
         loop {
-            match Self::team_consumer(&jetstream, &settings, &team_id, next).await {
-                Ok(consumer) => match consumer.messages().await {
-                    Ok(mut messages) => {
-                        while let Some(message) = messages.next().await {
-                            match message {
-                                Ok(message) => {
-                                    if let Some(event) =
-                                        Self::bus_event(&settings, &team_id, &message)
-                                    {
-                                        next = event.id + 1;
-                                        hub.deliver(Arc::new(event));
+            let subjects = Self::subjects(&settings, None);
+            let next = position.load(Ordering::SeqCst) + 1;
+            match Self::consumer(&jetstream, &settings, subjects, next).await {
+                Ok(consumer) => {
+                    *lock(&current) = Some(consumer.cached_info().name.clone());
+                    match consumer.messages().await {
+                        Ok(mut messages) => {
+                            while let Some(message) = messages.next().await {
+                                let message = match message {
+                                    Ok(message) => message,
+                                    Err(err) => {
+                                        tracing::warn!(error = %err, "event feed interrupted");
+                                        break;
                                     }
+                                };
+                                let Ok(info) = message.info() else { continue };
+                                position.store(info.stream_sequence, Ordering::SeqCst);
+                                let mut name = lock(&current);
+                                if name.as_deref() != Some(info.consumer) {
+                                    *name = Some(info.consumer.to_owned());
                                 }
-                                Err(err) => {
-                                    tracing::warn!(error = %err, team_id, "team subscription interrupted");
-                                    break;
+                                drop(name);
+                                // Only the events of teams streamed here are decoded.
+                                let watched =
+                                    Self::team_and_type(&settings, message.subject.as_str())
+                                        .is_some_and(|(team_id, _)| hub.is_open(team_id));
+                                if watched && let Some(event) = Self::bus_event(&settings, &message)
+                                {
+                                    hub.deliver(Arc::new(event));
                                 }
                             }
                         }
+                        Err(err) => tracing::warn!(error = %err, "cannot read the event feed"),
                     }
-                    Err(err) => {
-                        tracing::warn!(error = %err, team_id, "cannot read the team's events")
-                    }
-                },
-                Err(err) => {
-                    tracing::warn!(error = %err, team_id, "cannot subscribe to the team's events")
                 }
+                Err(err) => tracing::warn!(error = %err, "cannot open the event feed"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -180,18 +317,12 @@ impl Bus for NatsBus {
     }
 
     async fn subscribe(&self, team_id: &str) -> Result<TeamSubscription, BusError> {
-        let (subscription, joined) = self.hub.subscribe(team_id);
+        let feed = self.feed().await?;
+        let (mut subscription, joined) = self.hub.subscribe(team_id);
+        // Read after subscribing: the feed stores an event's position before handing it over.
+        subscription.after = feed.position.load(Ordering::SeqCst);
         if let Joined::Opened(channel) = joined {
-            // Start right after the newest event: the caller reads the head after this returns.
-            let start = self.stream_state().await?.last_sequence + 1;
-            let task = tokio::spawn(Self::forward(
-                self.jetstream.clone(),
-                self.settings.clone(),
-                self.hub.clone(),
-                team_id.to_owned(),
-                start,
-            ));
-            channel.on_close(move || task.abort());
+            channel.on_close(move || drop(feed));
         }
         Ok(subscription)
     }
@@ -205,37 +336,12 @@ impl Bus for NatsBus {
         if after == state.last_sequence {
             return Ok(Replay::Events(Vec::new()));
         }
-        let mut consumer =
-            Self::team_consumer(&self.jetstream, &self.settings, team_id, after + 1).await?;
-        if consumer.info().await.map_err(unavailable)?.num_pending == 0 {
-            return Ok(Replay::Events(Vec::new()));
-        }
-        let last = state.last_sequence;
-        let read = async {
-            let mut events = Vec::new();
-            let mut messages = consumer.messages().await.map_err(unavailable)?;
-            while let Some(message) = messages.next().await {
-                let message = message.map_err(unavailable)?;
-                let pending = message.info().map_err(unavailable)?.pending;
-                if let Some(event) = Self::bus_event(&self.settings, team_id, &message) {
-                    let done = event.id >= last;
-                    if event.id <= last {
-                        events.push(Arc::new(event));
-                    }
-                    if done {
-                        break;
-                    }
-                }
-                if pending == 0 {
-                    break;
-                }
-            }
-            Ok::<_, BusError>(events)
-        };
-        let events = tokio::time::timeout(REPLAY_TIMEOUT, read)
-            .await
-            .map_err(|_| unavailable("replay timed out"))??;
-        Ok(Replay::Events(events))
+        let subjects = Self::subjects(&self.settings, Some(team_id));
+        let consumer = Self::consumer(&self.jetstream, &self.settings, subjects, after + 1).await?;
+        let name = consumer.cached_info().name.clone();
+        let events = Self::read_replay(consumer, &self.settings, state.last_sequence).await;
+        delete_consumer_soon(&self.jetstream, &self.settings.stream_name, name);
+        Ok(Replay::Events(events?))
     }
 
     async fn head(&self) -> Result<u64, BusError> {

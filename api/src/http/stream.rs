@@ -68,14 +68,14 @@ pub async fn open(
         .or(params.get("last_event_id").map(String::as_str))
         .map(str::to_owned);
 
-    // Subscribe before reading the head or the replay, so that nothing falls in between;
-    // events seen twice are skipped by id.
+    // The subscription gets every event after `head`; a replay reads up to the newest event, so
+    // nothing falls in between, and events seen twice are skipped by id.
     let subscription = state
         .bus
         .subscribe(team_id)
         .await
         .map_err(|err| unavailable(&err))?;
-    let head = state.bus.head().await.map_err(|err| unavailable(&err))?;
+    let head = subscription.after;
     let mut initial = VecDeque::new();
     let mut last_sent = head;
     let mut hello_id = head;
