@@ -86,12 +86,33 @@ fn the_stream_latency_benchmark_delivers_everything_on_both_sides_at_a_low_rate(
             "600ms",
             "--drain",
             "1s",
+            "--rounds",
+            "2",
         ])
         .output()
         .expect("run bichito-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("bichito sse + NATS\n").count(),
+        2,
+        "two rounds: {stdout}"
+    );
+    let summary = stdout
+        .split("summary over 2 rounds")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
+    for rate in ["5", "10"] {
+        let row = summary
+            .lines()
+            .find(|line| line.starts_with(&format!("| {rate} |")))
+            .unwrap_or_else(|| panic!("no summary row for {rate}/s:\n{stdout}"));
+        assert!(
+            !row.contains("failed"),
+            "both sides passed at {rate}/s in every round: {row}"
+        );
+    }
     for side in ["bichito sse + NATS", "nginx + nchan"] {
         let table = stdout
             .split(&format!("{side}\n"))

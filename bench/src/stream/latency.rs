@@ -44,6 +44,10 @@ pub struct LatencyArgs {
     /// Size of each message's JSON, about that of a real `bug.created`.
     #[arg(long, default_value_t = 400)]
     pub payload_bytes: usize,
+    /// Runs of both sides, alternating (bichito, nchan, bichito, …); with more than one, a
+    /// summary gives each rate's median p99, so that one noisy run does not decide.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     #[command(flatten)]
     pub programs: Programs,
 }
@@ -57,35 +61,43 @@ pub async fn latency(args: LatencyArgs) -> Result<()> {
     }
     let work = WorkFolder::create("latency")?;
     let teams = team_names(args.teams);
-    let ours = {
-        let side = BichitoSide::start(&args.programs, &work.0, &teams).await?;
-        let client = async_nats::connect(side.nats_url.as_str()).await?;
-        let publisher = Publisher::Nats(async_nats::jetstream::new(client));
-        let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
-        let cpu = || {
-            let (bichito, nats) = side.cpu();
-            vec![bichito, nats]
-        };
-        let steps = run_side(&args, &side.address, &requests, publisher, &teams, cpu).await;
-        side.stop().await;
-        steps?
-    };
-    let theirs = {
-        let side = NchanSide::start(&args.programs, &work.0).await?;
-        let publisher = Publisher::Nchan {
-            client: reqwest::Client::new(),
-            base: format!("http://{}", side.address),
-        };
-        let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
-        let steps = run_side(&args, &side.address, &requests, publisher, &teams, || {
-            vec![side.cpu()]
-        })
-        .await;
-        side.stop().await;
-        steps?
-    };
-    print_report(&args, &ours, &theirs);
+    let mut rounds = Vec::new();
+    for _ in 0..args.rounds.max(1) {
+        let ours = run_bichito(&args, &teams).await?;
+        let theirs = run_nchan(&args, &work, &teams).await?;
+        rounds.push((ours, theirs));
+    }
+    print_report(&args, &rounds);
     Ok(())
+}
+
+async fn run_bichito(args: &LatencyArgs, teams: &[String]) -> Result<Vec<Step>> {
+    let side = BichitoSide::start(&args.programs, teams).await?;
+    let client = async_nats::connect(side.nats_url.as_str()).await?;
+    let publisher = Publisher::Nats(async_nats::jetstream::new(client));
+    let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
+    let cpu = || {
+        let (bichito, nats) = side.cpu();
+        vec![bichito, nats]
+    };
+    let steps = run_side(args, &side.address, &requests, publisher, teams, cpu).await;
+    side.stop().await;
+    steps
+}
+
+async fn run_nchan(args: &LatencyArgs, work: &WorkFolder, teams: &[String]) -> Result<Vec<Step>> {
+    let side = NchanSide::start(&args.programs, &work.0).await?;
+    let publisher = Publisher::Nchan {
+        client: reqwest::Client::new(),
+        base: format!("http://{}", side.address),
+    };
+    let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
+    let steps = run_side(args, &side.address, &requests, publisher, teams, || {
+        vec![side.cpu()]
+    })
+    .await;
+    side.stop().await;
+    steps
 }
 
 /// What one step measured.
@@ -350,16 +362,30 @@ async fn follow(mut subscriber: Subscriber, sink: &Sink) -> Result<()> {
     }
 }
 
-fn print_report(args: &LatencyArgs, ours: &[Step], theirs: &[Step]) {
+fn print_report(args: &LatencyArgs, rounds: &[(Vec<Step>, Vec<Step>)]) {
     println!(
-        "publish-to-receipt latency: {} subscribers over {} teams, {} per step + {} drain, {} B messages",
+        "publish-to-receipt latency: {} subscribers over {} teams, {} per step + {} drain, {} B messages, {} round(s)",
         args.subscribers,
         args.teams,
         humantime::format_duration(args.step),
         humantime::format_duration(args.drain),
-        args.payload_bytes
+        args.payload_bytes,
+        rounds.len()
     );
     println!();
+    for (index, (ours, theirs)) in rounds.iter().enumerate() {
+        if rounds.len() > 1 {
+            println!("round {}", index + 1);
+            println!();
+        }
+        print_round(ours, theirs);
+    }
+    if rounds.len() > 1 {
+        print_summary(&args.rates, rounds);
+    }
+}
+
+fn print_round(ours: &[Step], theirs: &[Step]) {
     print_side("bichito sse + NATS", &["bichito sse", "nats-server"], ours);
     print_side("nginx + nchan", &["nginx"], theirs);
     println!("| publish msg/s | bichito p99 ms | nchan p99 ms | ratio bichito/nchan p99 |");
@@ -374,14 +400,6 @@ fn print_report(args: &LatencyArgs, ours: &[Step], theirs: &[Step]) {
         );
     }
     println!();
-    let best = |steps: &[Step]| {
-        steps
-            .iter()
-            .filter(|step| step.passed())
-            .map(|step| step.deliveries_per_second)
-            .fold(0.0, f64::max)
-    };
-    let (our_best, their_best) = (best(ours), best(theirs));
     let capped = |steps: &[Step]| {
         if steps.iter().all(Step::passed) {
             " (every step passed: the most was not reached)"
@@ -389,11 +407,106 @@ fn print_report(args: &LatencyArgs, ours: &[Step], theirs: &[Step]) {
             ""
         }
     };
+    let (our_best, their_best) = (most_deliveries(ours), most_deliveries(theirs));
     println!(
         "most deliveries/s with p99 <= 1 s and nothing lost: bichito {our_best:.0}{}, nchan {their_best:.0}{}, ratio bichito/nchan: {:.2}",
         capped(ours),
         capped(theirs),
         our_best / their_best.max(f64::EPSILON)
+    );
+    println!();
+}
+
+fn most_deliveries(steps: &[Step]) -> f64 {
+    steps
+        .iter()
+        .filter(|step| step.passed())
+        .map(|step| step.deliveries_per_second)
+        .fold(0.0, f64::max)
+}
+
+/// The p99 of `rate` in one run; a step that failed, or was not reached because an earlier
+/// one failed, counts as infinitely slow.
+fn p99_at(steps: &[Step], rate: u32) -> f64 {
+    steps
+        .iter()
+        .find(|step| step.rate == rate && step.passed())
+        .map_or(f64::INFINITY, |step| step.p99_ms)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => values[len / 2],
+        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
+    }
+}
+
+fn milliseconds(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.1}")
+    } else {
+        "failed".into()
+    }
+}
+
+fn print_summary(rates: &[u32], rounds: &[(Vec<Step>, Vec<Step>)]) {
+    println!(
+        "summary over {} rounds: median p99 (lowest–highest)",
+        rounds.len()
+    );
+    println!();
+    println!(
+        "| publish msg/s | bichito p99 ms | nchan p99 ms | ratio of medians | rounds where bichito's p99 was lower |"
+    );
+    println!("|---|---|---|---|---|");
+    for &rate in rates {
+        let ours: Vec<f64> = rounds.iter().map(|(ours, _)| p99_at(ours, rate)).collect();
+        let theirs: Vec<f64> = rounds
+            .iter()
+            .map(|(_, theirs)| p99_at(theirs, rate))
+            .collect();
+        let lower = ours.iter().zip(&theirs).filter(|(o, t)| o < t).count();
+        let range = |values: &[f64]| {
+            let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = values.iter().copied().fold(0.0, f64::max);
+            format!(
+                "{} ({}–{})",
+                milliseconds(median(values.to_vec())),
+                milliseconds(low),
+                milliseconds(high)
+            )
+        };
+        let (our_median, their_median) = (median(ours.clone()), median(theirs.clone()));
+        let ratio = if our_median.is_finite() && their_median.is_finite() {
+            format!("{:.2}", our_median / their_median.max(f64::EPSILON))
+        } else {
+            "-".into()
+        };
+        println!(
+            "| {rate} | {} | {} | {ratio} | {lower} of {} |",
+            range(&ours),
+            range(&theirs),
+            rounds.len()
+        );
+    }
+    println!();
+    let ours = median(
+        rounds
+            .iter()
+            .map(|(ours, _)| most_deliveries(ours))
+            .collect(),
+    );
+    let theirs = median(
+        rounds
+            .iter()
+            .map(|(_, theirs)| most_deliveries(theirs))
+            .collect(),
+    );
+    println!(
+        "median of the most deliveries/s with p99 <= 1 s and nothing lost: bichito {ours:.0}, nchan {theirs:.0}, ratio bichito/nchan: {:.2}",
+        ours / theirs.max(f64::EPSILON)
     );
 }
 
@@ -447,6 +560,37 @@ mod tests {
             number_after(&payload, "\"sent_us\":"),
             Some(1_700_000_000_123_456)
         );
+    }
+
+    #[test]
+    fn a_failed_or_unreached_step_counts_as_infinitely_slow_in_the_median() {
+        let run = |p99s: &[(u32, f64)]| -> Vec<Step> {
+            p99s.iter()
+                .map(|&(rate, p99_ms)| Step {
+                    rate,
+                    deliveries_per_second: 0.0,
+                    p50_ms: 1.0,
+                    p99_ms,
+                    p999_ms: p99_ms,
+                    expected: 1,
+                    received: 1,
+                    failed_publishes: 0,
+                    gaps: 0,
+                    cpu: Vec::new(),
+                })
+                .collect()
+        };
+        let rounds = [
+            run(&[(10, 4.0), (20, 2000.0)]),
+            run(&[(10, 6.0)]),
+            run(&[(10, 5.0), (20, 8.0)]),
+        ];
+        assert_eq!(
+            median(rounds.iter().map(|steps| p99_at(steps, 10)).collect()),
+            5.0
+        );
+        assert!(median(rounds.iter().map(|steps| p99_at(steps, 20)).collect()).is_infinite());
+        assert_eq!(median(vec![1.0, 3.0]), 2.0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Starting and stopping the two sides: `bichito sse` with a private nats-server, and nginx
-//! with nchan. Both bind free loopback ports and keep their files in the run's work folder.
+//! with nchan. Both bind free loopback ports; nginx keeps its files in the run's work folder,
+//! nats-server in a folder of its own (`--nats-store`).
 
 use crate::Result;
 use crate::load::{cpu_time, rss_bytes};
@@ -27,6 +28,24 @@ pub struct Programs {
     /// `taskset -c <another>` to keep the load generator off it.
     #[arg(long)]
     pub server_cpu: Option<usize>,
+    /// Where the private nats-server keeps JetStream's files. Default: `/dev/shm` (memory),
+    /// as nchan keeps its messages in nginx's shared memory; a folder on disk adds the disk's
+    /// latency to bichito's side (see BENCHMARKS.md).
+    #[arg(long)]
+    pub nats_store: Option<PathBuf>,
+}
+
+impl Programs {
+    fn nats_store(&self) -> PathBuf {
+        self.nats_store.clone().unwrap_or_else(|| {
+            let shm = PathBuf::from("/dev/shm");
+            if shm.is_dir() {
+                shm
+            } else {
+                std::env::temp_dir()
+            }
+        })
+    }
 }
 
 const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret";
@@ -47,6 +66,7 @@ fn command(program: &Path, cpu: Option<usize>) -> Command {
 
 pub struct BichitoSide {
     nats: Child,
+    _nats_store: WorkFolder,
     nats_pid: String,
     pub nats_url: String,
     server: Server,
@@ -58,11 +78,12 @@ pub struct BichitoSide {
 impl BichitoSide {
     /// nats-server with JetStream on a free port, then `bichito sse` reading from it, with a
     /// token for `teams`.
-    pub async fn start(programs: &Programs, work: &Path, teams: &[String]) -> Result<Self> {
+    pub async fn start(programs: &Programs, teams: &[String]) -> Result<Self> {
         let port = free_port()?;
+        let store = WorkFolder::create_in(&programs.nats_store(), "nats")?;
         let mut nats = command(&programs.nats_server, programs.server_cpu);
         nats.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(work.join("nats"));
+            .arg(&store.0);
         let (nats, nats_pid) = spawn_listening(&mut nats, port).await?;
         let nats_url = format!("nats://127.0.0.1:{port}");
         let server = Server::start(
@@ -86,6 +107,7 @@ impl BichitoSide {
         let address = server.base.trim_start_matches("http://").to_owned();
         Ok(Self {
             nats,
+            _nats_store: store,
             nats_pid,
             nats_url,
             server,
@@ -214,8 +236,11 @@ pub struct WorkFolder(pub PathBuf);
 
 impl WorkFolder {
     pub fn create(name: &str) -> Result<Self> {
-        let path =
-            std::env::temp_dir().join(format!("bichito-bench-{name}-{}", std::process::id()));
+        Self::create_in(&std::env::temp_dir(), name)
+    }
+
+    pub fn create_in(parent: &Path, name: &str) -> Result<Self> {
+        let path = parent.join(format!("bichito-bench-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&path)?;
         Ok(Self(path))
     }
