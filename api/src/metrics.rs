@@ -156,7 +156,7 @@ impl Metrics {
         );
         let team_subscriptions = gauge(
             "bichito_bus_team_subscriptions",
-            "Teams this process subscribes to on the bus (one NATS consumer each).",
+            "Teams this process subscribes to on the bus (on NATS, all read through one consumer).",
         );
         let outbox_backlog = gauge(
             "bichito_outbox_backlog",
