@@ -243,8 +243,9 @@ impl NatsBus {
         Ok(feed)
     }
 
-    /// Hands every team's events to the hub from `next` on, recreating the consumer after
-    /// errors (an ordered consumer already recreates itself over a gap it sees).
+    /// Hands every team's events after `position` to the hub, recreating the consumer after
+    /// errors (an ordered consumer already recreates itself over a gap it sees). The old
+    /// consumer is then left to nats-server's 30 s inactivity limit.
     async fn forward(
         jetstream: jetstream::Context,
         settings: NatsSettings,
