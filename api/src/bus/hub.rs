@@ -116,23 +116,22 @@ impl TeamHub {
 
     /// Hands `event` to the team's subscribers in this process, if there are any.
     pub fn deliver(&self, event: Arc<BusEvent>) {
-        let channel = self
-            .lock_teams()
-            .get(&event.team_id)
-            .and_then(Weak::upgrade);
-        if let Some(sender) = channel
-            .as_ref()
-            .and_then(|channel| channel.lock_sender().clone())
-        {
+        if let Some(sender) = self.sender(&event.team_id) {
             let _ = sender.send(event);
         }
     }
 
-    /// Whether some subscription of this process follows `team_id`.
-    pub fn is_open(&self, team_id: &str) -> bool {
-        self.lock_teams()
-            .get(team_id)
-            .is_some_and(|channel| channel.strong_count() > 0)
+    /// Hands the event `make` builds to `team_id`'s subscribers in this process; builds
+    /// nothing when there are none.
+    pub fn deliver_with(&self, team_id: &str, make: impl FnOnce() -> Arc<BusEvent>) {
+        if let Some(sender) = self.sender(team_id) {
+            let _ = sender.send(make());
+        }
+    }
+
+    fn sender(&self, team_id: &str) -> Option<broadcast::Sender<Arc<BusEvent>>> {
+        let channel = self.lock_teams().get(team_id).and_then(Weak::upgrade)?;
+        channel.lock_sender().clone()
     }
 
     /// Teams with at least one open subscription.

@@ -25,6 +25,10 @@ struct State {
 }
 
 impl MemoryBus {
+    fn newest_id(&self) -> u64 {
+        self.lock().next_id - 1
+    }
+
     /// `capacity` events are kept for replay, none older than `retention`.
     pub fn new(queue_size: usize, capacity: usize, retention: Duration) -> Self {
         Self {
@@ -83,7 +87,7 @@ impl Bus for MemoryBus {
 
     async fn subscribe(&self, team_id: &str) -> Result<TeamSubscription, BusError> {
         let (mut subscription, _) = self.hub.subscribe(team_id);
-        subscription.after = self.lock().next_id - 1;
+        subscription.after = self.newest_id();
         Ok(subscription)
     }
 
@@ -105,7 +109,7 @@ impl Bus for MemoryBus {
     }
 
     async fn head(&self) -> Result<u64, BusError> {
-        Ok(self.lock().next_id - 1)
+        Ok(self.newest_id())
     }
 
     fn subscribed_teams(&self) -> usize {

@@ -258,40 +258,62 @@ impl NatsBus {
             let next = position.load(Ordering::SeqCst) + 1;
             match Self::consumer(&jetstream, &settings, subjects, next).await {
                 Ok(consumer) => {
-                    *lock(&current) = Some(consumer.cached_info().name.clone());
-                    match consumer.messages().await {
-                        Ok(mut messages) => {
-                            while let Some(message) = messages.next().await {
-                                let message = match message {
-                                    Ok(message) => message,
-                                    Err(err) => {
-                                        tracing::warn!(error = %err, "event feed interrupted");
-                                        break;
-                                    }
-                                };
-                                let Ok(info) = message.info() else { continue };
-                                position.store(info.stream_sequence, Ordering::SeqCst);
-                                let mut name = lock(&current);
-                                if name.as_deref() != Some(info.consumer) {
-                                    *name = Some(info.consumer.to_owned());
-                                }
-                                drop(name);
-                                // Only the events of teams streamed here are decoded.
-                                let watched =
-                                    Self::team_and_type(&settings, message.subject.as_str())
-                                        .is_some_and(|(team_id, _)| hub.is_open(team_id));
-                                if watched && let Some(event) = Self::bus_event(&settings, &message)
-                                {
-                                    hub.deliver(Arc::new(event));
-                                }
-                            }
-                        }
-                        Err(err) => tracing::warn!(error = %err, "cannot read the event feed"),
-                    }
+                    Self::read_feed(consumer, &settings, &hub, &current, &position).await
                 }
                 Err(err) => tracing::warn!(error = %err, "cannot open the event feed"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Reads one feed consumer until it fails.
+    async fn read_feed(
+        consumer: jetstream::consumer::Consumer<OrderedConfig>,
+        settings: &NatsSettings,
+        hub: &TeamHub,
+        current: &Mutex<Option<String>>,
+        position: &AtomicU64,
+    ) {
+        let mut consumer_name = consumer.cached_info().name.clone();
+        *lock(current) = Some(consumer_name.clone());
+        let mut messages = match consumer.messages().await {
+            Ok(messages) => messages,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the event feed");
+                return;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event feed interrupted");
+                    return;
+                }
+            };
+            let Ok(info) = message.info() else { continue };
+            position.store(info.stream_sequence, Ordering::SeqCst);
+            if consumer_name != info.consumer {
+                info.consumer.clone_into(&mut consumer_name);
+                *lock(current) = Some(consumer_name.clone());
+            }
+            let Some((team_id, event_type)) =
+                Self::team_and_type(settings, message.subject.as_str())
+            else {
+                continue;
+            };
+            let Ok(payload) = std::str::from_utf8(&message.payload) else {
+                continue;
+            };
+            // Built only for teams streamed here.
+            hub.deliver_with(team_id, || {
+                Arc::new(BusEvent::new(
+                    info.stream_sequence,
+                    team_id.to_owned(),
+                    event_type,
+                    payload,
+                ))
+            });
         }
     }
 }
