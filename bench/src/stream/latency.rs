@@ -35,9 +35,13 @@ pub struct LatencyArgs {
     /// Publish rates to step through, in messages per second over all teams.
     #[arg(long, value_delimiter = ',', default_values_t = [10, 25, 50, 100, 200, 400, 800, 1600])]
     pub rates: Vec<u32>,
-    /// How long each rate is held.
+    /// How long each rate is held, at least.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub step: Duration,
+    /// A step is held until it has published this many messages: at 10 msg/s a 5 s step has
+    /// 50, and its p99 over the team's subscribers is then the one slowest message.
+    #[arg(long, default_value_t = 500)]
+    pub min_messages: u64,
     /// Wait after a step's last publish for its deliveries.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
@@ -104,9 +108,7 @@ async fn run_nchan(args: &LatencyArgs, work: &WorkFolder, teams: &[String]) -> R
 struct Step {
     rate: u32,
     deliveries_per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
+    latencies: Latencies,
     expected: u64,
     received: u64,
     /// Publishes the server refused or failed.
@@ -126,7 +128,7 @@ impl Step {
         self.lost() == 0
             && self.failed_publishes == 0
             && self.gaps == 0
-            && self.p99_ms <= P99_LIMIT.as_secs_f64() * 1000.0
+            && self.latencies.p99 <= P99_LIMIT.as_secs_f64() * 1000.0
     }
 }
 
@@ -159,10 +161,18 @@ impl Publisher {
     }
 }
 
-/// Where subscribers record what they receive: latencies per step, and gaps.
+/// Where subscribers record what they receive: deliveries per step, and gaps.
 struct Sink {
-    steps: Vec<Mutex<Vec<u32>>>,
+    steps: Vec<Mutex<Vec<Delivery>>>,
     gaps: AtomicU64,
+}
+
+/// One subscriber's receipt of a message: the message's number in its step, and how long after
+/// its scheduled send time it arrived.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    seq: u32,
+    micros: u32,
 }
 
 impl Sink {
@@ -171,24 +181,80 @@ impl Sink {
             self.gaps.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let (Some(step), Some(sent_us)) = (
+        let (Some(step), Some(seq), Some(sent_us)) = (
             number_after(data, "\"step\":"),
+            number_after(data, "\"seq\":"),
             number_after(data, "\"sent_us\":"),
         ) else {
             return;
         };
-        let Some(latencies) = usize::try_from(step)
+        let Some(deliveries) = usize::try_from(step)
             .ok()
             .and_then(|step| self.steps.get(step))
         else {
             return;
         };
-        let micros = u32::try_from(now_us.saturating_sub(sent_us)).unwrap_or(u32::MAX);
-        latencies
+        let delivery = Delivery {
+            seq: u32::try_from(seq).unwrap_or(u32::MAX),
+            micros: u32::try_from(now_us.saturating_sub(sent_us)).unwrap_or(u32::MAX),
+        };
+        deliveries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(micros);
+            .push(delivery);
     }
+}
+
+/// A step's latency percentiles, in milliseconds. `first_p99` and `fan_out_p99` split each
+/// message's latency in two: until its first subscriber had it (publishing, the hop to the
+/// server that writes to subscribers, and that first write), and from then until its last
+/// subscriber had it (the writes to the rest of the team).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Latencies {
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    first_p99: f64,
+    fan_out_p99: f64,
+}
+
+impl Latencies {
+    fn of(deliveries: &[Delivery]) -> Self {
+        let mut all: Vec<u32> = deliveries.iter().map(|delivery| delivery.micros).collect();
+        all.sort_unstable();
+        let mut by_message: std::collections::HashMap<u32, (u32, u32)> =
+            std::collections::HashMap::new();
+        for delivery in deliveries {
+            let (first, last) = by_message
+                .entry(delivery.seq)
+                .or_insert((delivery.micros, delivery.micros));
+            *first = (*first).min(delivery.micros);
+            *last = (*last).max(delivery.micros);
+        }
+        let mut firsts: Vec<u32> = by_message.values().map(|&(first, _)| first).collect();
+        let mut fan_outs: Vec<u32> = by_message
+            .values()
+            .map(|&(first, last)| last - first)
+            .collect();
+        firsts.sort_unstable();
+        fan_outs.sort_unstable();
+        Self {
+            p50: percentile_ms(&all, 50.0),
+            p99: percentile_ms(&all, 99.0),
+            p999: percentile_ms(&all, 99.9),
+            first_p99: percentile_ms(&firsts, 99.0),
+            fan_out_p99: percentile_ms(&fan_outs, 99.0),
+        }
+    }
+}
+
+/// The `p`th percentile (nearest rank) of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
 }
 
 fn number_after(text: &str, key: &str) -> Option<u64> {
@@ -261,27 +327,17 @@ async fn run_side(
         tokio::time::sleep(args.drain).await;
         let wall = started.elapsed().as_secs_f64();
         let cpu_after = [server_cpu(), vec![cpu_time("self").unwrap_or_default()]].concat();
-        let mut latencies = std::mem::take(
+        let deliveries = std::mem::take(
             &mut *sink.steps[index]
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        latencies.sort_unstable();
-        let percentile = |p: f64| {
-            if latencies.is_empty() {
-                return f64::NAN;
-            }
-            let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
-            f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
-        };
         let step = Step {
             rate,
-            deliveries_per_second: latencies.len() as f64 / args.step.as_secs_f64(),
-            p50_ms: percentile(50.0),
-            p99_ms: percentile(99.0),
-            p999_ms: percentile(99.9),
+            deliveries_per_second: deliveries.len() as f64 / step_length(args, rate).as_secs_f64(),
+            latencies: Latencies::of(&deliveries),
             expected,
-            received: latencies.len() as u64,
+            received: deliveries.len() as u64,
             failed_publishes,
             gaps: sink.gaps.load(Ordering::Relaxed) + closed.load(Ordering::Relaxed) - gaps_before,
             cpu: cpu_before
@@ -302,6 +358,17 @@ async fn run_side(
     Ok(steps)
 }
 
+/// How many messages a step at `rate` publishes: `--step` worth, and at least `--min-messages`.
+fn messages_in_step(args: &LatencyArgs, rate: u32) -> u64 {
+    let in_step = (f64::from(rate) * args.step.as_secs_f64()).round() as u64;
+    in_step.max(args.min_messages)
+}
+
+/// How long a step at `rate` publishes for.
+fn step_length(args: &LatencyArgs, rate: u32) -> Duration {
+    Duration::from_secs_f64(messages_in_step(args, rate) as f64 / f64::from(rate.max(1)))
+}
+
 /// Publishes one step's messages on schedule; answers the deliveries they owe and how many
 /// publishes failed.
 async fn publish_step(
@@ -312,7 +379,7 @@ async fn publish_step(
     teams: &[String],
     per_team: &[u64],
 ) -> (u64, u64) {
-    let total = (f64::from(rate) * args.step.as_secs_f64()).round() as u64;
+    let total = messages_in_step(args, rate);
     let interval = 1.0 / f64::from(rate.max(1));
     let start = Instant::now();
     let start_us = unix_us();
@@ -364,10 +431,11 @@ async fn follow(mut subscriber: Subscriber, sink: &Sink) -> Result<()> {
 
 fn print_report(args: &LatencyArgs, rounds: &[(Vec<Step>, Vec<Step>)]) {
     println!(
-        "publish-to-receipt latency: {} subscribers over {} teams, {} per step + {} drain, {} B messages, {} round(s)",
+        "publish-to-receipt latency: {} subscribers over {} teams, {} per step (at least {} messages) + {} drain, {} B messages, {} round(s)",
         args.subscribers,
         args.teams,
         humantime::format_duration(args.step),
+        args.min_messages,
         humantime::format_duration(args.drain),
         args.payload_bytes,
         rounds.len()
@@ -394,9 +462,9 @@ fn print_round(ours: &[Step], theirs: &[Step]) {
         println!(
             "| {} | {:.1} | {:.1} | {:.2} |",
             our.rate,
-            our.p99_ms,
-            their.p99_ms,
-            our.p99_ms / their.p99_ms.max(f64::EPSILON)
+            our.latencies.p99,
+            their.latencies.p99,
+            our.latencies.p99 / their.latencies.p99.max(f64::EPSILON)
         );
     }
     println!();
@@ -431,7 +499,7 @@ fn p99_at(steps: &[Step], rate: u32) -> f64 {
     steps
         .iter()
         .find(|step| step.rate == rate && step.passed())
-        .map_or(f64::INFINITY, |step| step.p99_ms)
+        .map_or(f64::INFINITY, |step| step.latencies.p99)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -519,10 +587,10 @@ fn print_side(name: &str, processes: &[&str], steps: &[Step]) {
         .map(|process| format!("CPU {process} %"))
         .collect();
     println!(
-        "| publish msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | lost | gaps | failed publishes | {} | passed |",
+        "| publish msg/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | first receipt p99 ms | fan-out p99 ms | lost | gaps | failed publishes | {} | passed |",
         cpu_headers.join(" | ")
     );
-    println!("|{}", "---|".repeat(9 + cpu_headers.len()));
+    println!("|{}", "---|".repeat(11 + cpu_headers.len()));
     for step in steps {
         let cpu: Vec<String> = step
             .cpu
@@ -530,12 +598,14 @@ fn print_side(name: &str, processes: &[&str], steps: &[Step]) {
             .map(|share| format!("{:.0}", share * 100.0))
             .collect();
         println!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
             step.rate,
             step.deliveries_per_second,
-            step.p50_ms,
-            step.p99_ms,
-            step.p999_ms,
+            step.latencies.p50,
+            step.latencies.p99,
+            step.latencies.p999,
+            step.latencies.first_p99,
+            step.latencies.fan_out_p99,
             step.lost(),
             step.gaps,
             step.failed_publishes,
@@ -549,6 +619,36 @@ fn print_side(name: &str, processes: &[&str], steps: &[Step]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn latencies(p99: f64) -> Latencies {
+        Latencies {
+            p50: 1.0,
+            p99,
+            p999: p99,
+            first_p99: 1.0,
+            fan_out_p99: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_message_s_latency_splits_into_its_first_receipt_and_its_fan_out() {
+        let delivery = |seq, micros| Delivery { seq, micros };
+        // 100 messages, each received by two subscribers: first at seq ms, then 1 ms later;
+        // message 99 first at 99 ms, its second subscriber 50 ms after that.
+        let mut deliveries = Vec::new();
+        for seq in 0..100 {
+            deliveries.push(delivery(seq, seq * 1000));
+            let fan_out = if seq == 99 { 50_000 } else { 1000 };
+            deliveries.push(delivery(seq, seq * 1000 + fan_out));
+        }
+        let figures = Latencies::of(&deliveries);
+        assert_eq!(figures.first_p99, 98.0);
+        assert_eq!(figures.fan_out_p99, 1.0);
+        assert_eq!(figures.p50, 50.0);
+        assert_eq!(figures.p99, 99.0);
+        assert_eq!(figures.p999, 149.0);
+        assert!(Latencies::of(&[]).p99.is_nan());
+    }
 
     #[test]
     fn payloads_have_the_requested_size_and_carry_step_and_send_time() {
@@ -569,9 +669,7 @@ mod tests {
                 .map(|&(rate, p99_ms)| Step {
                     rate,
                     deliveries_per_second: 0.0,
-                    p50_ms: 1.0,
-                    p99_ms,
-                    p999_ms: p99_ms,
+                    latencies: latencies(p99_ms),
                     expected: 1,
                     received: 1,
                     failed_publishes: 0,
@@ -594,13 +692,35 @@ mod tests {
     }
 
     #[test]
+    fn a_step_is_held_until_it_has_published_the_least_number_of_messages() {
+        let parse = |step: &str, min_messages: &str| {
+            #[derive(clap::Parser)]
+            struct Cli {
+                #[command(flatten)]
+                latency: LatencyArgs,
+            }
+            <Cli as clap::Parser>::parse_from([
+                "latency",
+                "--step",
+                step,
+                "--min-messages",
+                min_messages,
+            ])
+            .latency
+        };
+        let args = parse("5s", "500");
+        assert_eq!(messages_in_step(&args, 10), 500);
+        assert_eq!(step_length(&args, 10), Duration::from_secs(50));
+        assert_eq!(messages_in_step(&args, 400), 2000);
+        assert_eq!(step_length(&args, 400), Duration::from_secs(5));
+    }
+
+    #[test]
     fn a_step_fails_on_loss_gaps_or_a_slow_p99() {
         let step = |received, gaps, p99_ms| Step {
             rate: 10,
             deliveries_per_second: 0.0,
-            p50_ms: 1.0,
-            p99_ms,
-            p999_ms: p99_ms,
+            latencies: latencies(p99_ms),
             expected: 100,
             received,
             failed_publishes: 0,
