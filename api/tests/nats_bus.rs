@@ -112,8 +112,13 @@ async fn subscribers_get_their_teams_events_with_stream_sequence_ids() {
         .expect("publish");
     let got = recv(&mut payments).await;
     assert_eq!(
-        (got.id, got.team_id.as_str(), got.event_type, &*got.payload),
-        (3, "payments", EventType::BugUpdated, "{\"bug_id\":3}")
+        (got.id, got.team_id.as_str(), got.event_type),
+        (3, "payments", EventType::BugUpdated)
+    );
+    assert_eq!(
+        got.frame(),
+        "id: 3\nevent: bug.updated\ndata: {\"bug_id\":3}\n\n",
+        "the SSE event, with the published JSON as its data"
     );
     let got = recv(&mut marketing).await;
     assert_eq!((got.id, got.team_id.as_str()), (2, "marketing"));

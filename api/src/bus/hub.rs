@@ -196,4 +196,31 @@ mod tests {
         let (mut opened, _) = hub.subscribe("marketing");
         assert_eq!(opened.receiver.try_recv().err(), Some(TryRecvError::Closed));
     }
+
+    #[test]
+    fn an_event_is_built_only_for_a_team_streamed_here() {
+        let hub = TeamHub::new(8);
+        let built = &std::cell::Cell::new(0);
+        let make = |id| {
+            move || {
+                built.set(built.get() + 1);
+                event(id)
+            }
+        };
+        hub.deliver_with("payments", make(1));
+        assert_eq!(built.get(), 0, "nobody streams the team yet");
+
+        let (mut subscription, _) = hub.subscribe("payments");
+        hub.deliver_with("payments", make(2));
+        hub.deliver_with("marketing", make(3));
+        assert_eq!(built.get(), 1, "built for the streamed team only");
+        assert_eq!(
+            subscription.receiver.try_recv().map(|event| event.id),
+            Ok(2)
+        );
+
+        drop(subscription);
+        hub.deliver_with("payments", make(4));
+        assert_eq!(built.get(), 1, "not after its last stream closed");
+    }
 }

@@ -31,15 +31,14 @@ pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
     })
 }
 
-/// An event as streams see it: `id` is its position in the bus (the SSE `id:`), `payload` the
-/// JSON of its `data:` line, and `chunk` the whole SSE event as a chunk of an HTTP/1.1 body,
-/// serialized once for every subscriber.
+/// An event as streams see it: `id` is its position in the bus (the SSE `id:`), and `chunk` the
+/// whole SSE event (its JSON in the `data:` line) as a chunk of an HTTP/1.1 body, serialized
+/// once for every subscriber. The JSON is not kept apart: nothing but streams reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEvent {
     pub id: u64,
     pub team_id: String,
     pub event_type: EventType,
-    pub payload: Arc<str>,
     pub chunk: Bytes,
 }
 
@@ -50,7 +49,6 @@ impl BusEvent {
             chunk: crate::sse::chunked(&crate::sse::frame(id, event_type.as_str(), payload)),
             team_id,
             event_type,
-            payload: Arc::from(payload),
         }
     }
 

@@ -382,7 +382,6 @@ async fn publish_step(
     let total = messages_in_step(args, rate);
     let interval = 1.0 / f64::from(rate.max(1));
     let start = Instant::now();
-    let start_us = unix_us();
     let mut expected = 0;
     let mut publishes = Vec::with_capacity(total as usize);
     for seq in 0..total {
@@ -390,14 +389,13 @@ async fn publish_step(
         tokio::time::sleep_until(start + offset).await;
         let team = seq as usize % teams.len();
         expected += per_team[team];
-        let payload = payload(
-            index,
-            seq,
-            start_us + offset.as_micros() as u64,
-            args.payload_bytes,
-        );
         let (publisher, team) = (publisher.clone(), teams[team].clone());
+        let bytes = args.payload_bytes;
         publishes.push(tokio::spawn(async move {
+            // Stamped as it is sent, not with its slot in the schedule: tokio's timer fires up
+            // to 1 ms after a deadline, by an offset that depends on where the step started
+            // within a millisecond, which moved whole steps' p99 by up to 1 ms.
+            let payload = payload(index, seq, unix_us(), bytes);
             publisher.publish(&team, payload).await
         }));
     }

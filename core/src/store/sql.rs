@@ -122,7 +122,7 @@ macro_rules! impl_sql_store {
         phantom_id = $phantom_id:expr,
         phantom_seed = $phantom_seed:expr,
         one_statement_insert = $one_statement_insert:expr,
-        ids_in_json_array = $ids_in_json_array:expr
+        ids_in_json_array = $ids_in_json_array:literal
     ) => {
         use $crate::attachment::{self, Attachment, AttachmentRecord, ObjectDeletion};
         use $crate::events::{self, EventType, OutboxEvent};
@@ -983,8 +983,7 @@ macro_rules! impl_sql_store {
                 // The ids go as one JSON array: one statement text whatever the batch's size,
                 // instead of a new text (and a new parse) per list length.
                 let ids = serde_json::to_string(ids).map_err(|err| Error::Corrupt(err.to_string()))?;
-                let update = format!("UPDATE outbox SET published_at = $1 WHERE id IN ({})", $ids_in_json_array);
-                sqlx::query(AssertSqlSafe(update))
+                sqlx::query(concat!("UPDATE outbox SET published_at = $1 WHERE id IN (", $ids_in_json_array, ")"))
                     .persistent(false)
                     .bind(now)
                     .bind(ids)
