@@ -3,9 +3,10 @@
 //! `--subscribers` connections are spread evenly over `--teams` teams. Each step publishes at
 //! one rate (messages per second over all teams, round-robin, open loop: every message is sent
 //! at its scheduled time whether or not earlier ones are done) and every message reaches each
-//! subscriber of its team. A message carries its scheduled send time; the subscriber that
-//! receives it records the difference, so a stall in publishing shows as latency too. After
-//! the step's last publish the run waits `--drain` for stragglers, then counts what is missing.
+//! subscriber of its team. A message carries the time the bench sent it; the subscriber that
+//! receives it records the difference, so a server slow to take a publish shows as latency
+//! too. A step lasts `--step`, or longer until it has published `--min-messages`. After the
+//! step's last publish the run waits `--drain` for stragglers, then counts what is missing.
 //! A step fails when p99 passes 1 s or any delivery is missing; the run stops at the first
 //! failing step of each side.
 //!
