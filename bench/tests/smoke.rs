@@ -3,6 +3,12 @@
 
 use std::process::Command;
 
+/// The table row of `text` whose first cell is `first`.
+fn row<'a>(text: &'a str, first: &str) -> Option<&'a str> {
+    let start = format!("| {first} |");
+    text.lines().find(|line| line.starts_with(&start))
+}
+
 #[test]
 fn the_ingest_benchmark_runs_and_compares_both_sides() {
     let output = Command::new(env!("CARGO_BIN_EXE_bichito-bench"))
@@ -27,10 +33,7 @@ fn the_ingest_benchmark_runs_and_compares_both_sides() {
         "raw INSERT (Postgres)",
         "bichito (SQLite)",
     ] {
-        let row = stdout
-            .lines()
-            .find(|line| line.starts_with(&format!("| {side} |")))
-            .unwrap_or_else(|| panic!("no row for {side}:\n{stdout}"));
+        let row = row(&stdout, side).unwrap_or_else(|| panic!("no row for {side}:\n{stdout}"));
         let rate: f64 = row
             .split('|')
             .nth(2)
@@ -54,9 +57,7 @@ fn the_idle_stream_benchmark_holds_connections_on_both_sides() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     for count in ["20", "50"] {
-        let row = stdout
-            .lines()
-            .find(|line| line.starts_with(&format!("| {count} |")))
+        let row = row(&stdout, count)
             .unwrap_or_else(|| panic!("no row for {count} connections:\n{stdout}"));
         let cells: Vec<f64> = row
             .split('|')
@@ -106,10 +107,8 @@ fn the_stream_latency_benchmark_delivers_everything_on_both_sides_at_a_low_rate(
         .nth(1)
         .unwrap_or_else(|| panic!("no summary:\n{stdout}"));
     for rate in ["5", "10"] {
-        let row = summary
-            .lines()
-            .find(|line| line.starts_with(&format!("| {rate} |")))
-            .unwrap_or_else(|| panic!("no summary row for {rate}/s:\n{stdout}"));
+        let row =
+            row(summary, rate).unwrap_or_else(|| panic!("no summary row for {rate}/s:\n{stdout}"));
         assert!(
             !row.contains("failed"),
             "both sides passed at {rate}/s in every round: {row}"
@@ -121,9 +120,7 @@ fn the_stream_latency_benchmark_delivers_everything_on_both_sides_at_a_low_rate(
             .nth(1)
             .unwrap_or_else(|| panic!("no table for {side}:\n{stdout}"));
         for rate in ["5", "10"] {
-            let row = table
-                .lines()
-                .find(|line| line.starts_with(&format!("| {rate} |")))
+            let row = row(table, rate)
                 .unwrap_or_else(|| panic!("no row for {rate}/s on {side}:\n{stdout}"));
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
             // | rate | deliveries/s | p50 | p99 | p99.9 | first p99 | fan-out p99 | lost | gaps |
@@ -133,6 +130,12 @@ fn the_stream_latency_benchmark_delivers_everything_on_both_sides_at_a_low_rate(
             assert!(row.ends_with("| yes |"), "{side} passed at {rate}/s: {row}");
             let p99: f64 = cells[4].parse().expect("p99");
             assert!(p99 > 0.0, "{side} measured a latency: {row}");
+            let first: f64 = cells[6].parse().expect("first receipt p99");
+            let fan_out: f64 = cells[7].parse().expect("fan-out p99");
+            assert!(
+                first > 0.0 && fan_out >= 0.0 && first <= p99,
+                "{side} split its latency: {row}"
+            );
         }
     }
     assert!(

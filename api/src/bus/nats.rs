@@ -170,10 +170,19 @@ impl NatsBus {
         Some((team_id, EventType::parse(event_type)?))
     }
 
-    fn bus_event(settings: &NatsSettings, message: &jetstream::Message) -> Option<BusEvent> {
-        let sequence = message.info().ok()?.stream_sequence;
+    /// A message's team, event type and JSON; `None` for what is not a team's event.
+    fn event_parts<'a>(
+        settings: &NatsSettings,
+        message: &'a jetstream::Message,
+    ) -> Option<(&'a str, EventType, &'a str)> {
         let (team_id, event_type) = Self::team_and_type(settings, message.subject.as_str())?;
         let payload = std::str::from_utf8(&message.payload).ok()?;
+        Some((team_id, event_type, payload))
+    }
+
+    fn bus_event(settings: &NatsSettings, message: &jetstream::Message) -> Option<BusEvent> {
+        let sequence = message.info().ok()?.stream_sequence;
+        let (team_id, event_type, payload) = Self::event_parts(settings, message)?;
         Some(BusEvent::new(
             sequence,
             team_id.to_owned(),
@@ -297,12 +306,7 @@ impl NatsBus {
                 info.consumer.clone_into(&mut consumer_name);
                 *lock(current) = Some(consumer_name.clone());
             }
-            let Some((team_id, event_type)) =
-                Self::team_and_type(settings, message.subject.as_str())
-            else {
-                continue;
-            };
-            let Ok(payload) = std::str::from_utf8(&message.payload) else {
+            let Some((team_id, event_type, payload)) = Self::event_parts(settings, &message) else {
                 continue;
             };
             // Built only for teams streamed here.

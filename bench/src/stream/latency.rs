@@ -169,7 +169,7 @@ struct Sink {
 }
 
 /// One subscriber's receipt of a message: the message's number in its step, and how long after
-/// its scheduled send time it arrived.
+/// the bench sent it it arrived.
 #[derive(Debug, Clone, Copy)]
 struct Delivery {
     seq: u32,
@@ -270,7 +270,7 @@ fn unix_us() -> u64 {
         .map_or(0, |since| since.as_micros() as u64)
 }
 
-/// The message of step `step`, number `seq`, scheduled at `sent_us`, padded to `bytes`.
+/// The message of step `step`, number `seq`, sent at `sent_us`, padded to `bytes`.
 fn payload(step: usize, seq: u64, sent_us: u64, bytes: usize) -> String {
     let head = format!(
         "{{\"id\":\"bench-{step}-{seq}\",\"bench\":{{\"step\":{step},\"seq\":{seq},\"sent_us\":{sent_us}}},\"title\":\""
@@ -535,17 +535,17 @@ fn print_summary(rates: &[u32], rounds: &[(Vec<Step>, Vec<Step>)]) {
             .map(|(_, theirs)| p99_at(theirs, rate))
             .collect();
         let lower = ours.iter().zip(&theirs).filter(|(o, t)| o < t).count();
-        let range = |values: &[f64]| {
+        let (our_median, their_median) = (median(ours.clone()), median(theirs.clone()));
+        let range = |values: &[f64], median: f64| {
             let low = values.iter().copied().fold(f64::INFINITY, f64::min);
             let high = values.iter().copied().fold(0.0, f64::max);
             format!(
                 "{} ({}–{})",
-                milliseconds(median(values.to_vec())),
+                milliseconds(median),
                 milliseconds(low),
                 milliseconds(high)
             )
         };
-        let (our_median, their_median) = (median(ours.clone()), median(theirs.clone()));
         let ratio = if our_median.is_finite() && their_median.is_finite() {
             format!("{:.2}", our_median / their_median.max(f64::EPSILON))
         } else {
@@ -553,8 +553,8 @@ fn print_summary(rates: &[u32], rounds: &[(Vec<Step>, Vec<Step>)]) {
         };
         println!(
             "| {rate} | {} | {} | {ratio} | {lower} of {} |",
-            range(&ours),
-            range(&theirs),
+            range(&ours, our_median),
+            range(&theirs, their_median),
             rounds.len()
         );
     }
