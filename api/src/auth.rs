@@ -96,6 +96,8 @@ impl JwtVerifier {
         // One algorithm only: a token signed with anything else (or `none`) is refused.
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // `exp` and `nbf` get the same leeway for clock skew between issuer and server.
+        validation.validate_nbf = true;
         validation.leeway = 30;
         match &args.jwt_audience {
             Some(audience) => validation.set_audience(&[audience]),
@@ -118,18 +120,22 @@ impl JwtVerifier {
                 ApiError::Unauthorized("invalid or expired token")
             })?
             .claims;
+        // Control characters (NUL above all, which Postgres text refuses) belong in no user or
+        // team id: such a `sub` is refused, such a team ignored.
         let user_id = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
+            Some(Value::String(sub)) if !sub.is_empty() && !has_control(sub) => sub.clone(),
             _ => return Err(ApiError::Unauthorized("invalid or expired token")),
         };
         let teams = match claims.get(&self.teams_claim) {
             Some(Value::Array(teams)) => teams
                 .iter()
-                .filter_map(|team| team.as_str().map(str::to_owned))
+                .filter_map(Value::as_str)
+                .filter(|team| !has_control(team))
+                .map(str::to_owned)
                 .collect(),
             Some(Value::String(teams)) => teams
                 .split([' ', ','])
-                .filter(|team| !team.is_empty())
+                .filter(|team| !team.is_empty() && !has_control(team))
                 .map(str::to_owned)
                 .collect(),
             _ => Vec::new(),
@@ -150,6 +156,10 @@ impl JwtVerifier {
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         self.verify(token.trim())
     }
+}
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
 }
 
 fn parse_algorithm(name: &str) -> Result<Algorithm, JwtConfigError> {

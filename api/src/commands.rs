@@ -73,7 +73,7 @@ async fn open_store(global: &GlobalArgs) -> Result<Arc<dyn Store>, CommandError>
         std::fs::create_dir_all(&global.data_dir)
             .map_err(io(format!("cannot create {}", global.data_dir.display())))?;
     }
-    let store = store::connect(&url, global.database_max_connections).await?;
+    let store = store::connect(&url, global.pool_settings()).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -134,7 +134,7 @@ async fn run_server(
         attachments,
     );
     announce(&listener)?;
-    serve_role(listener, state, role, shutdown_signal())
+    serve_role(listener, state, role, args.http, shutdown_signal())
         .await
         .map_err(io("server failed"))
 }
@@ -157,7 +157,7 @@ async fn sse(args: SseArgs) -> Result<(), CommandError> {
     );
     let listener = bind_address(args.listen).await?;
     announce(&listener)?;
-    serve_streams(listener, state, shutdown_signal())
+    serve_streams(listener, state, args.http, shutdown_signal())
         .await
         .map_err(io("server failed"))
 }
@@ -244,6 +244,7 @@ async fn add_demo_reports(store: &dyn Store, honeycomb: &Applied) -> Result<(), 
     for (title, description, severity) in demo {
         let report = NewBichito {
             honeycomb_id: honeycomb.honeycomb_id,
+            api_key_id: None,
             team_id: honeycomb.team.clone(),
             title: title.into(),
             description: description.into(),

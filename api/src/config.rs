@@ -63,6 +63,10 @@ pub struct GlobalArgs {
         global = true
     )]
     pub database_max_connections: u32,
+    /// The longest a database operation may take (waiting for a connection included): past
+    /// it, requests answer 503 with `Retry-After`, and the connection is dropped.
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub database_timeout: Duration,
 }
 
 impl GlobalArgs {
@@ -70,6 +74,13 @@ impl GlobalArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("bichito.db").display()))
+    }
+
+    pub fn pool_settings(&self) -> bichito_core::store::PoolSettings {
+        bichito_core::store::PoolSettings {
+            max_connections: self.database_max_connections,
+            timeout: self.database_timeout,
+        }
     }
 }
 
@@ -92,6 +103,8 @@ pub struct ServerArgs {
     pub stream: StreamArgs,
     #[command(flatten)]
     pub attachments: AttachmentArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -103,6 +116,35 @@ pub struct SseArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub stream: StreamArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// How long connections may take, and how long a shutdown may.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// A new connection must send its first request head within this (else 408 and closed):
+    /// clients that send half a head cannot hold connections open.
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_read_timeout: Duration,
+    /// A kept-alive connection must send its next request head within this; keep it longer
+    /// than the idle timeout of any proxy in front (60 s on most).
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Duration,
+    /// On SIGTERM, requests in flight get this long to finish; then every connection is closed
+    /// and the process exits. Keep it below Kubernetes' `terminationGracePeriodSeconds`.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        Self {
+            http_header_read_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(75),
+            shutdown_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

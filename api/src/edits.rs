@@ -2,6 +2,7 @@
 //! and every rejected field named in one error.
 
 use crate::error::{ApiError, FieldError};
+use crate::report::NUL_MESSAGE;
 use bichito_core::model::{BugPatch, BugQuery, Severity, Status};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -44,6 +45,9 @@ pub fn parse_patch(body: &[u8]) -> Result<BugPatch, ApiError> {
             },
             "assignee" => match value {
                 Value::Null => patch.assignee = Some(None),
+                Value::String(assignee) if assignee.contains('\0') => {
+                    errors.push(FieldError::new("assignee", NUL_MESSAGE));
+                }
                 Value::String(assignee)
                     if !assignee.trim().is_empty()
                         && assignee.chars().count() <= ASSIGNEE_MAX_CHARS =>
@@ -92,6 +96,9 @@ fn labels(value: &Value) -> Result<Vec<String>, String> {
     };
     let mut labels: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
+        if item.as_str().is_some_and(|label| label.contains('\0')) {
+            return Err(NUL_MESSAGE.to_owned());
+        }
         match item.as_str().map(str::trim) {
             Some(label) if !label.is_empty() && label.chars().count() <= LABEL_MAX_CHARS => {
                 if !labels.iter().any(|known| known == label) {
@@ -110,6 +117,12 @@ fn labels(value: &Value) -> Result<Vec<String>, String> {
 pub fn parse_comment(body: &[u8]) -> Result<String, ApiError> {
     let fields = object(body)?;
     match fields.get("body") {
+        Some(Value::String(text)) if text.contains('\0') => {
+            Err(ApiError::Validation(vec![FieldError::new(
+                "body",
+                NUL_MESSAGE,
+            )]))
+        }
         Some(Value::String(text))
             if !text.trim().is_empty() && text.chars().count() <= COMMENT_MAX_CHARS =>
         {
@@ -150,6 +163,9 @@ pub fn parse_query(team_id: &str, params: &HashMap<String, String>) -> Result<Bu
                 Ok(id) => query.project_id = Some(id),
                 Err(_) => errors.push(FieldError::new("project_id", "must be a honeycomb id")),
             },
+            "assignee" | "label" if value.contains('\0') => {
+                errors.push(FieldError::new(name, NUL_MESSAGE));
+            }
             "assignee" => query.assignee = Some(value.clone()),
             "label" => query.label = Some(value.clone()),
             "limit" => match value.parse::<u32>() {

@@ -34,6 +34,18 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request head did not arrive within the header-read timeout.
+    #[error("the request head did not arrive in time")]
+    RequestTimeout,
+    /// The request line is longer than the server reads.
+    #[error("the request URI is too long")]
+    UriTooLong,
+    /// The request head (headers included) is larger than the server reads.
+    #[error("the request headers are too large")]
+    HeadersTooLarge,
+    /// A request head that is not HTTP/1.1.
+    #[error("malformed HTTP request")]
+    MalformedRequest,
     #[error("{0}")]
     BadRequest(String),
     #[error("invalid report")]
@@ -67,6 +79,10 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::BadRequest(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,6 +95,19 @@ impl ApiError {
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The JSON body every error answers with.
+    pub fn body(&self) -> String {
+        let fields: &[FieldError] = match self {
+            ApiError::Validation(fields) => fields,
+            _ => &[],
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+            fields,
+        };
+        serde_json::to_string(&body).unwrap_or_else(|_| r#"{"error":"internal error"}"#.into())
     }
 
     /// True for the errors that mean "this report was rejected for its content".
@@ -125,15 +154,15 @@ impl IntoResponse for ApiError {
             // The detail goes to the log; the client gets a generic message.
             tracing::error!(error = %source, "request failed");
         }
-        let fields: &[FieldError] = match &self {
-            ApiError::Validation(fields) => fields,
-            _ => &[],
-        };
-        let body = ErrorBody {
-            error: self.to_string(),
-            fields,
-        };
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response = (
+            self.status(),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body(),
+        )
+            .into_response();
         match &self {
             ApiError::RateLimited { retry_after_secs } => {
                 response
@@ -149,6 +178,12 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The rest of the body is not read: the connection cannot carry another request.
+            ApiError::PayloadTooLarge { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

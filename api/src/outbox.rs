@@ -54,11 +54,14 @@ impl Relay {
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut reconnects = self.bus.reconnects();
         loop {
             let swept = tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => false,
                 _ = sweep.tick() => true,
+                // Back from an outage: what waits in the outbox goes now, not at the next sweep.
+                () = reconnected(&mut reconnects) => true,
             };
             let round = tokio::time::Instant::now();
             let published = match self.drain().await {
@@ -113,5 +116,18 @@ impl Relay {
                 return Ok(published);
             }
         }
+    }
+}
+
+/// Resolves when the bus has reconnected; never for a bus that does not reconnect.
+async fn reconnected(reconnects: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match reconnects {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                *reconnects = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }

@@ -18,10 +18,16 @@ pub const URL_MAX_CHARS: usize = 8_192;
 pub const USER_AGENT_MAX_CHARS: usize = 2_048;
 pub const REPORTER_EMAIL_MAX_CHARS: usize = 254;
 pub const REPORTER_IDENTIFIER_MAX_CHARS: usize = 255;
+/// Nesting levels `extra` may have (itself being the first). Common JSON parsers stop at 100
+/// to 1,000 levels (serde_json at 128), and every dashboard parses `extra` again from events.
+pub const EXTRA_MAX_DEPTH: usize = 32;
+/// Postgres text cannot hold U+0000, and no report needs it: refused on both backends alike.
+pub const NUL_MESSAGE: &str = "must not contain NUL characters (\\u0000)";
 
 /// Who a report belongs to and when it arrived; the body supplies the rest.
 pub struct Envelope {
     pub honeycomb_id: i64,
+    pub api_key_id: i64,
     pub team_id: String,
     pub created_at: DateTime<Utc>,
 }
@@ -59,6 +65,7 @@ pub fn parse(body: &[u8], envelope: Envelope) -> Result<NewBichito, ApiError> {
     }
     Ok(NewBichito {
         honeycomb_id: envelope.honeycomb_id,
+        api_key_id: Some(envelope.api_key_id),
         team_id: envelope.team_id,
         title: title.unwrap_or_default(),
         description: description.unwrap_or_default(),
@@ -122,6 +129,10 @@ impl Reader<'_> {
     }
 
     fn within(&mut self, field: &str, text: String, max_chars: usize) -> Option<String> {
+        if text.contains('\0') {
+            self.errors.push(FieldError::new(field, NUL_MESSAGE));
+            return None;
+        }
         let chars = text.chars().count();
         if chars > max_chars {
             self.errors.push(FieldError::new(
@@ -148,6 +159,11 @@ impl Reader<'_> {
 
     fn stack_trace(&mut self) -> Option<String> {
         let text = self.string("stack_trace")?;
+        if text.contains('\0') {
+            self.errors
+                .push(FieldError::new("stack_trace", NUL_MESSAGE));
+            return None;
+        }
         if text.len() > STACK_TRACE_MAX_BYTES {
             self.errors.push(FieldError::new(
                 "stack_trace",
@@ -177,39 +193,83 @@ impl Reader<'_> {
     /// between tokens goes, so that every event payload stays on one SSE `data:` line.
     fn extra(&mut self) -> Option<Box<RawValue>> {
         let raw = *self.fields.get("extra")?;
-        match raw.get().as_bytes().first() {
-            Some(b'{') => RawValue::from_string(minify(raw.get())).ok(),
-            _ if raw.get() == "null" => None,
-            _ => {
-                self.errors
-                    .push(FieldError::new("extra", "must be a JSON object"));
-                None
-            }
+        if raw.get() == "null" {
+            return None;
         }
+        if !raw.get().starts_with('{') {
+            self.errors
+                .push(FieldError::new("extra", "must be a JSON object"));
+            return None;
+        }
+        let compact = Compact::of(raw.get());
+        if compact.depth > EXTRA_MAX_DEPTH {
+            self.errors.push(FieldError::new(
+                "extra",
+                format!("must nest at most {EXTRA_MAX_DEPTH} levels deep"),
+            ));
+            return None;
+        }
+        if compact.has_nul {
+            self.errors.push(FieldError::new("extra", NUL_MESSAGE));
+            return None;
+        }
+        RawValue::from_string(compact.json).ok()
     }
 }
 
-/// Removes the whitespace outside strings of valid JSON text.
-fn minify(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for c in json.chars() {
-        if in_string {
-            out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
+/// Valid JSON text without the whitespace outside its strings, with what validation needs to
+/// know of it, found in the same pass.
+struct Compact {
+    json: String,
+    /// Deepest nesting of objects and arrays (a bare `{}` is 1).
+    depth: usize,
+    /// Whether a string (key or value) holds the escape `\u0000`.
+    has_nul: bool,
+}
+
+impl Compact {
+    fn of(json: &str) -> Self {
+        let mut compact = Compact {
+            json: String::with_capacity(json.len()),
+            depth: 0,
+            has_nul: false,
+        };
+        let mut level = 0usize;
+        let mut in_string = false;
+        let mut chars = json.char_indices();
+        while let Some((at, c)) = chars.next() {
+            compact.json.push(c);
+            if in_string {
+                match c {
+                    '\\' => {
+                        // The escaped character is copied as it is; `\u0000` is NUL.
+                        if let Some((_, escaped)) = chars.next() {
+                            compact.json.push(escaped);
+                            if escaped == 'u' && json.get(at + 2..at + 6) == Some("0000") {
+                                compact.has_nul = true;
+                            }
+                        }
+                    }
+                    '"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '{' | '[' => {
+                    level += 1;
+                    compact.depth = compact.depth.max(level);
+                }
+                '}' | ']' => level = level.saturating_sub(1),
+                c if c.is_whitespace() => {
+                    compact.json.pop();
+                }
                 _ => {}
             }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !c.is_whitespace() {
-            out.push(c);
         }
+        compact
     }
-    out
 }
 
 #[cfg(test)]
@@ -221,6 +281,7 @@ mod tests {
             body,
             Envelope {
                 honeycomb_id: 1,
+                api_key_id: 1,
                 team_id: "t".into(),
                 created_at: Utc::now(),
             },
@@ -285,6 +346,72 @@ mod tests {
         ));
         assert!(matches!(parse(b"[1, 2]"), Err(ApiError::BadRequest(_))));
         assert!(matches!(parse(b""), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_every_string_field() {
+        let nul = "a\\u0000b";
+        for field in [
+            "title",
+            "description",
+            "environment",
+            "app_version",
+            "stack_trace",
+            "url",
+            "user_agent",
+            "reporter_identifier",
+        ] {
+            let body = format!(r#"{{"title": "t", "description": "d", "{field}": "{nul}"}}"#);
+            assert_eq!(fields(&body), [field], "{field}");
+        }
+        for extra in [
+            format!(r#"{{"k": "{nul}"}}"#),
+            format!(r#"{{"{nul}": 1}}"#),
+            format!(r#"{{"k": [{{"deep": "{nul}"}}]}}"#),
+        ] {
+            let body = format!(r#"{{"title": "t", "description": "d", "extra": {extra}}}"#);
+            assert_eq!(fields(&body), ["extra"], "{extra}");
+        }
+    }
+
+    #[test]
+    fn an_escaped_backslash_before_u0000_is_not_nul() {
+        let body = r#"{"title": "t", "description": "C:\\u0000", "extra": {"path": "C:\\u0000"}}"#;
+        let report = parse(body.as_bytes()).expect("a backslash and five characters");
+        assert_eq!(report.description, "C:\\u0000");
+        assert_eq!(
+            report.extra.expect("extra").get(),
+            r#"{"path":"C:\\u0000"}"#
+        );
+    }
+
+    #[test]
+    fn extra_nests_at_most_32_levels() {
+        // Objects and arrays in turn, `levels` deep, the outermost an object.
+        let nested = |levels: usize| {
+            let mut extra = "1".to_owned();
+            for level in (0..levels).rev() {
+                extra = if level % 2 == 0 {
+                    format!(r#"{{"k": {extra}}}"#)
+                } else {
+                    format!("[{extra}]")
+                };
+            }
+            extra
+        };
+        let body =
+            |extra: String| format!(r#"{{"title": "t", "description": "d", "extra": {extra}}}"#);
+        assert!(parse(body(nested(32)).as_bytes()).is_ok(), "32 levels");
+        assert_eq!(fields(&body(nested(33))), ["extra"], "33 levels");
+        assert_eq!(fields(&body(nested(10_000))), ["extra"], "10,000 levels");
+        assert!(
+            parse(
+                body(r#"{"s": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}"#.to_owned())
+                    .as_bytes()
+            )
+            .is_ok(),
+            "brackets inside strings do not nest"
+        );
     }
 
     #[test]

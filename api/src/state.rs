@@ -1,6 +1,6 @@
-//! Shared state of the api: the store, the JWT verifier, metrics, and short-lived caches of
-//! honeycomb settings (so that the ingest path rarely reads them from the database, and a
-//! change made by the operator or `bichito apply` is in force within the cache TTL).
+//! Shared state of the api: the store, the JWT verifier, metrics, and caches of honeycomb
+//! settings (so that the ingest path rarely reads them from the database), dropped as soon as
+//! the operator or `bichito apply` changes them, in every process.
 
 use crate::attachments::Attachments;
 use crate::auth::JwtVerifier;
@@ -149,12 +149,16 @@ impl FromRef<StreamState> for Arc<Metrics> {
 
 struct Entry<T> {
     fetched: Instant,
+    /// The store's settings version when it was read.
+    version: u64,
     value: T,
 }
 
-/// Honeycomb settings and API key records, each trusted for `ttl`. Unknown keys are not cached
-/// (so random keys cannot grow the cache); a revoked key is refused at once because its record
-/// carries its expiry.
+/// Honeycomb settings and API key records. An entry is trusted while the store's settings
+/// version is the one it was read at (every change of settings or keys, by any process,
+/// moves it as it commits) and for at most `ttl`. Unknown keys are not cached (so random keys
+/// cannot grow the cache); a key whose grace period ends is refused at once because its
+/// record carries its expiry.
 pub struct SettingsCache {
     ttl: Duration,
     keys: RwLock<HashMap<String, Entry<ApiKeyRecord>>>,
@@ -172,10 +176,18 @@ impl SettingsCache {
         }
     }
 
-    fn fresh<T: Clone>(&self, entry: Option<&Entry<T>>) -> Option<T> {
+    fn fresh<T: Clone>(&self, entry: Option<&Entry<T>>, version: u64) -> Option<T> {
         entry
-            .filter(|entry| entry.fetched.elapsed() < self.ttl)
+            .filter(|entry| entry.version == version && entry.fetched.elapsed() < self.ttl)
             .map(|entry| entry.value.clone())
+    }
+
+    fn entry<T>(&self, version: u64, value: T) -> Entry<T> {
+        Entry {
+            fetched: Instant::now(),
+            version,
+            value,
+        }
     }
 
     pub async fn api_key(
@@ -183,22 +195,23 @@ impl SettingsCache {
         store: &dyn Store,
         prefix: &str,
     ) -> bichito_core::Result<Option<ApiKeyRecord>> {
-        if let Some(hit) = self.fresh(read(&self.keys).get(prefix)) {
+        // Read before the record: a change committed in between makes the entry stale.
+        let version = store.settings_version().await?;
+        if let Some(hit) = self.fresh(read(&self.keys).get(prefix), version) {
             return Ok(Some(hit));
         }
         let record = store.api_key_by_prefix(prefix).await?;
         if let Some(record) = &record {
             let mut keys = write(&self.keys);
-            keys.retain(|_, entry| entry.fetched.elapsed() < self.ttl);
-            keys.insert(
-                prefix.to_owned(),
-                Entry {
-                    fetched: Instant::now(),
-                    value: record.clone(),
-                },
-            );
+            keys.retain(|_, entry| entry.version == version && entry.fetched.elapsed() < self.ttl);
+            keys.insert(prefix.to_owned(), self.entry(version, record.clone()));
         }
         Ok(record)
+    }
+
+    /// Drops a key the store found revoked, before the change is announced.
+    pub fn forget_key(&self, prefix: &str) {
+        write(&self.keys).remove(prefix);
     }
 
     pub async fn honeycomb(
@@ -206,20 +219,16 @@ impl SettingsCache {
         store: &dyn Store,
         id: i64,
     ) -> bichito_core::Result<Option<Arc<Honeycomb>>> {
-        if let Some(hit) = self.fresh(read(&self.honeycombs).get(&id)) {
+        let version = store.settings_version().await?;
+        if let Some(hit) = self.fresh(read(&self.honeycombs).get(&id), version) {
             return Ok(Some(hit));
         }
         let honeycomb = store.honeycomb(id).await?.map(Arc::new);
         if let Some(honeycomb) = &honeycomb {
             let mut honeycombs = write(&self.honeycombs);
-            honeycombs.retain(|_, entry| entry.fetched.elapsed() < self.ttl);
-            honeycombs.insert(
-                id,
-                Entry {
-                    fetched: Instant::now(),
-                    value: honeycomb.clone(),
-                },
-            );
+            honeycombs
+                .retain(|_, entry| entry.version == version && entry.fetched.elapsed() < self.ttl);
+            honeycombs.insert(id, self.entry(version, honeycomb.clone()));
         }
         Ok(honeycomb)
     }
@@ -229,15 +238,13 @@ impl SettingsCache {
         &self,
         store: &dyn Store,
     ) -> bichito_core::Result<Arc<HashSet<String>>> {
-        if let Some(hit) = self.fresh(read(&self.origins).as_ref()) {
+        let version = store.settings_version().await?;
+        if let Some(hit) = self.fresh(read(&self.origins).as_ref(), version) {
             return Ok(hit);
         }
         let origins: Arc<HashSet<String>> =
             Arc::new(store.all_allowed_origins().await?.into_iter().collect());
-        *write(&self.origins) = Some(Entry {
-            fetched: Instant::now(),
-            value: origins.clone(),
-        });
+        *write(&self.origins) = Some(self.entry(version, origins.clone()));
         Ok(origins)
     }
 }

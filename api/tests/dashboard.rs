@@ -54,6 +54,13 @@ fn claims(exp_offset: i64) -> Value {
     json!({"sub": "user-1", "teams": ["payments"], "iat": now, "exp": now + exp_offset})
 }
 
+/// Valid claims whose `nbf` lies `seconds` ahead.
+fn not_yet_valid(seconds: i64) -> Value {
+    let mut claims = claims(600);
+    claims["nbf"] = json!(chrono::Utc::now().timestamp() + seconds);
+    claims
+}
+
 fn sign(algorithm: Algorithm, secret: &str, claims: &Value) -> String {
     encode(
         &Header::new(algorithm),
@@ -72,6 +79,13 @@ async fn bad_tokens_are_401(backend: Backend) {
             .status(),
         200,
         "control"
+    );
+    assert_eq!(
+        app.get_bug(id, &sign(Algorithm::HS256, JWT_SECRET, &not_yet_valid(10)))
+            .await
+            .status(),
+        200,
+        "an `nbf` within the 30 s clock-skew leeway is accepted"
     );
 
     let unsigned = format!(
@@ -108,6 +122,10 @@ async fn bad_tokens_are_401(backend: Backend) {
             ),
         ),
         ("no sub", sign(Algorithm::HS256, JWT_SECRET, &no_sub)),
+        (
+            "not valid before a minute from now",
+            sign(Algorithm::HS256, JWT_SECRET, &not_yet_valid(60)),
+        ),
         ("garbage", "not.a.token".to_owned()),
     ];
     for (case, token) in cases {

@@ -3,120 +3,11 @@
 
 mod common;
 
-use bichito_core::provision::provision;
+use common::process::*;
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Process {
-    child: Child,
-    base: String,
-    stdout_lines: Vec<String>,
-    /// Drains stderr as it comes, so a chatty server never blocks on a full pipe.
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-/// Starts `bichito ARGS…` and waits for its `listening on` line.
-fn start(args: &[&str], env: &[(&str, &str)]) -> Process {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bichito"));
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-        .env_remove("DATABASE_URL")
-        .env_remove("JWT_SECRET")
-        .env_remove("RUST_LOG");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("start bichito");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().map(|mut stderr| {
-        std::thread::spawn(move || {
-            let mut logs = String::new();
-            let _ = stderr.read_to_string(&mut logs);
-            logs
-        })
-    });
-    // Owned from here on, so the child is killed and reaped even if the wait below fails.
-    let mut process = Process {
-        child,
-        base: String::new(),
-        stdout_lines: Vec::new(),
-        stderr,
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("bichito prints `listening on` within a minute");
-        if let Some(base) = line.strip_prefix("listening on ") {
-            process.base = base.to_owned();
-            process.stdout_lines.push(line);
-            return process;
-        }
-        process.stdout_lines.push(line);
-    }
-}
-
-impl Process {
-    /// Sends SIGTERM and returns the exit status and everything logged.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
-        let status = self.child.wait().expect("wait");
-        let logs = self
-            .stderr
-            .take()
-            .and_then(|reader| reader.join().ok())
-            .unwrap_or_default();
-        (status, logs)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fresh Postgres database with the example honeycomb applied, and its API key.
-async fn provisioned_postgres() -> (
-    TestDatabase,
-    std::sync::Arc<dyn bichito_core::store::Store>,
-    String,
-) {
-    let db = TestDatabase::postgres().await;
-    let store = db.store().await;
-    let done = provision(
-        &*store,
-        "payments",
-        "checkout-web",
-        &example_spec(),
-        None,
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("provision");
-    (db, store, done.api_key)
-}
 
 #[tokio::test]
 async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
@@ -173,6 +64,56 @@ async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
         assert!(!logs.contains(&key), "the API key never reaches a log line");
         assert!(!logs.contains(&token), "the token never reaches a log line");
     }
+}
+
+/// `per_process` reports sent at once to each of `count` api processes sharing one database,
+/// against the default limit of 60 per minute: exactly 60 are accepted, the rest are 429, and
+/// exactly 60 are stored.
+async fn a_concurrent_burst_over_api_processes_is_limited_exactly(
+    count: usize,
+    per_process: usize,
+) {
+    let (db, store, key) = provisioned_postgres().await;
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+    ];
+    let processes: Vec<Process> = (0..count)
+        .map(|_| start(&["api", "--listen", "127.0.0.1:0"], &env))
+        .collect();
+    let client = reqwest::Client::new();
+    let sends = processes.iter().flat_map(|process| {
+        (0..per_process).map(|_| {
+            client
+                .post(format!("{}/api/v1/bugs", process.base))
+                .header("x-api-key", &key)
+                .json(&minimal_report())
+                .send()
+        })
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|response| response.expect("answered").status().as_u16())
+        .collect();
+    let accepted = statuses.iter().filter(|status| **status == 201).count();
+    let limited = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!(
+        (accepted, limited),
+        (60, count * per_process - 60),
+        "exactly the limit over {count} processes"
+    );
+    assert_eq!(store.count_bichitos(1).await.expect("count"), 60);
+}
+
+#[tokio::test]
+async fn a_burst_over_two_api_processes_is_limited_exactly() {
+    a_concurrent_burst_over_api_processes_is_limited_exactly(2, 100).await;
+}
+
+#[tokio::test]
+async fn a_burst_over_four_api_processes_is_limited_exactly() {
+    a_concurrent_burst_over_api_processes_is_limited_exactly(4, 100).await;
 }
 
 #[tokio::test]
@@ -301,33 +242,6 @@ fn bichito_apply_creates_keeps_and_rotates_keys_and_rejects_bad_files() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// Reads SSE events from a response body with a real SSE client library.
-fn sse_events(
-    response: reqwest::Response,
-) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>> {
-    use eventsource_stream::Eventsource;
-    use futures_util::StreamExt;
-    Box::pin(
-        response
-            .bytes_stream()
-            .eventsource()
-            .take_while(|event| std::future::ready(event.is_ok()))
-            .filter_map(|event| std::future::ready(event.ok())),
-    )
-}
-
-async fn next_event(
-    events: &mut std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>,
-    >,
-) -> Option<eventsource_stream::Event> {
-    use futures_util::StreamExt;
-    tokio::time::timeout(Duration::from_secs(15), events.next())
-        .await
-        .ok()
-        .flatten()
-}
-
 #[tokio::test]
 async fn api_and_sse_processes_share_only_nats_and_a_sigtermed_stream_resumes_elsewhere() {
     let (db, _store, key) = provisioned_postgres().await;
@@ -440,14 +354,6 @@ async fn api_and_sse_processes_share_only_nats_and_a_sigtermed_stream_resumes_el
     );
     drop(api);
     drop(second_sse);
-}
-
-struct StreamCleanup(String);
-
-impl Drop for StreamCleanup {
-    fn drop(&mut self) {
-        common::delete_nats_stream(self.0.clone());
-    }
 }
 
 /// Sends a minimal report; its id.

@@ -232,6 +232,15 @@ async fn token_errors_are_401_and_a_foreign_team_is_404(backend: Backend, bus: B
     .await;
     let foreign = format!("?token={}", app.token(&["marketing"]));
     expect_error(connect(&app, "payments", &foreign, None).await, 404).await;
+    let now = chrono::Utc::now().timestamp();
+    let not_yet_valid = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "user-1", "teams": ["payments"], "nbf": now + 120, "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    let early = format!("?token={not_yet_valid}");
+    expect_error(connect(&app, "payments", &early, None).await, 401).await;
     let bearer = app
         .client
         .get(app.stream_url("/api/v1/teams/payments/stream"))

@@ -55,6 +55,7 @@ async fn stream_server(heartbeat: Duration) -> StreamServer {
     let served = tokio::spawn(bichito::server::serve_streams(
         listener,
         streams.clone(),
+        bichito::config::HttpArgs::default(),
         async {
             let _ = stopped.await;
         },

@@ -41,6 +41,7 @@ mod tests {
     fn report(title: &str, email: Option<&str>) -> NewBichito {
         NewBichito {
             honeycomb_id: 1,
+            api_key_id: None,
             team_id: "t".into(),
             title: title.into(),
             description: "d".into(),

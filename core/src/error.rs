@@ -25,6 +25,10 @@ pub enum Error {
     /// stored, so it is not tried again.
     #[error("database connection lost during a write (it may have been stored): {0}")]
     WriteOutcomeUnknown(String),
+    /// The database did not answer within the configured bound (`DATABASE_TIMEOUT`); a write
+    /// may or may not have been stored.
+    #[error("the database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl Error {
@@ -36,6 +40,7 @@ impl Error {
             Error::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
             ) | Error::WriteOutcomeUnknown(_)
+                | Error::Timeout(_)
         )
     }
 }
@@ -50,6 +55,7 @@ mod tests {
     fn lost_connections_and_unknown_write_outcomes_are_unavailable_and_bad_queries_are_not() {
         assert!(Error::WriteOutcomeUnknown("connection reset".into()).is_unavailable());
         assert!(Error::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(Error::Timeout(std::time::Duration::from_secs(5)).is_unavailable());
         assert!(!Error::Database(sqlx::Error::RowNotFound).is_unavailable());
         assert!(!Error::Corrupt("x".into()).is_unavailable());
     }

@@ -117,6 +117,10 @@ pub fn rfc3339_millis<S: Serializer>(
 #[derive(Debug, Clone)]
 pub struct NewBichito {
     pub honeycomb_id: i64,
+    /// The API key it came with: the store writes the report only while that key is valid, in
+    /// the same statement, so a revoked or retired key can never store one. `None` for
+    /// reports that come from no key (demo data).
+    pub api_key_id: Option<i64>,
     pub team_id: String,
     pub title: String,
     pub description: String,

@@ -103,7 +103,11 @@ impl TestDatabase {
 
     /// A migrated store on this database.
     pub async fn store(&self) -> Arc<dyn Store> {
-        let store = store::connect(&self.url, 5)
+        let settings = store::PoolSettings {
+            max_connections: 5,
+            ..store::PoolSettings::default()
+        };
+        let store = store::connect(&self.url, settings)
             .await
             .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Size of the database connection pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 4)]
     pub database_max_connections: u32,
+    /// The longest a database operation may take (waiting for a connection included); past
+    /// it the reconciliation fails and is retried with backoff.
+    #[arg(long, env = "DATABASE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub database_timeout: Duration,
     /// Address of the `/metrics`, `/healthz` and `/readyz` listener.
     #[arg(long, env = "BICHITO_LISTEN", default_value = "127.0.0.1:8082")]
     pub listen: SocketAddr,

@@ -20,8 +20,11 @@ use tokio_util::sync::CancellationToken;
 /// Runs until SIGTERM or Ctrl-C (exit 0), or until leadership is lost (an error, so that the
 /// pod restarts as a standby instead of reconciling beside the new leader).
 pub async fn run(args: RunArgs) -> Result<()> {
-    let store =
-        bichito_core::store::connect(&args.database_url, args.database_max_connections).await?;
+    let settings = bichito_core::store::PoolSettings {
+        max_connections: args.database_max_connections,
+        timeout: args.database_timeout,
+    };
+    let store = bichito_core::store::connect(&args.database_url, settings).await?;
     store.migrate().await?;
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());

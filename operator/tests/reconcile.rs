@@ -609,6 +609,7 @@ async fn a_renamed_secret_carries_the_same_key_and_the_old_one_is_deleted() {
 async fn store_a_bichito(store: &Arc<dyn Store>, honeycomb_id: i64) -> i64 {
     let report = NewBichito {
         honeycomb_id,
+        api_key_id: None,
         team_id: "payments".into(),
         title: "Checkout button does nothing".into(),
         description: "Click; nothing happens.".into(),

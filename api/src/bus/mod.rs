@@ -87,4 +87,9 @@ pub trait Bus: Send + Sync + 'static {
     fn subscribed_teams(&self) -> usize;
     /// Ends this process's subscriptions, current and future (the server is shutting down).
     fn close_streams(&self);
+    /// Changes each time the bus connects again after losing its server (none for a bus
+    /// without one): whoever waits to publish may try again at once.
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

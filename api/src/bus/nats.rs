@@ -7,6 +7,11 @@
 //! drops those of teams nobody here streams. One consumer per team would cost nats-server about
 //! 140 KiB per team a process streams (measured by `bichito-bench stream-idle`); the price is
 //! that a streaming process receives every team's events.
+//!
+//! After a lost connection the client reconnects within half a second of the server being
+//! back, and the feed is recreated at once from the last event it handed over (an ordered
+//! consumer does not survive a server restart, and would otherwise be noticed gone only at its
+//! next missed heartbeat, 15 s later).
 
 use super::hub::{Joined, TeamHub, TeamSubscription};
 use super::{Bus, BusError, BusEvent, Replay};
@@ -23,6 +28,13 @@ use std::time::Duration;
 /// How long JetStream remembers `Nats-Msg-Id`s for deduplication.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two reconnection attempts (async-nats's default grows to 4 s).
+const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+/// How long asking the stream's state may take before the bus counts as unavailable.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// Waits before opening the feed again after a failure: the first, doubled up to the last.
+const FEED_RETRY_FIRST: Duration = Duration::from_millis(100);
+const FEED_RETRY_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
@@ -34,7 +46,10 @@ pub struct NatsSettings {
 }
 
 pub struct NatsBus {
+    client: async_nats::Client,
     jetstream: jetstream::Context,
+    /// Counts the connections made (the first included): a change means a reconnect.
+    connections: tokio::sync::watch::Receiver<u64>,
     settings: NatsSettings,
     hub: Arc<TeamHub>,
     /// The running feed, held by every open team channel: the last one to close stops it.
@@ -91,12 +106,33 @@ fn unavailable(err: impl std::fmt::Display) -> BusError {
 impl NatsBus {
     /// Connects and creates (or updates) the stream.
     pub async fn connect(settings: NatsSettings) -> Result<Self, BusError> {
+        let (connected, connections) = tokio::sync::watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
             .name("bichito")
+            .reconnect_delay_callback(|attempts| {
+                MAX_RECONNECT_DELAY.min(
+                    Duration::from_millis(50)
+                        .saturating_mul(u32::try_from(attempts).unwrap_or(u32::MAX)),
+                )
+            })
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            connected.send_modify(|count| *count += 1);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS connection lost; reconnecting");
+                        }
+                        _ => {}
+                    }
+                }
+            })
             .connect(settings.url.as_str())
             .await
             .map_err(unavailable)?;
-        let jetstream = jetstream::new(client);
+        let jetstream = jetstream::new(client.clone());
         jetstream
             .create_or_update_stream(stream::Config {
                 name: settings.stream_name.clone(),
@@ -110,7 +146,9 @@ impl NatsBus {
             .map_err(unavailable)?;
         let hub = Arc::new(TeamHub::new(settings.queue_size));
         Ok(Self {
+            client,
             jetstream,
+            connections,
             settings,
             hub,
             feed: tokio::sync::Mutex::new(Weak::new()),
@@ -242,6 +280,7 @@ impl NatsBus {
                 self.hub.clone(),
                 consumer.clone(),
                 position.clone(),
+                self.connections.clone(),
             )),
             position,
             consumer,
@@ -253,25 +292,40 @@ impl NatsBus {
     }
 
     /// Hands every team's events after `position` to the hub, recreating the consumer after
-    /// errors (an ordered consumer already recreates itself over a gap it sees). The old
-    /// consumer is then left to nats-server's 30 s inactivity limit.
+    /// errors and at once after a reconnect (an ordered consumer already recreates itself over
+    /// a gap it sees). An old consumer is left to nats-server's 30 s inactivity limit.
     async fn forward(
         jetstream: jetstream::Context,
         settings: NatsSettings,
         hub: Arc<TeamHub>,
         current: Arc<Mutex<Option<String>>>,
         position: Arc<AtomicU64>,
+        mut connections: tokio::sync::watch::Receiver<u64>,
     ) {
+        let mut retry = FEED_RETRY_FIRST;
         loop {
+            connections.mark_unchanged();
             let subjects = Self::subjects(&settings, None);
             let next = position.load(Ordering::SeqCst) + 1;
             match Self::consumer(&jetstream, &settings, subjects, next).await {
                 Ok(consumer) => {
-                    Self::read_feed(consumer, &settings, &hub, &current, &position).await
+                    let read = Self::read_feed(consumer, &settings, &hub, &current, &position);
+                    tokio::select! {
+                        () = read => {}
+                        _ = connections.changed() => {
+                            tracing::info!("NATS reconnected: reopening the event feed");
+                            retry = FEED_RETRY_FIRST;
+                            continue;
+                        }
+                    }
                 }
                 Err(err) => tracing::warn!(error = %err, "cannot open the event feed"),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                _ = connections.changed() => retry = FEED_RETRY_FIRST,
+            }
+            retry = (retry * 2).min(FEED_RETRY_MAX);
         }
     }
 
@@ -372,7 +426,18 @@ impl Bus for NatsBus {
     }
 
     async fn head(&self) -> Result<u64, BusError> {
-        Ok(self.stream_state().await?.last_sequence)
+        // Answer at once while disconnected: readiness probes have a short timeout.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(unavailable("not connected to NATS"));
+        }
+        tokio::time::timeout(HEAD_TIMEOUT, self.stream_state())
+            .await
+            .map_err(|_| unavailable("NATS did not answer in time"))?
+            .map(|state| state.last_sequence)
+    }
+
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.connections.clone())
     }
 
     fn subscribed_teams(&self) -> usize {

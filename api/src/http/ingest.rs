@@ -73,6 +73,7 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     let idempotency_key = idempotency_key(headers)?;
     let envelope = report::Envelope {
         honeycomb_id: honeycomb.id,
+        api_key_id: key.id,
         team_id: honeycomb.team_id.clone(),
         created_at: now,
     };
@@ -95,6 +96,8 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     }
 
     if let Some(rule) = blocklist::first_match(&honeycomb.blocklist, &report) {
+        // Nothing is written that would check the key: check it now, as a stored report would.
+        still_valid(state, &key).await?;
         tracing::info!(honeycomb_id = honeycomb.id, field = %rule.field, "report matched the blocklist; dropped");
         state.metrics.report(ReportOutcome::Blocked);
         return silently_dropped(state, report, claim.as_ref()).await;
@@ -113,6 +116,10 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                 "report accepted"
             );
             Ok((StatusCode::CREATED, axum::Json(bichito)).into_response())
+        }
+        Inserted::KeyRevoked => {
+            state.settings.forget_key(&key.prefix);
+            Err(ApiError::InvalidApiKey("revoked API key"))
         }
         Inserted::OverCap => {
             tracing::info!(
@@ -158,6 +165,19 @@ pub(crate) async fn authenticate(
         .await?
         .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     Ok((record, honeycomb))
+}
+
+/// Refuses `key` if it was revoked since it was cached (silent drops write nothing that would
+/// check it).
+async fn still_valid(state: &AppState, key: &ApiKeyRecord) -> Result<(), ApiError> {
+    let current = state.store.api_key_by_prefix(&key.prefix).await?;
+    match current {
+        Some(current) if current.id == key.id && current.is_valid_at(state.clock.now()) => Ok(()),
+        _ => {
+            state.settings.forget_key(&key.prefix);
+            Err(ApiError::InvalidApiKey("revoked API key"))
+        }
+    }
 }
 
 /// A browser request (one with `Origin`) must come from one of the honeycomb's origins.

@@ -1,4 +1,14 @@
-//! Accepting connections in processes that stream (`serve`, `dev`, `sse`).
+//! Accepting connections: every process reads each connection's first request head itself,
+//! within the header-read timeout, and answers stream subscriptions on a lean path (where it
+//! serves streams: `serve`, `dev`, `sse`); the rest goes to the router through hyper.
+//!
+//! Timeouts: a new connection must deliver its first head within `HTTP_HEADER_READ_TIMEOUT`
+//! (408 otherwise, or just closed when it sent nothing); hyper closes a kept-alive connection
+//! whose next head has not arrived within `HTTP_IDLE_TIMEOUT`. On shutdown, requests in flight
+//! get `SHUTDOWN_TIMEOUT`; whatever is still open then is dropped.
+//!
+//! Errors hyper answers by itself (400, 414, 431, with an empty body) are rewritten into the
+//! API's JSON error shape on their way out (see [`HyperErrors`]).
 //!
 //! Why not hyper for everything: hyper keeps an 8 KiB read buffer and an 8 KiB header write
 //! buffer for each connection for as long as it lives, which made up most of what an idle
@@ -9,6 +19,8 @@
 //! method, HTTP/1.0, a request with a body, a head that does not parse) goes to the router
 //! through hyper, with the bytes already read replayed in front of the socket.
 
+use crate::config::HttpArgs;
+use crate::error::ApiError;
 use crate::http::stream::{self, ROUTE, TeamStream};
 use crate::sse;
 use crate::state::StreamState;
@@ -16,7 +28,7 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,24 +41,31 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// A first request head longer than this goes to hyper, which refuses it.
-const MAX_HEAD: usize = 16 * 1024;
-/// Headers a stream request may have; more goes to hyper.
+/// The largest first request head read (431, or 414 when the request line alone is longer).
+const MAX_HEAD: usize = 64 * 1024;
+/// Headers a stream request may have; more goes to hyper (which allows 100, then 431).
 const MAX_HEADERS: usize = 64;
+/// Once the shutdown timeout has dropped the connections, how long their tasks get to end.
+const DROP_GRACE: Duration = Duration::from_secs(1);
+/// How long a connection closed after an error keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 /// Frames written to a stream in one go when several are ready.
 const WRITE_BATCH: usize = 16 * 1024;
 
-/// Serves `router` (and the team stream of `streams` on the lean path) until `shutdown`
-/// resolves; then ends the streams, lets other requests in flight finish, and returns once
-/// every connection is closed.
+/// Serves `router` (and on a lean path the team stream of `streams`, when given) until
+/// `shutdown` resolves; then ends the streams, lets other requests in flight finish within the
+/// shutdown timeout, and returns once every connection is closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    streams: StreamState,
+    streams: Option<StreamState>,
+    http: HttpArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
+    // Cancelled when the shutdown timeout is over: every connection task ends at once.
+    let dropping = CancellationToken::new();
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -57,24 +76,60 @@ pub async fn serve(
             Ok((socket, _)) => {
                 // Events are small writes that must leave at once.
                 let _ = socket.set_nodelay(true);
-                connections.spawn(connection(
+                let served = connection(
                     socket,
-                    router.clone(),
-                    streams.clone(),
-                    closing.clone(),
-                    connections.clone(),
-                ));
+                    Served {
+                        router: router.clone(),
+                        streams: streams.clone(),
+                        http: http.clone(),
+                        closing: closing.clone(),
+                        dropping: dropping.clone(),
+                        connections: connections.clone(),
+                    },
+                );
+                connections.spawn(until_dropped(dropping.clone(), served));
             }
             Err(err) => accept_failed(err).await,
         }
     }
     drop(listener);
     // Streams never end by themselves: close them so the graceful shutdown can finish.
-    streams.bus.close_streams();
-    streams.shutdown.cancel();
+    if let Some(streams) = &streams {
+        streams.bus.close_streams();
+        streams.shutdown.cancel();
+    }
     closing.cancel();
     connections.close();
-    connections.wait().await;
+    if tokio::time::timeout(http.shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            timeout = ?http.shutdown_timeout,
+            "shutdown timeout: closing the connections still open"
+        );
+        dropping.cancel();
+        let _ = tokio::time::timeout(DROP_GRACE, connections.wait()).await;
+    }
+}
+
+/// Runs `task` until it ends or `dropping` is cancelled (its socket is then dropped with it).
+async fn until_dropped(dropping: CancellationToken, task: impl Future<Output = ()>) {
+    tokio::select! {
+        () = task => {}
+        () = dropping.cancelled() => {}
+    }
+}
+
+/// What every connection of a server shares.
+struct Served {
+    router: Router,
+    streams: Option<StreamState>,
+    http: HttpArgs,
+    closing: CancellationToken,
+    dropping: CancellationToken,
+    connections: TaskTracker,
 }
 
 async fn accept_failed(err: io::Error) {
@@ -91,26 +146,30 @@ async fn accept_failed(err: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-async fn connection(
-    mut socket: TcpStream,
-    router: Router,
-    streams: StreamState,
-    closing: CancellationToken,
-    connections: TaskTracker,
-) {
+async fn connection(mut socket: TcpStream, served: Served) {
     let mut head = Vec::new();
+    let lean = served.streams.is_some();
     let first = tokio::select! {
-        () = closing.cancelled() => return,
-        first = read_first_request(&mut socket, &mut head) => first,
+        () = served.closing.cancelled() => return,
+        first = tokio::time::timeout(
+            served.http.http_header_read_timeout,
+            read_first_request(&mut socket, &mut head, lean),
+        ) => first,
     };
     match first {
-        Ok(First::Stream(request)) => {
+        Ok(Ok(First::Stream(request))) => {
             drop(head);
+            let Some(streams) = served.streams else {
+                return;
+            };
             // Opening (auth, replay) takes a large state that a long-lived task would keep:
             // the stream is written by a task of its own, as small as its writing state.
             match open_stream(request, &streams).await {
                 Ok(team_stream) => {
-                    connections.spawn(write_stream(socket, team_stream));
+                    served.connections.spawn(until_dropped(
+                        served.dropping,
+                        write_stream(socket, team_stream),
+                    ));
                 }
                 Err(err) => {
                     let _ = write_response(&mut socket, err.into_response()).await;
@@ -118,8 +177,16 @@ async fn connection(
             }
         }
         // Boxed: hyper's connection state would otherwise sit in every stream's task too.
-        Ok(First::Other) => Box::pin(serve_with_hyper(socket, head, router, closing)).await,
-        Err(_) => {}
+        Ok(Ok(First::Other)) => Box::pin(serve_with_hyper(socket, head, served)).await,
+        Ok(Ok(First::Refused(err))) => {
+            let _ = write_response(&mut socket, err.into_response()).await;
+        }
+        Ok(Err(_)) => {}
+        // A client that sent nothing at all (a browser's spare connection) is just closed.
+        Err(_) if head.is_empty() => {}
+        Err(_) => {
+            let _ = write_response(&mut socket, ApiError::RequestTimeout.into_response()).await;
+        }
     }
 }
 
@@ -127,6 +194,8 @@ async fn connection(
 enum First {
     Stream(StreamRequest),
     Other,
+    /// A head this server does not read: answered with the error, then closed.
+    Refused(ApiError),
 }
 
 /// A GET of the team stream, as `http::stream::open` takes it.
@@ -137,12 +206,21 @@ struct StreamRequest {
     params: HashMap<String, String>,
 }
 
-/// Reads until the first request head is complete (or cannot be a stream request).
-async fn read_first_request(socket: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<First> {
+/// Reads until the first request head is complete; a stream subscription only when `lean`.
+async fn read_first_request(
+    socket: &mut TcpStream,
+    head: &mut Vec<u8>,
+    lean: bool,
+) -> io::Result<First> {
     use tokio::io::AsyncReadExt;
     loop {
         if head.len() >= MAX_HEAD {
-            return Ok(First::Other);
+            let request_line_done = head.windows(2).any(|pair| pair == b"\r\n");
+            return Ok(First::Refused(if request_line_done {
+                ApiError::HeadersTooLarge
+            } else {
+                ApiError::UriTooLong
+            }));
         }
         head.reserve(1024);
         if socket.read_buf(head).await? == 0 {
@@ -151,11 +229,18 @@ async fn read_first_request(socket: &mut TcpStream, head: &mut Vec<u8>) -> io::R
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {
+            Ok(httparse::Status::Complete(_)) if lean => {
                 return Ok(stream_request(&request).map_or(First::Other, First::Stream));
             }
+            Ok(httparse::Status::Complete(_)) => return Ok(First::Other),
             Ok(httparse::Status::Partial) => {}
-            Err(_) => return Ok(First::Other),
+            // More headers than a stream request has: hyper reads the rest of it.
+            Err(httparse::Error::TooManyHeaders) => {
+                if head.windows(4).any(|end| end == b"\r\n\r\n") {
+                    return Ok(First::Other);
+                }
+            }
+            Err(_) => return Ok(First::Refused(ApiError::MalformedRequest)),
         }
     }
 }
@@ -334,24 +419,41 @@ async fn write_response(
     );
     out.extend_from_slice(&body);
     socket.write_all(&out).await?;
-    socket.shutdown().await
+    socket.shutdown().await?;
+    linger(socket).await;
+    Ok(())
+}
+
+/// After an error answer, reads and drops what the client is still sending for a moment:
+/// closing a socket with unread bytes resets it, and a reset can destroy the answer before the
+/// client reads it.
+async fn linger(socket: &mut TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut ignored = [0u8; 4096];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(read) = socket.read(&mut ignored).await
+            && read > 0
+        {}
+    })
+    .await;
 }
 
 /// The connection through hyper and the router, as `axum::serve` would, with `read` (the
 /// bytes already taken from the socket) read first.
-async fn serve_with_hyper(
-    socket: TcpStream,
-    read: Vec<u8>,
-    router: Router,
-    closing: CancellationToken,
-) {
-    let io = TokioIo::new(Rewind {
+async fn serve_with_hyper(socket: TcpStream, read: Vec<u8>, served: Served) {
+    let io = TokioIo::new(HyperErrors::new(Rewind {
         read,
         at: 0,
         socket,
-    });
+    }));
+    // hyper's header timer runs from the end of one response to the end of the next head, so
+    // it bounds the keep-alive idle time and a slow head alike.
     let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(io, TowerToHyperService::new(router))
+        .timer(TokioTimer::new())
+        .header_read_timeout(served.http.http_idle_timeout)
+        // The same bound on a head as the first request's: hyper answers 431 beyond it.
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(io, TowerToHyperService::new(served.router))
         .with_upgrades();
     let mut connection = pin!(connection);
     tokio::select! {
@@ -361,7 +463,7 @@ async fn serve_with_hyper(
             }
             return;
         }
-        () = closing.cancelled() => connection.as_mut().graceful_shutdown(),
+        () = served.closing.cancelled() => connection.as_mut().graceful_shutdown(),
     }
     if let Err(err) = connection.await {
         tracing::debug!(error = %err, "connection ended with an error");
@@ -422,5 +524,189 @@ impl AsyncWrite for Rewind {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.socket).poll_shutdown(cx)
+    }
+}
+
+/// The socket hyper writes to, with hyper's own error answers (400, 414 and 431 with an empty
+/// body, written when a request head does not parse) replaced by the API's JSON errors.
+///
+/// hyper writes such an answer as one head with `content-length: 0` and closes the connection;
+/// the API's own error responses always have a body, so they never match. A head too large for
+/// hyper's buffer is a 431 from hyper; it becomes a 414 when its request line never ended.
+/// After a replaced answer, closing lingers as [`linger`] does.
+struct HyperErrors<T> {
+    inner: T,
+    /// The replacement being written, and how much of it is out.
+    out: Vec<u8>,
+    at: usize,
+    /// Whether a line ended in what was read since hyper last wrote.
+    line_ended: bool,
+    /// Set once an answer was replaced: closing lingers until then.
+    lingering: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The write side was shut down.
+    shut: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> HyperErrors<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            out: Vec::new(),
+            at: 0,
+            line_ended: false,
+            lingering: None,
+            shut: false,
+        }
+    }
+
+    /// Writes what is left of a replacement.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.at < self.out.len() {
+            let written =
+                std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out[self.at..]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.at += written;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// `buf` about to be written: replaced by a JSON error, or passed on (`None`).
+    fn poll_write_checked(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        let line_ended = std::mem::replace(&mut self.line_ended, false);
+        let replacement = json_error_for(buf, line_ended)?;
+        self.out = replacement;
+        self.at = 0;
+        self.lingering = Some(Box::pin(tokio::time::sleep(LINGER)));
+        Some(match self.poll_drain(cx) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            // The rest goes out on the next write, flush or shutdown.
+            _ => Poll::Ready(Ok(buf.len())),
+        })
+    }
+
+    /// Reads and drops what the client still sends, until it closes or the time is up.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.lingering.as_mut() else {
+            return Poll::Ready(());
+        };
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let mut ignored = [0u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut ignored);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The JSON response standing in for hyper's own error answer `buf`, if it is one.
+fn json_error_for(buf: &[u8], line_ended: bool) -> Option<Vec<u8>> {
+    let error = match buf.get(..13)? {
+        b"HTTP/1.1 400 " => ApiError::MalformedRequest,
+        b"HTTP/1.1 414 " => ApiError::UriTooLong,
+        b"HTTP/1.1 431 " if !line_ended => ApiError::UriTooLong,
+        b"HTTP/1.1 431 " => ApiError::HeadersTooLarge,
+        _ => return None,
+    };
+    let head_end = buf.windows(4).position(|end| end == b"\r\n\r\n")?;
+    let empty = buf[..head_end]
+        .split(|&byte| byte == b'\n')
+        .any(|line| line.trim_ascii().eq_ignore_ascii_case(b"content-length: 0"));
+    if head_end + 4 != buf.len() || !empty {
+        return None;
+    }
+    Some(raw_response(&error))
+}
+
+/// An error as the bytes of a whole response that closes its connection.
+fn raw_response(error: &ApiError) -> Vec<u8> {
+    let status = error.status();
+    let body = error.body();
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\ndate: {}\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len(),
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    )
+    .into_bytes()
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for HyperErrors<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if !self.line_ended {
+            // A line end split over two reads is missed: the answer is then 414, not 431.
+            self.line_ended = buf.filled()[before..]
+                .windows(2)
+                .any(|pair| pair == b"\r\n");
+        }
+        polled
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HyperErrors<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        if let Some(replaced) = self.poll_write_checked(cx, buf) {
+            return replaced;
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        // hyper's error answer is a head alone, so it comes as one slice.
+        let mut filled = bufs.iter().filter(|slice| !slice.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next())
+            && let Some(replaced) = self.poll_write_checked(cx, only)
+        {
+            return replaced;
+        }
+        self.line_ended = false;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_drain(cx))?;
+        if !self.shut {
+            std::task::ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            self.shut = true;
+        }
+        std::task::ready!(self.poll_linger(cx));
+        Poll::Ready(Ok(()))
     }
 }

@@ -1,16 +1,19 @@
-//! Running the HTTP server: `serve(listener, state, shutdown)`, so tests pass their own
-//! listener (port 0) and shutdown; `shutdown_signal()` for SIGTERM and Ctrl-C. Processes that
-//! stream accept connections through [`connections`], which answers stream subscriptions on a
-//! lean path and hands everything else to the router.
+//! Running the HTTP server: `serve(listener, state, http, shutdown)`, so tests pass their own
+//! listener (port 0) and shutdown; `shutdown_signal()` for SIGTERM and Ctrl-C. Every process
+//! accepts connections through [`connections`], which bounds how long a client may take,
+//! answers stream subscriptions on a lean path and hands everything else to the router.
 
 mod connections;
 
+use crate::config::HttpArgs;
 use crate::http::{api_app, app, stream_app};
 use crate::state::{AppState, StreamState};
 use chrono::TimeDelta;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -27,15 +30,19 @@ pub enum Role {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    http: HttpArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_role(listener, state, Role::All, shutdown).await
+    serve_role(listener, state, Role::All, http, shutdown).await
 }
 
+/// Serves `role` until `shutdown`; then finishes requests in flight and the background work
+/// (the relay's last round, the sweeper), all within `http.shutdown_timeout`.
 pub async fn serve_role(
     listener: TcpListener,
     state: AppState,
     role: Role,
+    http: HttpArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = match role {
@@ -51,35 +58,60 @@ pub async fn serve_role(
             state.shutdown.clone(),
         ))
     });
-    let served = match role {
-        Role::All => {
-            connections::serve(listener, router, state.streams.clone(), shutdown).await;
-            Ok(())
-        }
-        Role::Api => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let streams = (role == Role::All).then(|| state.streams.clone());
+    let shutdown_timeout = http.shutdown_timeout;
+    let (shutdown, started) = noting_when(shutdown);
+    connections::serve(listener, router, streams, http, shutdown).await;
     // The relay and the sweeper stop on this token (on `All`, it is already cancelled).
     state.shutdown.cancel();
     purge.abort();
     rate_counts.abort();
-    let _ = relay.await;
-    if let Some(sweeper) = sweeper {
-        let _ = sweeper.await;
+    let background = async {
+        let _ = relay.await;
+        if let Some(sweeper) = sweeper {
+            let _ = sweeper.await;
+        }
+    };
+    let deadline = started.get().copied().unwrap_or_else(Instant::now) + shutdown_timeout;
+    if tokio::time::timeout_at(deadline, background).await.is_err() {
+        tracing::warn!(
+            "shutdown timeout: the relay's last round did not finish; the next start publishes what is left"
+        );
     }
-    served
+    Ok(())
+}
+
+/// `shutdown`, and the instant it resolved once it has.
+fn noting_when(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    Arc<OnceLock<Instant>>,
+) {
+    let started = Arc::new(OnceLock::new());
+    let noted = started.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = noted.set(Instant::now());
+    };
+    (shutdown, started)
 }
 
 /// Serves the team stream alone (`sse`): no database, only the bus.
 pub async fn serve_streams(
     listener: TcpListener,
     state: StreamState,
+    http: HttpArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    connections::serve(listener, stream_app(state.clone()), state, shutdown).await;
+    connections::serve(
+        listener,
+        stream_app(state.clone()),
+        Some(state),
+        http,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

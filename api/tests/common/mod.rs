@@ -2,13 +2,15 @@
 //! file, with the example honeycomb applied and a clock the test moves.
 #![allow(dead_code)]
 
+pub mod process;
+
 use bichito::attachments::{Attachments, LocalStorage, S3Settings, S3Storage, Storage};
 use bichito::auth::{JwtVerifier, mint_token};
 use bichito::bus::Bus;
 use bichito::bus::memory::MemoryBus;
 use bichito::bus::nats::{NatsBus, NatsSettings};
 use bichito::commands::jwt_args_with_secret;
-use bichito::config::{LimitArgs, StreamArgs};
+use bichito::config::{HttpArgs, LimitArgs, StreamArgs};
 use bichito::metrics::Metrics;
 use bichito::server::Role;
 use bichito::state::{AppState, StreamState};
@@ -252,9 +254,15 @@ impl TestApp {
             let shutdown = async {
                 let _ = rx.await;
             };
-            bichito::server::serve_role(listener, server_state, role, shutdown)
-                .await
-                .expect("server runs");
+            bichito::server::serve_role(
+                listener,
+                server_state,
+                role,
+                HttpArgs::default(),
+                shutdown,
+            )
+            .await
+            .expect("server runs");
         });
         Self {
             stream_base: base.clone(),
@@ -306,7 +314,7 @@ impl TestApp {
             let shutdown = async {
                 let _ = rx.await;
             };
-            bichito::server::serve_streams(listener, streams, shutdown)
+            bichito::server::serve_streams(listener, streams, HttpArgs::default(), shutdown)
                 .await
                 .expect("stream server runs");
         });
@@ -657,6 +665,41 @@ pub async fn query_text(app: &TestApp, sql: &'static str, bind: &str) -> Vec<Str
             .await
             .expect("query");
         rows.iter().map(|row| row.get(0)).collect()
+    }
+}
+
+/// The settings version each server's store is at.
+pub async fn settings_versions(apps: &[&TestApp]) -> Vec<u64> {
+    let mut versions = Vec::new();
+    for app in apps {
+        versions.push(
+            app.store
+                .settings_version()
+                .await
+                .expect("settings version"),
+        );
+    }
+    versions
+}
+
+/// Waits until every server has heard of a settings change made after `before` was read: at
+/// once on SQLite, on Postgres when its notification arrives (milliseconds; 2 s at most).
+pub async fn settings_changed(apps: &[&TestApp], before: &[u64]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for (app, before) in apps.iter().zip(before) {
+        while app
+            .store
+            .settings_version()
+            .await
+            .expect("settings version")
+            == *before
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the change never reached a server"
+            );
+            tokio::task::yield_now().await;
+        }
     }
 }
 

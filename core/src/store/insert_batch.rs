@@ -10,8 +10,13 @@
 //!
 //! A batch that the database refuses is answered with [`BatchError::Refused`] (nothing of it was
 //! stored), and each caller stores its report alone, so one report that the database refuses
-//! cannot take the others with it. A batch lost with its connection is answered with
-//! [`BatchError::Unavailable`]: it may have been stored, so it is not stored again.
+//! cannot take the others with it. A batch lost with its connection, or not answered within
+//! the store's timeout, is answered with [`BatchError::Unavailable`]: it may have been stored,
+//! so it is not stored again. A report whose caller stopped waiting before a writer took it
+//! (its request timed out) is not stored at all.
+//!
+//! Each report is stored only while its API key is valid: the statement checks and
+//! share-locks the key's row, and a report whose key was revoked gets no id.
 
 use crate::events::EventType;
 use crate::model::{Bichito, Status};
@@ -34,7 +39,8 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 struct Waiting {
     bichito: Bichito,
     payload_tail: String,
-    reply: oneshot::Sender<Result<Bichito, BatchError>>,
+    api_key_id: Option<i64>,
+    reply: oneshot::Sender<Result<Option<Bichito>, BatchError>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,29 +58,32 @@ pub struct InsertBatcher {
 }
 
 impl InsertBatcher {
-    /// Starts `writers` writer tasks on the current Tokio runtime; they stop when the batcher
-    /// is dropped.
-    pub fn start(pool: PgPool, writers: usize) -> Self {
+    /// Starts `writers` writer tasks on the current Tokio runtime, each batch bounded by
+    /// `timeout`; they stop when the batcher is dropped.
+    pub fn start(pool: PgPool, writers: usize, timeout: Duration) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(pool.clone(), receiver.clone()));
+            tokio::spawn(write_batches(pool.clone(), receiver.clone(), timeout));
         }
         Self { queue }
     }
 
     /// Stores `bichito` (a new report, id 0) and its `bug.created` event (`{"id":<id>`
-    /// followed by `payload_tail`) with whatever else is waiting; answers it with its id.
+    /// followed by `payload_tail`) with whatever else is waiting, if `api_key_id` is still
+    /// valid; answers it with its id, or `None` when the key was not.
     pub async fn insert(
         &self,
         bichito: Bichito,
         payload_tail: String,
-    ) -> Result<Bichito, BatchError> {
+        api_key_id: Option<i64>,
+    ) -> Result<Option<Bichito>, BatchError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Waiting {
                 bichito,
                 payload_tail,
+                api_key_id,
                 reply,
             })
             .map_err(|_| BatchError::Refused)?;
@@ -90,7 +99,11 @@ impl InsertBatcher {
 /// trips instead of one. A connection that has been idle for [`IDLE_BEFORE_PING`] is pinged
 /// before it is used again, and after a failed batch it goes back to the pool, so the next
 /// batch takes a healthy one.
-async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>) {
+async fn write_batches(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>,
+    timeout: Duration,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut held: Option<(PoolConnection<Postgres>, Instant)> = None;
     loop {
@@ -100,25 +113,38 @@ async fn write_batches(pool: PgPool, receiver: Arc<Mutex<mpsc::UnboundedReceiver
                 return;
             }
         }
-        let stored = match connection(&pool, held.take()).await {
-            Ok(mut connection) => {
-                let stored = store(&mut connection, &batch).await;
-                // After any error the connection goes back to the pool, which pings it and
-                // keeps it only if it is alive: a database error may also be the server
-                // closing the connection (e.g. `terminating connection due to administrator
-                // command`).
-                if stored.is_ok() {
-                    held = Some((connection, Instant::now()));
-                }
-                stored
+        // Nobody waits for these any more: their requests were answered 503.
+        batch.retain(|waiting| !waiting.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let stored = tokio::time::timeout(timeout, async {
+            let mut connection = connection(&pool, held.take()).await?;
+            let stored = store(&mut connection, &batch).await;
+            // After any error the connection goes back to the pool, which pings it and keeps
+            // it only if it is alive: a database error may also be the server closing the
+            // connection (e.g. `terminating connection due to administrator command`).
+            if stored.is_ok() {
+                held = Some((connection, Instant::now()));
             }
-            Err(err) => Err(err),
-        };
+            stored
+        })
+        .await
+        // The connection that did not answer is dropped with the timed-out future.
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the database did not answer within {timeout:?}"),
+            )))
+        });
         match stored {
             Ok(ids) => {
                 for (mut waiting, id) in batch.drain(..).zip(ids) {
-                    waiting.bichito.id = id;
-                    let _ = waiting.reply.send(Ok(waiting.bichito));
+                    let answer = id.map(|id| {
+                        waiting.bichito.id = id;
+                        waiting.bichito
+                    });
+                    let _ = waiting.reply.send(Ok(answer));
                 }
             }
             Err(err) => {
@@ -156,10 +182,13 @@ const INSERT_BATCH: &str = "\
         SELECT nextval('bichitos_id_seq') AS id, r.* \
         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                    $13::text[], $14::timestamptz[], $15::text[]) WITH ORDINALITY \
+                    $13::text[], $14::timestamptz[], $15::text[], $18::bigint[]) WITH ORDINALITY \
              AS r(honeycomb_id, team_id, title, description, severity, environment, app_version, \
                   stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
-                  created_at, payload_tail, position)), \
+                  created_at, payload_tail, api_key_id, position) \
+        WHERE r.api_key_id IS NULL OR EXISTS ( \
+            SELECT 1 FROM api_keys k WHERE k.id = r.api_key_id \
+                AND (k.expires_at IS NULL OR k.expires_at > r.created_at) FOR KEY SHARE)), \
     stored AS ( \
         INSERT INTO bichitos (id, honeycomb_id, team_id, title, description, status, severity, \
             environment, app_version, stack_trace, url, user_agent, reporter_email, \
@@ -173,8 +202,8 @@ const INSERT_BATCH: &str = "\
         SELECT team_id, $17, '{\"id\":' || id || payload_tail, created_at FROM batch ORDER BY id) \
     SELECT id, position FROM batch";
 
-/// Stores `batch`; answers the ids in its order.
-async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result<Vec<i64>> {
+/// Stores `batch`; answers the ids in its order (`None` for a report whose key was revoked).
+async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result<Vec<Option<i64>>> {
     // Columns as arrays of borrowed values: nothing of the reports is copied to bind them.
     fn column<'a, T>(batch: &'a [Waiting], field: impl Fn(&'a Waiting) -> T) -> Vec<T> {
         batch.iter().map(field).collect()
@@ -199,6 +228,7 @@ async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result
         .bind(column(batch, |w| w.payload_tail.as_str()))
         .bind(Status::Open.as_str())
         .bind(EventType::BugCreated.as_str())
+        .bind(column(batch, |w| w.api_key_id))
         .fetch_all(&mut *connection)
         .await?;
     let mut ids = vec![None; batch.len()];
@@ -212,7 +242,5 @@ async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result
             })?;
         *slot = Some(row.try_get::<i64, _>("id")?);
     }
-    ids.into_iter()
-        .map(|id| id.ok_or_else(|| sqlx::Error::Protocol("a report of the batch has no id".into())))
-        .collect()
+    Ok(ids)
 }

@@ -5,6 +5,7 @@ mod insert_batch;
 mod postgres;
 mod sql;
 mod sqlite;
+mod timed;
 
 use crate::attachment::{AttachmentRecord, ObjectDeletion};
 use crate::events::OutboxEvent;
@@ -50,15 +51,25 @@ pub trait Store: Send + Sync + 'static {
     /// Every origin any honeycomb allows, to answer CORS preflights (which carry no API key).
     async fn all_allowed_origins(&self) -> Result<Vec<String>>;
 
-    /// Counts `hits` in the rate-limit window of `bucket`, starting a new window when the
-    /// current one is older than `window_ms`. Shared by every api process using this database.
-    async fn hit_rate_window(
+    /// Takes up to `want` hits from `bucket`'s rate-limit window, never past `limit` hits in
+    /// the window (a new window starts when the current one is older than `window_ms`).
+    /// Shared by every api process using this database: what one takes, no other can.
+    async fn take_rate(
         &self,
         bucket: &str,
-        hits: i64,
+        want: i64,
+        limit: i64,
         now_ms: i64,
         window_ms: i64,
-    ) -> Result<RateWindow>;
+    ) -> Result<RateGrant>;
+    /// Gives back `unused` hits taken from the window of `bucket` that started at `started_ms`
+    /// (nothing when that window is over).
+    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()>;
+    /// Changes whenever honeycomb settings or keys change (provisioning, rotation, retirement),
+    /// in this process or any other, from the moment the change commits: cached settings read
+    /// before a change no longer match. Where that cannot be known (Postgres notifications not
+    /// being received), every call answers a new value, so nothing cached is trusted.
+    async fn settings_version(&self) -> Result<u64>;
 
     /// Stores a report, charges the monthly usage under a `monthly_cap` (refusing past it;
     /// uncapped honeycombs are not counted) and, with an idempotency claim, records the
@@ -169,14 +180,35 @@ pub trait Store: Send + Sync + 'static {
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;
 }
 
-/// Connects to `postgres://…` or `sqlite:…` (creating the SQLite file when missing).
-pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>> {
+/// How a process uses its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections this process opens.
+    pub max_connections: u32,
+    /// The longest any database operation may take, waiting for a connection included: past
+    /// it the operation fails as unavailable (a database that stopped answering must not hang
+    /// requests; see [`timed`]).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Connects to `postgres://…` or `sqlite:…` (creating the SQLite file when missing); every
+/// operation of the store is bounded by `settings.timeout`.
+pub async fn connect(url: &str, settings: PoolSettings) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
-        ))
+        let store = PostgresStore::connect(url, settings).await?;
+        Ok(Arc::new(timed::Timed::new(store, settings.timeout)))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        let store = SqliteStore::connect(url, settings).await?;
+        Ok(Arc::new(timed::Timed::new(store, settings.timeout)))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(Error::UnsupportedDatabase(format!("{scheme}:…")))
@@ -229,9 +261,14 @@ pub struct NewApiKey {
     pub hash: String,
 }
 
+/// What [`Store::take_rate`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateWindow {
+pub struct RateGrant {
+    /// The window the hits were taken from.
     pub started_ms: i64,
+    /// Hits taken (0 to `want`).
+    pub granted: i64,
+    /// Hits taken in the window so far, by every process.
     pub hits: i64,
 }
 
@@ -256,6 +293,9 @@ pub struct StoredResponse {
 #[derive(Debug)]
 pub enum Inserted {
     Stored(Box<Bichito>),
+    /// The report's API key was revoked (or its honeycomb retired) meanwhile: nothing was
+    /// written.
+    KeyRevoked,
     /// The honeycomb is over its monthly cap: nothing was written.
     OverCap,
     /// The idempotency key was claimed by a concurrent request: nothing was written.

@@ -119,6 +119,8 @@ macro_rules! impl_sql_store {
         $row:ty,
         begin_write = $begin_write:expr,
         for_update = $for_update:expr,
+        for_key_share = $for_key_share:expr,
+        notify_settings = $notify_settings:literal,
         phantom_id = $phantom_id:expr,
         phantom_seed = $phantom_seed:expr,
         one_statement_insert = $one_statement_insert:expr,
@@ -131,7 +133,7 @@ macro_rules! impl_sql_store {
         use $crate::store::insert_batch::BatchError;
         use $crate::store::sql::*;
         use $crate::store::{
-            HoneycombApply, HoneycombKeyState, IdempotencyClaim, Inserted, RateWindow, Retired, StoredResponse,
+            HoneycombApply, HoneycombKeyState, IdempotencyClaim, Inserted, RateGrant, Retired, StoredResponse,
         };
         use $crate::{Error, Result};
         use chrono::{DateTime, Utc};
@@ -237,13 +239,19 @@ macro_rules! impl_sql_store {
             }
 
             /// `insert_bichito` without an idempotency claim, as one statement (so one round trip
-            /// and no explicit transaction): the usage charge, the bichito and its `bug.created`
-            /// event, whose payload is the canonical JSON with the new id spliced in front.
+            /// and no explicit transaction): the key check, the usage charge, the bichito and its
+            /// `bug.created` event, whose payload is the canonical JSON with the new id spliced in
+            /// front. The key's row is share-locked, so a revocation committing meanwhile either
+            /// waits for this report or is seen by it.
             async fn insert_in_one_statement(&self, report: &NewBichito, monthly_cap: Option<u32>) -> Result<Inserted> {
                 let rest = payload_tail(&report.clone().into_bichito(0))?;
                 let query = sqlx::query(
-                    "WITH charged AS ( \
-                         INSERT INTO usage_counters (honeycomb_id, period, reports) SELECT $1, $16, 1 WHERE $17 \
+                    "WITH valid_key AS MATERIALIZED ( \
+                         SELECT 1 FROM api_keys WHERE id = $21 AND (expires_at IS NULL OR expires_at > $15) FOR KEY SHARE), \
+                     keyed AS MATERIALIZED (SELECT $21::bigint IS NULL OR EXISTS (SELECT 1 FROM valid_key) AS ok), \
+                     charged AS ( \
+                         INSERT INTO usage_counters (honeycomb_id, period, reports) \
+                         SELECT $1, $16, 1 WHERE $17 AND (SELECT ok FROM keyed) \
                          ON CONFLICT (honeycomb_id, period) DO UPDATE SET reports = usage_counters.reports + 1 \
                          WHERE usage_counters.reports < $18 RETURNING 1), \
                      stored AS ( \
@@ -251,11 +259,11 @@ macro_rules! impl_sql_store {
                              app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
                              created_at, updated_at) \
                          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 \
-                         WHERE NOT $17 OR EXISTS (SELECT 1 FROM charged) RETURNING id), \
+                         WHERE (SELECT ok FROM keyed) AND (NOT $17 OR EXISTS (SELECT 1 FROM charged)) RETURNING id), \
                      event AS ( \
                          INSERT INTO outbox (team_id, event_type, payload, created_at) \
                          SELECT $2, $19, '{\"id\":' || id || $20, $15 FROM stored) \
-                     SELECT id FROM stored",
+                     SELECT (SELECT id FROM stored) AS id, (SELECT ok FROM keyed) AS key_valid",
                 );
                 let row = bind_report(query, report)
                 .bind(report.created_at.format("%Y-%m").to_string())
@@ -263,12 +271,42 @@ macro_rules! impl_sql_store {
                 .bind(monthly_cap.map_or(i64::MAX, i64::from))
                 .bind(EventType::BugCreated.as_str())
                 .bind(&rest)
-                .fetch_optional(&self.pool)
+                .bind(report.api_key_id)
+                .fetch_one(&self.pool)
                 .await?;
-                match row {
-                    Some(row) => Ok(Inserted::Stored(Box::new(report.clone().into_bichito(row.try_get("id")?)))),
+                if !row.try_get::<bool, _>("key_valid")? {
+                    return Ok(Inserted::KeyRevoked);
+                }
+                match row.try_get::<Option<i64>, _>("id")? {
+                    Some(id) => Ok(Inserted::Stored(Box::new(report.clone().into_bichito(id)))),
                     None => Ok(Inserted::OverCap),
                 }
+            }
+
+            /// Inside a write transaction: whether `report`'s key (if any) is still valid, with
+            /// its row share-locked until the commit.
+            async fn key_still_valid(conn: &mut <$db as sqlx::Database>::Connection, report: &NewBichito) -> Result<bool> {
+                let Some(key_id) = report.api_key_id else {
+                    return Ok(true);
+                };
+                let select = format!(
+                    "SELECT 1 FROM api_keys WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2){}",
+                    $for_key_share
+                );
+                Ok(sqlx::query(AssertSqlSafe(select))
+                    .bind(key_id)
+                    .bind(report.created_at)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .is_some())
+            }
+
+            /// Inside a write transaction: locks `honeycomb_id`'s key rows, so that reports still
+            /// storing under one of them finish first and later ones see the change.
+            async fn lock_keys(conn: &mut <$db as sqlx::Database>::Connection, honeycomb_id: i64) -> Result<()> {
+                let select = format!("SELECT id FROM api_keys WHERE honeycomb_id = $1{}", $for_update);
+                sqlx::query(AssertSqlSafe(select)).bind(honeycomb_id).fetch_all(&mut *conn).await?;
+                Ok(())
             }
 
             fn stored_response(row: &$row) -> Result<StoredResponse> {
@@ -326,6 +364,10 @@ macro_rules! impl_sql_store {
             async fn migrate(&self) -> Result<()> {
                 Self::migrator().run(&self.pool).await?;
                 Ok(())
+            }
+
+            async fn settings_version(&self) -> Result<u64> {
+                self.current_settings_version().await
             }
 
             async fn ping(&self) -> Result<()> {
@@ -409,6 +451,7 @@ macro_rules! impl_sql_store {
                     .await?;
                 }
                 if let Some(expires_at) = apply.expire_other_keys_at {
+                    Self::lock_keys(&mut *tx, id).await?;
                     sqlx::query(
                         "UPDATE api_keys SET expires_at = $2 \
                          WHERE honeycomb_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
@@ -427,6 +470,8 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                // Every api process drops its cached settings as this commits.
+                sqlx::query($notify_settings).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(id)
             }
@@ -449,6 +494,7 @@ macro_rules! impl_sql_store {
                     return Ok(None);
                 };
                 let id: i64 = row.try_get("id")?;
+                Self::lock_keys(&mut *tx, id).await?;
                 let revoked_keys = sqlx::query(
                     "UPDATE api_keys SET expires_at = $2 \
                      WHERE honeycomb_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
@@ -480,6 +526,7 @@ macro_rules! impl_sql_store {
                         .execute(&mut *tx)
                         .await?;
                 }
+                sqlx::query($notify_settings).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(Some(Retired {
                     honeycomb_id: id,
@@ -544,23 +591,52 @@ macro_rules! impl_sql_store {
                 Ok(all)
             }
 
-            async fn hit_rate_window(&self, bucket: &str, hits: i64, now_ms: i64, window_ms: i64) -> Result<RateWindow> {
+            async fn take_rate(&self, bucket: &str, want: i64, limit: i64, now_ms: i64, window_ms: i64) -> Result<RateGrant> {
+                // `last_grant` carries what this statement took out to RETURNING, which sees only
+                // the new row; the row is locked for the statement, so it is this one's.
                 let row = sqlx::query(
-                    "INSERT INTO rate_limits (bucket, window_started_ms, hits) VALUES ($1, $2, $4) \
+                    "INSERT INTO rate_limits (bucket, window_started_ms, hits, last_grant) \
+                     VALUES ($1, $2, CASE WHEN $4 < $5 THEN $4 ELSE $5 END, CASE WHEN $4 < $5 THEN $4 ELSE $5 END) \
                      ON CONFLICT (bucket) DO UPDATE SET \
                          window_started_ms = CASE WHEN rate_limits.window_started_ms + $3 <= $2 \
                              THEN $2 ELSE rate_limits.window_started_ms END, \
-                         hits = CASE WHEN rate_limits.window_started_ms + $3 <= $2 \
-                             THEN $4 ELSE rate_limits.hits + $4 END \
-                     RETURNING window_started_ms, hits",
+                         last_grant = CASE \
+                             WHEN rate_limits.window_started_ms + $3 <= $2 THEN CASE WHEN $4 < $5 THEN $4 ELSE $5 END \
+                             WHEN rate_limits.hits >= $5 THEN 0 \
+                             WHEN $5 - rate_limits.hits < $4 THEN $5 - rate_limits.hits \
+                             ELSE $4 END, \
+                         hits = CASE \
+                             WHEN rate_limits.window_started_ms + $3 <= $2 THEN CASE WHEN $4 < $5 THEN $4 ELSE $5 END \
+                             WHEN rate_limits.hits >= $5 THEN rate_limits.hits \
+                             WHEN $5 - rate_limits.hits < $4 THEN $5 \
+                             ELSE rate_limits.hits + $4 END \
+                     RETURNING window_started_ms, hits, last_grant",
                 )
                 .bind(bucket)
                 .bind(now_ms)
                 .bind(window_ms)
-                .bind(hits)
+                .bind(want.max(0))
+                .bind(limit.max(0))
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(RateWindow { started_ms: row.try_get("window_started_ms")?, hits: row.try_get("hits")? })
+                Ok(RateGrant {
+                    started_ms: row.try_get("window_started_ms")?,
+                    granted: row.try_get("last_grant")?,
+                    hits: row.try_get("hits")?,
+                })
+            }
+
+            async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()> {
+                sqlx::query(
+                    "UPDATE rate_limits SET hits = CASE WHEN hits > $3 THEN hits - $3 ELSE 0 END \
+                     WHERE bucket = $1 AND window_started_ms = $2",
+                )
+                .bind(bucket)
+                .bind(started_ms)
+                .bind(unused.max(0))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn insert_bichito(
@@ -575,8 +651,9 @@ macro_rules! impl_sql_store {
                     if let (Some(batcher), None) = (self.insert_batcher(), monthly_cap) {
                         let bichito = report.clone().into_bichito(0);
                         let tail = payload_tail(&bichito)?;
-                        match batcher.insert(bichito, tail).await {
-                            Ok(bichito) => return Ok(Inserted::Stored(Box::new(bichito))),
+                        match batcher.insert(bichito, tail, report.api_key_id).await {
+                            Ok(Some(bichito)) => return Ok(Inserted::Stored(Box::new(bichito))),
+                            Ok(None) => return Ok(Inserted::KeyRevoked),
                             Err(BatchError::Refused) => {}
                             Err(BatchError::Unavailable(reason)) => {
                                 return Err(Error::WriteOutcomeUnknown(reason));
@@ -586,6 +663,10 @@ macro_rules! impl_sql_store {
                     return self.insert_in_one_statement(report, monthly_cap).await;
                 }
                 let mut tx = self.pool.begin_with($begin_write).await?;
+                if !Self::key_still_valid(&mut *tx, report).await? {
+                    tx.rollback().await?;
+                    return Ok(Inserted::KeyRevoked);
+                }
                 let query = sqlx::query(
                     "INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, environment, \
                          app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \

@@ -1,5 +1,6 @@
 //! The SQLite backend: the embedded default, one file, no server.
 
+use super::PoolSettings;
 use super::insert_batch::InsertBatcher;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -7,7 +8,6 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use std::str::FromStr;
-use std::time::Duration;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -23,16 +23,16 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database file in WAL mode, so that readers never wait for
     /// the writer and two processes can share the file.
-    pub async fn connect(url: &str, max_connections: u32) -> sqlx::Result<Self> {
+    pub async fn connect(url: &str, settings: PoolSettings) -> sqlx::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(settings.timeout);
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.timeout)
             .connect_with(options)
             .await?;
         Ok(Self { pool })
@@ -40,6 +40,16 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// See `Store::settings_version`: a counter every settings change bumps in its transaction
+    /// (a read of a local file, cheap enough for every lookup).
+    async fn current_settings_version(&self) -> crate::Result<u64> {
+        let version: i64 = sqlx::query("SELECT version FROM settings_version")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("version")?;
+        Ok(version.unsigned_abs())
     }
 
     fn migrator() -> Migrator {
@@ -59,6 +69,11 @@ impl SqliteStore {
                 "attachments",
                 include_str!("../../migrations/sqlite/0003_attachments.sql"),
             ),
+            (
+                4,
+                "rate grants",
+                include_str!("../../migrations/sqlite/0004_rate_grants.sql"),
+            ),
         ])
     }
 }
@@ -72,6 +87,9 @@ super::sql::impl_sql_store!(
     begin_write = "BEGIN IMMEDIATE",
     // The immediate transaction already holds the write lock.
     for_update = "",
+    // Likewise.
+    for_key_share = "",
+    notify_settings = "UPDATE settings_version SET version = version + 1",
     // The sequence row exists only after the first insert: seed it when the update finds none.
     phantom_id = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq",
     phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq",

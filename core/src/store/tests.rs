@@ -25,7 +25,7 @@ on_both_backends!(
     a_stored_bichito_reads_back_identically,
     the_monthly_cap_refuses_without_storing,
     a_claimed_idempotency_key_replays_instead_of_storing,
-    rate_windows_count_hits_and_restart,
+    rate_windows_grant_up_to_the_limit_and_restart,
     phantom_ids_are_fresh_ids,
     migrations_can_run_twice,
     reports_stored_together_each_get_their_own_id_and_event,
@@ -49,6 +49,7 @@ fn example_spec() -> crate::spec::HoneycombSpec {
 fn report(honeycomb_id: i64, title: &str) -> NewBichito {
     NewBichito {
         honeycomb_id,
+        api_key_id: None,
         team_id: "payments".into(),
         title: title.into(),
         description: "Steps: click. Nothing happens.".into(),
@@ -487,45 +488,76 @@ async fn a_claimed_idempotency_key_replays_instead_of_storing(backend: Backend) 
     );
 }
 
-async fn rate_windows_count_hits_and_restart(backend: Backend) {
+async fn rate_windows_grant_up_to_the_limit_and_restart(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
     let start = 1_000_000;
-    for expected in 1..=3 {
-        let window = store
-            .hit_rate_window("key:1", 1, start + expected * 10, 60_000)
-            .await
-            .expect("hit");
-        assert_eq!(
-            window,
-            RateWindow {
-                started_ms: start + 10,
-                hits: expected
-            }
-        );
-    }
-    let other = store
-        .hit_rate_window("key:2", 1, start, 60_000)
-        .await
-        .expect("hit");
-    assert_eq!(other.hits, 1, "buckets are independent");
-    let next = store
-        .hit_rate_window("key:1", 5, start + 10 + 60_000, 60_000)
-        .await
-        .expect("hit");
+    let take = |bucket: &'static str, want: i64, limit: i64, at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .take_rate(bucket, want, limit, at, 60_000)
+                .await
+                .expect("take")
+        }
+    };
     assert_eq!(
-        next,
-        RateWindow {
-            started_ms: start + 10 + 60_000,
-            hits: 5
+        take("key:1", 4, 10, start).await,
+        RateGrant {
+            started_ms: start,
+            granted: 4,
+            hits: 4
         },
-        "a new window starts with the hits counted into it"
+        "the first take opens the window"
     );
-    let more = store
-        .hit_rate_window("key:1", 3, start + 20 + 60_000, 60_000)
+    assert_eq!(take("key:1", 4, 10, start + 10).await.granted, 4);
+    assert_eq!(
+        take("key:1", 4, 10, start + 20).await,
+        RateGrant {
+            started_ms: start,
+            granted: 2,
+            hits: 10
+        },
+        "never past the limit"
+    );
+    assert_eq!(take("key:1", 1, 10, start + 30).await.granted, 0);
+    assert_eq!(
+        take("key:2", 3, 10, start).await.hits,
+        3,
+        "buckets are independent"
+    );
+    store
+        .return_rate("key:1", start, 3)
         .await
-        .expect("hit");
-    assert_eq!(more.hits, 8, "several hits are counted at once");
+        .expect("give back");
+    assert_eq!(
+        take("key:1", 5, 10, start + 40).await.granted,
+        3,
+        "what was given back is taken again"
+    );
+    assert_eq!(
+        take("key:1", 5, 20, start + 50).await.granted,
+        5,
+        "a higher limit grants more in the same window"
+    );
+    store
+        .return_rate("key:1", start - 1, 5)
+        .await
+        .expect("give back to an ended window");
+    assert_eq!(
+        take("key:1", 0, 20, start + 60).await.hits,
+        15,
+        "hits of another window are not given back to this one"
+    );
+    assert_eq!(
+        take("key:1", 30, 20, start + 60_000).await,
+        RateGrant {
+            started_ms: start + 60_000,
+            granted: 20,
+            hits: 20
+        },
+        "a new window starts with what it grants"
+    );
 }
 
 async fn phantom_ids_are_fresh_ids(backend: Backend) {

@@ -1,0 +1,266 @@
+//! Every database operation bounded in time: a database that stops answering (a network black
+//! hole rather than a refusal) must not hang requests, the relay or the operator. An operation
+//! past its bound fails with [`Error::Timeout`], which callers treat as "unavailable" (503 and
+//! `Retry-After`); its connection is dropped with it, and the pool opens new ones.
+
+use super::*;
+use crate::attachment::{AttachmentRecord, ObjectDeletion};
+use crate::events::OutboxEvent;
+use crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito};
+use crate::spec::DeletionPolicy;
+use std::future::Future;
+use std::time::Duration;
+
+pub struct Timed<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S: Store> Timed<S> {
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+
+    async fn bounded<T>(&self, operation: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.timeout, operation)
+            .await
+            .unwrap_or(Err(Error::Timeout(self.timeout)))
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Timed<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    // Migrations may rightly take long: not bounded.
+    async fn migrate(&self) -> Result<()> {
+        self.inner.migrate().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.bounded(self.inner.ping()).await
+    }
+
+    async fn honeycomb_key_state(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<HoneycombKeyState>> {
+        self.bounded(self.inner.honeycomb_key_state(namespace, name))
+            .await
+    }
+
+    async fn apply_honeycomb(&self, apply: &HoneycombApply) -> Result<i64> {
+        self.bounded(self.inner.apply_honeycomb(apply)).await
+    }
+
+    async fn retire_honeycomb(
+        &self,
+        namespace: &str,
+        name: &str,
+        policy: DeletionPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Retired>> {
+        self.bounded(self.inner.retire_honeycomb(namespace, name, policy, now))
+            .await
+    }
+
+    async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>> {
+        self.bounded(self.inner.honeycomb(id)).await
+    }
+
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+        self.bounded(self.inner.api_key_by_prefix(prefix)).await
+    }
+
+    async fn all_allowed_origins(&self) -> Result<Vec<String>> {
+        self.bounded(self.inner.all_allowed_origins()).await
+    }
+
+    async fn take_rate(
+        &self,
+        bucket: &str,
+        want: i64,
+        limit: i64,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<RateGrant> {
+        self.bounded(self.inner.take_rate(bucket, want, limit, now_ms, window_ms))
+            .await
+    }
+
+    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()> {
+        self.bounded(self.inner.return_rate(bucket, started_ms, unused))
+            .await
+    }
+
+    async fn settings_version(&self) -> Result<u64> {
+        self.bounded(self.inner.settings_version()).await
+    }
+
+    async fn insert_bichito(
+        &self,
+        report: &NewBichito,
+        monthly_cap: Option<u32>,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<Inserted> {
+        self.bounded(self.inner.insert_bichito(report, monthly_cap, idempotency))
+            .await
+    }
+
+    async fn reserve_phantom_id(&self) -> Result<i64> {
+        self.bounded(self.inner.reserve_phantom_id()).await
+    }
+
+    async fn remember_response(
+        &self,
+        claim: &IdempotencyClaim,
+        response: &StoredResponse,
+    ) -> Result<Option<StoredResponse>> {
+        self.bounded(self.inner.remember_response(claim, response))
+            .await
+    }
+
+    async fn idempotent_response(
+        &self,
+        honeycomb_id: i64,
+        key: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<Option<StoredResponse>> {
+        self.bounded(
+            self.inner
+                .idempotent_response(honeycomb_id, key, not_before),
+        )
+        .await
+    }
+
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.bounded(self.inner.purge_idempotency(before)).await
+    }
+
+    async fn bichito(&self, id: i64) -> Result<Option<Bichito>> {
+        self.bounded(self.inner.bichito(id)).await
+    }
+
+    async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
+        self.bounded(self.inner.list_bichitos(query)).await
+    }
+
+    async fn update_bichito(
+        &self,
+        id: i64,
+        patch: &BugPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Bichito>> {
+        self.bounded(self.inner.update_bichito(id, patch, now))
+            .await
+    }
+
+    async fn add_comment(
+        &self,
+        bichito: &Bichito,
+        author_id: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Comment> {
+        self.bounded(self.inner.add_comment(bichito, author_id, body, now))
+            .await
+    }
+
+    async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
+        self.bounded(self.inner.comments(bug_id)).await
+    }
+
+    async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool> {
+        self.bounded(self.inner.delete_bichito(bichito, now)).await
+    }
+
+    async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>> {
+        self.bounded(self.inner.attachment(bichito_id)).await
+    }
+
+    async fn attachment_by_key(&self, key: &str) -> Result<Option<AttachmentRecord>> {
+        self.bounded(self.inner.attachment_by_key(key)).await
+    }
+
+    async fn start_attachment(
+        &self,
+        record: &AttachmentRecord,
+        replacing: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.bounded(self.inner.start_attachment(record, replacing, now))
+            .await
+    }
+
+    async fn stamp_attachment(
+        &self,
+        bichito_id: i64,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Bichito>> {
+        self.bounded(self.inner.stamp_attachment(bichito_id, key, now))
+            .await
+    }
+
+    async fn reject_attachment(
+        &self,
+        bichito_id: i64,
+        key: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.bounded(self.inner.reject_attachment(bichito_id, key, reason, now))
+            .await
+    }
+
+    async fn expired_uploads(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<AttachmentRecord>> {
+        self.bounded(self.inner.expired_uploads(before, limit))
+            .await
+    }
+
+    async fn due_object_deletions(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ObjectDeletion>> {
+        self.bounded(self.inner.due_object_deletions(now, limit))
+            .await
+    }
+
+    async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()> {
+        self.bounded(self.inner.forget_object_deletions(ids)).await
+    }
+
+    async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
+        self.bounded(self.inner.unpublished_events(limit)).await
+    }
+
+    async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        self.bounded(self.inner.mark_published(ids, now)).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<i64> {
+        self.bounded(self.inner.outbox_backlog()).await
+    }
+
+    async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.bounded(self.inner.purge_published_events(before))
+            .await
+    }
+
+    async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
+        self.bounded(self.inner.count_bichitos(honeycomb_id)).await
+    }
+
+    async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64> {
+        self.bounded(self.inner.monthly_usage(honeycomb_id, period))
+            .await
+    }
+}
