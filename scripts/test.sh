@@ -225,6 +225,30 @@ ensure_nchan() {
     apt_install nginx libnginx-mod-nchan
 }
 
+# ---------------------------------------------------------- browser tests
+
+# Browser tests drive Debian's Chromium with playwright-core (npm, run by Node.js), installed
+# into the tools cache: no browser download, nothing needed to build or run bichito itself.
+PLAYWRIGHT_VERSION=1.65.1
+ensure_browser() {
+    if [[ ! -x /usr/bin/chromium ]]; then
+        log "installing chromium (Debian)"
+        apt_install chromium
+    fi
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        log "installing nodejs and npm (Debian)"
+        apt_install nodejs npm
+    fi
+    local dir="$BICHITO_TOOLS_DIR/browser"
+    if [[ ! -f $dir/node_modules/playwright-core/package.json ]] \
+        || ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$dir/node_modules/playwright-core/package.json"; then
+        log "installing playwright-core $PLAYWRIGHT_VERSION (npm) into $dir"
+        mkdir -p "$dir"
+        (cd "$dir" && npm install --no-audit --no-fund --no-save "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+    fi
+    log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n 1), node $(node --version), playwright-core $PLAYWRIGHT_VERSION"
+}
+
 # ---------------------------------------------------- leftover test databases
 
 drop_leftover_test_dbs() {
@@ -247,6 +271,7 @@ drop_leftover_test_dbs() {
 
 # ---------------------------------------------------------------------- main
 
+export BICHITO_TOOLS_DIR="${BICHITO_TOOLS_DIR:-${HOME:-/root}/.cache/bichito-tools}"
 ensure_postgres
 ensure_nats
 ensure_promtool
@@ -254,6 +279,7 @@ ensure_kubernetes_validate
 ensure_helm_python_sdk
 ensure_s3
 ensure_nchan
+ensure_browser
 drop_leftover_test_dbs
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"

@@ -8,7 +8,7 @@ use crate::config::{
 };
 use crate::metrics::Metrics;
 use crate::server::{Role, serve_role, serve_streams, shutdown_signal};
-use crate::state::{AppState, StreamState};
+use crate::state::{AppState, Settings, StreamState};
 use bichito_core::clock::{Clock, SystemClock};
 use bichito_core::model::{NewBichito, Severity};
 use bichito_core::provision::{KeyAction, provision};
@@ -129,8 +129,11 @@ async fn run_server(
         bus,
         jwt,
         Arc::new(SystemClock),
-        args.limits,
-        stream,
+        Settings {
+            limits: args.limits,
+            stream,
+            cors: args.cors,
+        },
         attachments,
     );
     announce(&listener)?;
@@ -154,6 +157,7 @@ async fn sse(args: SseArgs) -> Result<(), CommandError> {
         Arc::new(Metrics::new()),
         Arc::new(SystemClock),
         args.stream,
+        args.cors,
     );
     let listener = bind_address(args.listen).await?;
     announce(&listener)?;

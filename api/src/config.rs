@@ -105,6 +105,8 @@ pub struct ServerArgs {
     pub attachments: AttachmentArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub cors: CorsArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -118,6 +120,46 @@ pub struct SseArgs {
     pub stream: StreamArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub cors: CorsArgs,
+}
+
+/// Which browser origins may call this server, besides its own.
+#[derive(Debug, Clone, Args)]
+pub struct CorsArgs {
+    /// How long browsers may cache a CORS preflight answer.
+    #[arg(long, env = "CORS_MAX_AGE", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub cors_max_age: Duration,
+    /// Origins of dashboards served from elsewhere (`https://bugs.example.com`, comma-separated)
+    /// that may call the dashboard API and open team streams from a browser. None by default:
+    /// only pages of bichito's own origin may.
+    #[arg(long, env = "DASHBOARD_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub dashboard_origins: Vec<String>,
+}
+
+impl Default for CorsArgs {
+    fn default() -> Self {
+        Self {
+            cors_max_age: Duration::from_secs(7200),
+            dashboard_origins: Vec::new(),
+        }
+    }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, lowercase, nothing after.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let uri: axum::http::Uri = origin
+        .parse()
+        .map_err(|err| format!("{text:?} is not an origin: {err}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|path| path.as_str() == "/");
+    if !scheme_ok || uri.authority().is_none() || !bare {
+        return Err(format!(
+            "{text:?} is not an origin like https://bugs.example.com (scheme, host, port only)"
+        ));
+    }
+    Ok(origin)
 }
 
 /// How long connections may take, and how long a shutdown may.
@@ -247,12 +289,10 @@ pub struct LimitArgs {
     /// Reports per minute per API key when the honeycomb sets no quota.
     #[arg(long, env = "DEFAULT_REPORTS_PER_MINUTE", default_value_t = 60)]
     pub default_reports_per_minute: u32,
-    /// How long an api process trusts its cached copy of a honeycomb's settings.
+    /// The longest an api process trusts its cached copy of a honeycomb's settings (changes
+    /// are announced to every process at once; this bounds a missed announcement).
     #[arg(long, env = "HONEYCOMB_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub honeycomb_cache_ttl: Duration,
-    /// How long browsers may cache a CORS preflight answer.
-    #[arg(long, env = "CORS_MAX_AGE", default_value = "2h", value_parser = humantime::parse_duration)]
-    pub cors_max_age: Duration,
 }
 
 impl Default for LimitArgs {
@@ -261,7 +301,6 @@ impl Default for LimitArgs {
             body_limit_bytes: 256 * 1024,
             default_reports_per_minute: 60,
             honeycomb_cache_ttl: Duration::from_secs(5),
-            cors_max_age: Duration::from_secs(7200),
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::attachments::Attachments;
 use crate::auth::JwtVerifier;
 use crate::bus::Bus;
-use crate::config::{LimitArgs, StreamArgs};
+use crate::config::{CorsArgs, LimitArgs, StreamArgs};
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::rate_limit::RateLimiter;
@@ -46,16 +46,28 @@ impl Deref for AppState {
     }
 }
 
+/// What a server is configured with.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub limits: LimitArgs,
+    pub stream: StreamArgs,
+    pub cors: CorsArgs,
+}
+
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         jwt: JwtVerifier,
         clock: Arc<dyn Clock>,
-        limits: LimitArgs,
-        stream: StreamArgs,
+        settings: Settings,
         attachments: Attachments,
     ) -> Self {
+        let Settings {
+            limits,
+            stream,
+            cors,
+        } = settings;
         let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
         let jwt = Arc::new(jwt);
         let metrics = Arc::new(Metrics::new());
@@ -71,6 +83,7 @@ impl AppState {
             metrics.clone(),
             clock.clone(),
             stream,
+            cors,
         );
         Self(Arc::new(Inner {
             store,
@@ -111,6 +124,8 @@ pub struct StreamInner {
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: StreamArgs,
+    /// Browser origins allowed besides the server's own (dashboards hosted elsewhere).
+    pub cors: CorsArgs,
     /// Cancelled when the server shuts down (streams are ended by the bus: `close_streams`).
     pub shutdown: CancellationToken,
 }
@@ -129,6 +144,7 @@ impl StreamState {
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
         settings: StreamArgs,
+        cors: CorsArgs,
     ) -> Self {
         Self(Arc::new(StreamInner {
             bus,
@@ -136,8 +152,25 @@ impl StreamState {
             metrics,
             clock,
             settings,
+            cors,
             shutdown: CancellationToken::new(),
         }))
+    }
+}
+
+impl StreamState {
+    /// The `Origin` of a request, when it is one of the dashboard origins allowed.
+    pub fn dashboard_origin(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<axum::http::HeaderValue> {
+        let origin = headers.get(axum::http::header::ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        self.cors
+            .dashboard_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(text))
+            .then(|| origin.clone())
     }
 }
 

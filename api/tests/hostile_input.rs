@@ -62,12 +62,7 @@ async fn nul_characters_are_refused_in_every_report_field(backend: Backend) {
 
 async fn nul_characters_are_refused_in_dashboard_edits_comments_and_filters(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let created: Value = app
-        .post_report(&minimal_report())
-        .await
-        .json()
-        .await
-        .expect("json");
+    let created = app.created_report().await;
     let id = created["id"].as_i64().expect("id");
     let token = app.token(&["payments"]);
     let bug = app.url(&format!("/api/v1/bugs/{id}"));

@@ -48,6 +48,7 @@ async fn stream_server(heartbeat: Duration) -> StreamServer {
         Arc::new(Metrics::new()),
         Arc::new(ManualClock::new(chrono::Utc::now())),
         args,
+        bichito::config::CorsArgs::default(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let address = listener.local_addr().expect("address").to_string();

@@ -3,7 +3,7 @@
 //! The operator derives its custom resource from these same types; `bichito apply -f` reads
 //! them from a file. [`HoneycombSpec::validate`] lists every problem at once.
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -13,11 +13,13 @@ pub const KIND: &str = "Honeycomb";
 pub const DEFAULT_NAMESPACE: &str = "default";
 /// How long a rotated-out key keeps working when `gracePeriod` is not set.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(24 * 3600);
+/// The installation a Honeycomb without `spec.installation` belongs to.
+pub const DEFAULT_INSTALLATION: &str = "default";
 
 /// One project: its API key, quotas, plan, blocklist and allowed browser origins.
 // kube's `printcolumn(...)` takes one `type_` per column; clippy reads them as duplicates.
 #[allow(clippy::duplicated_attributes)]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, CustomResource, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, CustomResource, KubeSchema)]
 #[kube(
     group = "bichito.dev",
     version = "v1alpha1",
@@ -39,7 +41,16 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(24 * 3600);
     )
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = Rule::new(
+    "(has(self.installation) ? self.installation : 'default') == (has(oldSelf.installation) ? oldSelf.installation : 'default')"
+).message("spec.installation is immutable: delete the Honeycomb and create it again for the other installation"))]
 pub struct HoneycombSpec {
+    /// The bichito installation whose operator manages this Honeycomb (its chart value
+    /// `installation`), as an Ingress names its IngressClass: unset means `default`. Other
+    /// installations' operators never touch it. Fixed once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub installation: Option<String>,
     /// The owning team's slug (lowercase letters, digits and dashes).
     #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
     pub team: String,
@@ -201,9 +212,20 @@ pub const BLOCKABLE_FIELDS: &[&str] = &[
 ];
 
 impl HoneycombSpec {
+    /// The installation this Honeycomb belongs to.
+    pub fn installation(&self) -> &str {
+        self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
+    }
+
     /// Every problem with the spec, or `Ok` when it can be applied.
     pub fn validate(&self) -> crate::Result<()> {
         let mut problems = Vec::new();
+        if !is_slug(self.installation(), 63) {
+            problems.push(format!(
+                "installation {:?} must be 1-63 lowercase letters, digits or dashes",
+                self.installation()
+            ));
+        }
         if !is_slug(&self.team, 63) {
             problems.push(format!(
                 "team {:?} must be 1-63 lowercase letters, digits or dashes, starting and ending with a letter or digit",

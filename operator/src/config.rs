@@ -53,6 +53,15 @@ pub struct RunArgs {
     /// Watch Honeycombs in this namespace only; every namespace when unset.
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// The installation this operator serves: it manages only the Honeycombs whose
+    /// `spec.installation` names it (those without one belong to `default`), and never touches
+    /// the others, so that several installations can share a cluster.
+    #[arg(long, env = "BICHITO_INSTALLATION", default_value = bichito_core::spec::DEFAULT_INSTALLATION)]
+    pub installation: String,
+    /// Most reconciliations running at once (after a restart every Honeycomb is reconciled:
+    /// this bounds the burst, and with it memory and database connections in use).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 8)]
+    pub max_concurrent_reconciles: u16,
     /// Every Honeycomb is reconciled again after this long even when nothing changed, to heal
     /// drift (a restored database, a hand-edited row).
     #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]

@@ -32,6 +32,10 @@ pub struct Context {
     pub resync_interval: Duration,
     /// Requeue while a foreign Secret holds the name: its deletion is not watched.
     pub conflict_retry_interval: Duration,
+    /// The installation served: Honeycombs of others are never touched.
+    pub installation: String,
+    /// Most reconciliations at once.
+    pub max_concurrent_reconciles: u16,
     /// Consecutive failures per Honeycomb (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -56,6 +60,8 @@ impl Context {
             clock,
             resync_interval: Duration::from_secs(600),
             conflict_retry_interval: Duration::from_secs(60),
+            installation: bichito_core::spec::DEFAULT_INSTALLATION.to_owned(),
+            max_concurrent_reconciles: 8,
             failures: Mutex::default(),
         }
     }
@@ -88,6 +94,10 @@ fn object_key(honeycomb: &Honeycomb) -> String {
 
 /// Reconciles one Honeycomb: the finalizer first, then apply or clean up.
 pub async fn reconcile(honeycomb: Arc<Honeycomb>, ctx: Arc<Context>) -> Result<Action> {
+    // The watch drops other installations' Honeycombs already; this keeps any other caller to it.
+    if honeycomb.spec.installation() != ctx.installation {
+        return Ok(Action::await_change());
+    }
     let _timer = ctx.metrics.reconcile_started();
     let namespace = honeycomb
         .namespace()

@@ -460,6 +460,33 @@ fn the_all_options_render_validates_against_the_kubernetes_schemas() {
         rendered.one("ServiceAccount", "bugs-ingest")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::123456789012:role/bugs-attachments"
     );
+    // Timeouts, origins and the installation reach the pods that use them.
+    for component in ["api", "sse"] {
+        let deployment = rendered.one("Deployment", &format!("bugs-{component}"));
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(env_value(container, "HTTP_HEADER_READ_TIMEOUT"), Some("5s"));
+        assert_eq!(env_value(container, "HTTP_IDLE_TIMEOUT"), Some("120s"));
+        assert_eq!(env_value(container, "SHUTDOWN_TIMEOUT"), Some("40s"));
+        assert_eq!(
+            env_value(container, "DASHBOARD_ORIGINS"),
+            Some("https://bugs.example.com,https://triage.example.com:8443")
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 50,
+            "the shutdown timeout and a margin"
+        );
+    }
+    let operator = container(&rendered, "bugs-operator");
+    assert_eq!(
+        env_value(operator, "BICHITO_INSTALLATION"),
+        Some("production")
+    );
+    assert_eq!(env_value(operator, "MAX_CONCURRENT_RECONCILES"), Some("4"));
+    assert_eq!(env_value(operator, "DATABASE_TIMEOUT"), Some("3s"));
+    assert_eq!(
+        env_value(container(&rendered, "bugs-api"), "DATABASE_TIMEOUT"),
+        Some("3s")
+    );
 }
 
 #[test]

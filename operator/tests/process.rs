@@ -2,7 +2,8 @@
 //! on loopback, reached through a kubeconfig; one port per process, so every request is known
 //! by its sender) and real Postgres: the Controller lists and watches, reconciles the example
 //! into a Secret, a database row and a Ready status, only while holding the leader Lease, and
-//! stops cleanly on SIGTERM, releasing the Lease to the standby.
+//! stops cleanly on SIGTERM, releasing the Lease to the standby, which takes it at once.
+//! Operators of two installations sharing the cluster each touch only their own Honeycombs.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -11,27 +12,34 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bichito_core::testing::TestDatabase;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::Notify;
 
 const SECRET_PATH: &str = "/api/v1/namespaces/payments/secrets/checkout-web-api-key";
 const STATUS_PATH: &str =
     "/apis/bichito.dev/v1alpha1/namespaces/payments/honeycombs/checkout-web/status";
-const LEASES_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/bichito/leases";
 const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/bichito/leases/bichito-operator";
 
 /// The cluster's state, shared by every port of the fake API server.
 #[derive(Default)]
 struct Cluster {
-    secret: Option<Value>,
-    lease: Option<Value>,
+    /// Every Honeycomb, as the API server lists them.
+    honeycombs: Vec<Value>,
+    /// Secrets by path.
+    secrets: HashMap<String, Value>,
+    /// Leases by path.
+    leases: HashMap<String, Value>,
     /// What happened, in order: `<who> <METHOD> <path>` for writes, and Lease transitions.
     log: Vec<String>,
+    /// Lease transitions with their time: `acquired by <holder>` or `released by <who>`.
+    lease_times: Vec<(String, Instant)>,
     statuses: Vec<Value>,
     /// Every request any process sent, as `<who> <METHOD> <path>`.
     requests: Vec<String>,
@@ -41,7 +49,6 @@ struct Cluster {
 struct FakeApi {
     /// Which operator process this port serves.
     who: &'static str,
-    honeycomb: Value,
     cluster: Arc<Mutex<Cluster>>,
     changed: Arc<Notify>,
 }
@@ -79,8 +86,8 @@ fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Response {
 
 /// A Lease patch: fields set to null are removed. Taking a Lease someone else holds is a
 /// conflict, as server-side apply makes it for the real API server.
-fn patch_lease(cluster: &mut Cluster, who: &str, patch: &Value) -> Response {
-    let Some(lease) = cluster.lease.as_mut() else {
+fn patch_lease(cluster: &mut Cluster, path: &str, who: &str, patch: &Value) -> Response {
+    let Some(lease) = cluster.leases.get_mut(path) else {
         return failure(404, "NotFound");
     };
     let holder_before = lease["spec"]["holderIdentity"].as_str().map(str::to_owned);
@@ -108,10 +115,20 @@ fn patch_lease(cluster: &mut Cluster, who: &str, patch: &Value) -> Response {
     let holder_after = lease["spec"]["holderIdentity"].as_str().map(str::to_owned);
     let lease = lease.clone();
     match (holder_before, holder_after) {
-        (None, Some(holder)) => cluster.log.push(format!("lease acquired by {holder}")),
-        (Some(holder), None) => cluster
-            .log
-            .push(format!("lease released by {who} for {holder}")),
+        (None, Some(holder)) => {
+            cluster.log.push(format!("lease acquired by {holder}"));
+            cluster
+                .lease_times
+                .push((format!("acquired by {holder}"), Instant::now()));
+        }
+        (Some(holder), None) => {
+            cluster
+                .log
+                .push(format!("lease released by {who} for {holder}"));
+            cluster
+                .lease_times
+                .push((format!("released by {who}"), Instant::now()));
+        }
         _ => {}
     }
     reply(StatusCode::OK, &lease)
@@ -142,47 +159,109 @@ async fn handle(State(api): State<FakeApi>, request: Request) -> Response {
         if method != Method::GET && honeycomb_writes {
             cluster.log.push(format!("{} {method} {path}", api.who));
         }
-        match (method, path.as_str()) {
-            (Method::GET, "/apis/bichito.dev/v1alpha1/honeycombs") => list(
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            (Method::GET, ["apis", "bichito.dev", "v1alpha1", "honeycombs"]) => list(
                 "HoneycombList",
                 "bichito.dev/v1alpha1",
-                vec![api.honeycomb.clone()],
+                cluster.honeycombs.clone(),
             ),
-            (Method::GET, "/api/v1/secrets") => list("SecretList", "v1", Vec::new()),
-            (Method::GET, SECRET_PATH) => match &cluster.secret {
-                Some(secret) => reply(StatusCode::OK, secret),
-                None => failure(404, "NotFound"),
-            },
-            (Method::POST, "/api/v1/namespaces/payments/secrets") => {
-                cluster.secret = Some(body.clone());
+            (Method::GET, ["api", "v1", "secrets"]) => list("SecretList", "v1", Vec::new()),
+            (Method::GET, ["api", "v1", "namespaces", _, "secrets", _]) => {
+                match cluster.secrets.get(&path) {
+                    Some(secret) => reply(StatusCode::OK, secret),
+                    None => failure(404, "NotFound"),
+                }
+            }
+            (Method::POST, ["api", "v1", "namespaces", namespace, "secrets"]) => {
+                let name = body["metadata"]["name"].as_str().unwrap_or_default();
+                let key = format!("/api/v1/namespaces/{namespace}/secrets/{name}");
+                cluster.secrets.insert(key, body.clone());
                 reply(StatusCode::CREATED, &body)
             }
-            (Method::PATCH, STATUS_PATH) => {
+            (
+                Method::PATCH,
+                [
+                    "apis",
+                    "bichito.dev",
+                    "v1alpha1",
+                    "namespaces",
+                    _,
+                    "honeycombs",
+                    name,
+                    "status",
+                ],
+            ) => {
                 cluster.statuses.push(body);
-                reply(StatusCode::OK, &api.honeycomb)
+                let name = (*name).to_owned();
+                let honeycomb = cluster
+                    .honeycombs
+                    .iter()
+                    .find(|honeycomb| honeycomb["metadata"]["name"] == name.as_str())
+                    .cloned();
+                match honeycomb {
+                    Some(honeycomb) => reply(StatusCode::OK, &honeycomb),
+                    None => failure(404, "NotFound"),
+                }
             }
-            (Method::POST, "/apis/events.k8s.io/v1/namespaces/payments/events") => {
+            (Method::POST, ["apis", "events.k8s.io", "v1", "namespaces", _, "events"]) => {
                 reply(StatusCode::CREATED, &body)
             }
-            (Method::GET, LEASE_PATH) => match &cluster.lease {
+            (
+                Method::GET,
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    _,
+                    "leases",
+                    _,
+                ],
+            ) => match cluster.leases.get(&path) {
                 Some(lease) => reply(StatusCode::OK, lease),
                 None => failure(404, "NotFound"),
             },
-            (Method::POST, LEASES_PATH) => {
-                if cluster.lease.is_some() {
-                    failure(409, "AlreadyExists")
-                } else {
-                    let mut lease = body;
-                    lease["metadata"]["namespace"] = json!("bichito");
-                    lease["metadata"]["resourceVersion"] = json!("1");
-                    if !lease["spec"].is_object() {
-                        lease["spec"] = json!({});
+            (
+                Method::POST,
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    namespace,
+                    "leases",
+                ],
+            ) => {
+                let name = body["metadata"]["name"].as_str().unwrap_or_default();
+                let key =
+                    format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
+                match cluster.leases.entry(key) {
+                    Entry::Occupied(_) => failure(409, "AlreadyExists"),
+                    Entry::Vacant(vacant) => {
+                        let mut lease = body;
+                        lease["metadata"]["namespace"] = json!(namespace);
+                        lease["metadata"]["resourceVersion"] = json!("1");
+                        if !lease["spec"].is_object() {
+                            lease["spec"] = json!({});
+                        }
+                        vacant.insert(lease.clone());
+                        reply(StatusCode::CREATED, &lease)
                     }
-                    cluster.lease = Some(lease.clone());
-                    reply(StatusCode::CREATED, &lease)
                 }
             }
-            (Method::PATCH, LEASE_PATH) => patch_lease(&mut cluster, api.who, &body),
+            (
+                Method::PATCH,
+                [
+                    "apis",
+                    "coordination.k8s.io",
+                    "v1",
+                    "namespaces",
+                    _,
+                    "leases",
+                    _,
+                ],
+            ) => patch_lease(&mut cluster, &path, api.who, &body),
             _ => failure(404, "NotFound"),
         }
     };
@@ -196,6 +275,24 @@ fn example() -> Value {
     serde_json::to_value(honeycomb).expect("json")
 }
 
+/// A Honeycomb of the installation `staging`, beside the example in the same namespace.
+fn staging_example() -> Value {
+    let mut honeycomb = bichito_core::testing::example_honeycomb();
+    honeycomb.metadata.name = Some("staging-app".into());
+    honeycomb.metadata.uid = Some("6f1c2a7e-0000-4000-8000-000000000002".into());
+    honeycomb.metadata.finalizers = Some(vec!["bichito.dev/cleanup".into()]);
+    honeycomb.spec.installation = Some("staging".into());
+    honeycomb.spec.api_key.secret_name = "staging-app-api-key".into();
+    serde_json::to_value(honeycomb).expect("json")
+}
+
+fn cluster_of(honeycombs: Vec<Value>) -> Arc<Mutex<Cluster>> {
+    Arc::new(Mutex::new(Cluster {
+        honeycombs,
+        ..Cluster::default()
+    }))
+}
+
 /// One port of the fake API server for the process `who`, and a kubeconfig pointing at it.
 async fn api_port(
     who: &'static str,
@@ -204,7 +301,6 @@ async fn api_port(
 ) -> PathBuf {
     let api = FakeApi {
         who,
-        honeycomb: example(),
         cluster: cluster.clone(),
         changed: changed.clone(),
     };
@@ -239,7 +335,17 @@ struct Operator {
 }
 
 fn start_operator(who: &str, kubeconfig: PathBuf, database_url: &str) -> Operator {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bichito-operator"))
+    start_operator_with(who, kubeconfig, database_url, &[])
+}
+
+fn start_operator_with(
+    who: &str,
+    kubeconfig: PathBuf,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> Operator {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bichito-operator"));
+    command
         .arg("run")
         .env("KUBECONFIG", &kubeconfig)
         .env("DATABASE_URL", database_url)
@@ -251,6 +357,9 @@ fn start_operator(who: &str, kubeconfig: PathBuf, database_url: &str) -> Operato
         .env("RUST_LOG", "info")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("LEADER_ELECTION")
+        .env_remove("BICHITO_INSTALLATION")
+        .envs(env.iter().copied());
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -315,7 +424,7 @@ async fn until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_lease_holder_reconciles_and_a_standby_takes_over_on_sigterm() {
     let db = TestDatabase::postgres().await;
-    let cluster = Arc::new(Mutex::new(Cluster::default()));
+    let cluster = cluster_of(vec![example()]);
     let changed = Arc::new(Notify::new());
     let first = start_operator(
         "operator-a",
@@ -378,8 +487,24 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over_on_sigterm() 
         };
         assert_eq!(ready(&cluster.statuses[0]), Some(json!("True")));
         assert_eq!(ready(&cluster.statuses[1]), Some(json!("True")));
-        let secret = cluster.secret.clone().expect("the Secret was created");
+        let secret = cluster
+            .secrets
+            .get(SECRET_PATH)
+            .expect("the Secret was created");
         assert_eq!(secret["metadata"]["name"], "checkout-web-api-key");
+        let at = |transition: &str| {
+            cluster
+                .lease_times
+                .iter()
+                .find(|(what, _)| what == transition)
+                .map(|(_, at)| *at)
+                .unwrap_or_else(|| panic!("no {transition}: {:?}", cluster.lease_times))
+        };
+        let handover = at("acquired by operator-b") - at("released by a");
+        assert!(
+            handover < Duration::from_millis(1500),
+            "the standby takes a released Lease at once, not when it would have expired (4 s): {handover:?}"
+        );
     }
 
     let store = db.store().await;
@@ -389,4 +514,100 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over_on_sigterm() 
         .expect("read")
         .expect("the honeycomb row exists");
     assert_eq!(state.keys.len(), 1, "one key, made once");
+}
+
+/// Two installations in one cluster (two releases, each with its database and Lease): each
+/// operator reconciles the Honeycombs of its own installation and sends not one request about
+/// the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_never_touches_a_honeycomb_of_another_installation() {
+    let production_db = TestDatabase::postgres().await;
+    let staging_db = TestDatabase::postgres().await;
+    let cluster = cluster_of(vec![example(), staging_example()]);
+    let changed = Arc::new(Notify::new());
+    let production = start_operator_with(
+        "production",
+        api_port("p", &cluster, &changed).await,
+        &production_db.url,
+        &[("LEASE_NAME", "bichito-production-operator")],
+    );
+    let staging = start_operator_with(
+        "staging",
+        api_port("s", &cluster, &changed).await,
+        &staging_db.url,
+        &[
+            ("LEASE_NAME", "bichito-staging-operator"),
+            ("BICHITO_INSTALLATION", "staging"),
+        ],
+    );
+    let both_reconciled = until(&cluster, &changed, |c| {
+        ["checkout-web", "staging-app"].iter().all(|name| {
+            c.secrets
+                .keys()
+                .any(|path| path.ends_with(&format!("/{name}-api-key")))
+        }) && c.statuses.len() == 2
+    })
+    .await;
+    let (production_exit, production_logs) = production.terminate().await;
+    let (staging_exit, staging_logs) = staging.terminate().await;
+    assert!(
+        both_reconciled,
+        "each installation reconciles its own; logs:\n{production_logs}\n{staging_logs}"
+    );
+    assert!(production_exit.success() && staging_exit.success());
+
+    let requests = cluster
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .requests
+        .clone();
+    let by = |who: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|request| request.starts_with(&format!("{who} ")))
+            .cloned()
+            .collect()
+    };
+    let touches = |requests: &[String], name: &str| {
+        requests
+            .iter()
+            .filter(|request| request.contains(name))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(!touches(&by("p"), "checkout-web").is_empty());
+    assert_eq!(
+        touches(&by("p"), "staging-app"),
+        Vec::<String>::new(),
+        "production never touches staging's Honeycomb or Secret"
+    );
+    assert!(!touches(&by("s"), "staging-app").is_empty());
+    assert_eq!(
+        touches(&by("s"), "checkout-web"),
+        Vec::<String>::new(),
+        "staging never touches production's Honeycomb or Secret"
+    );
+
+    let production_store = production_db.store().await;
+    let staging_store = staging_db.store().await;
+    for (store, own, other) in [
+        (&production_store, "checkout-web", "staging-app"),
+        (&staging_store, "staging-app", "checkout-web"),
+    ] {
+        assert!(
+            store
+                .honeycomb_key_state("payments", own)
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            store
+                .honeycomb_key_state("payments", other)
+                .await
+                .expect("read")
+                .is_none(),
+            "no row, no key for the other installation's Honeycomb"
+        );
+    }
 }

@@ -316,6 +316,35 @@ async fn a_new_honeycomb_first_gets_the_finalizer_and_nothing_else() {
     );
 }
 
+/// Another installation's Honeycomb, even one being deleted: no request at all, no database
+/// state, and no finalizer of ours.
+#[tokio::test]
+async fn a_honeycomb_of_another_installation_is_never_touched() {
+    let (_db, store, metrics) = setup().await;
+    for honeycomb in [example_honeycomb(), deleted(finalized(example_honeycomb()))] {
+        let world = World::new(store.clone(), metrics.clone(), t0());
+        let mut foreign = honeycomb;
+        foreign.spec.installation = Some("staging".into());
+        let task = world.reconcile(foreign);
+        let action = world.finish(task).await.expect("nothing to do");
+        assert_eq!(action, Action::await_change());
+    }
+    assert!(key_state(&*store).await.is_none());
+    assert!(
+        bichito_operator::controller::of_installation(
+            &Ok(kube::runtime::watcher::Event::Apply(example_honeycomb())),
+            "default"
+        ),
+        "no installation named means the default one"
+    );
+    let mut foreign = example_honeycomb();
+    foreign.spec.installation = Some("staging".into());
+    assert!(!bichito_operator::controller::of_installation(
+        &Ok(kube::runtime::watcher::Event::InitApply(foreign)),
+        "default"
+    ));
+}
+
 #[tokio::test]
 async fn the_example_yields_a_secret_a_database_row_and_a_ready_status() {
     let (_db, store, metrics) = setup().await;

@@ -1,9 +1,16 @@
-//! CORS for the widget routes. A preflight carries no API key, so it is answered for any origin
-//! that some honeycomb allows; the actual request is then checked against its own honeycomb's
-//! `allowedOrigins` (403 when not listed). Server-side callers send no `Origin` and are unaffected.
+//! CORS, two ways.
+//!
+//! The widget routes: a preflight carries no API key, so it is answered for any origin that
+//! some honeycomb allows; the actual request is then checked against its own honeycomb's
+//! `allowedOrigins` (403 when not listed). Server-side callers send no `Origin` and are
+//! unaffected.
+//!
+//! The dashboard API and the team stream: allowed from the origins in `DASHBOARD_ORIGINS`
+//! only (dashboards hosted elsewhere than bichito). Tokens travel in headers or the stream's
+//! query, never in cookies, so no credentials are allowed.
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, StreamState};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -12,6 +19,9 @@ use axum::response::{IntoResponse, Response};
 const ALLOWED_METHODS: &str = "GET, POST, PUT, OPTIONS";
 const ALLOWED_HEADERS: &str = "content-type, x-api-key, idempotency-key";
 const EXPOSED_HEADERS: &str = "retry-after, idempotent-replayed";
+const DASHBOARD_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
+const DASHBOARD_HEADERS: &str = "authorization, content-type, last-event-id";
+const DASHBOARD_EXPOSED_HEADERS: &str = "retry-after, www-authenticate";
 
 pub async fn allow_known_origins(
     State(state): State<AppState>,
@@ -42,22 +52,58 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
     if !known {
         return ApiError::Forbidden("origin not allowed").into_response();
     }
-    let max_age = state.limits.cors_max_age.as_secs();
+    preflight_answer(ALLOWED_METHODS, ALLOWED_HEADERS, &state.streams)
+}
+
+fn preflight_answer(methods: &'static str, headers: &'static str, state: &StreamState) -> Response {
+    let max_age = state.cors.cors_max_age.as_secs();
     (
         StatusCode::NO_CONTENT,
         [
             (
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(ALLOWED_METHODS),
+                HeaderValue::from_static(methods),
             ),
             (
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(ALLOWED_HEADERS),
+                HeaderValue::from_static(headers),
             ),
             (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(max_age)),
         ],
     )
         .into_response()
+}
+
+/// Adds the dashboard CORS headers to the responses of the dashboard API and the stream.
+pub async fn allow_dashboard_origins(
+    State(state): State<StreamState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = state.dashboard_origin(request.headers());
+    let mut response = next.run(request).await;
+    add_dashboard_headers(response.headers_mut(), origin);
+    response
+}
+
+/// The dashboard CORS headers for a request from `origin` (when it is allowed).
+pub fn add_dashboard_headers(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(DASHBOARD_EXPOSED_HEADERS),
+        );
+    }
+}
+
+/// A preflight of the dashboard API or the stream: 204 for a dashboard origin, else 403.
+pub async fn dashboard_preflight(State(state): State<StreamState>, headers: HeaderMap) -> Response {
+    if state.dashboard_origin(&headers).is_none() {
+        return ApiError::Forbidden("origin not allowed").into_response();
+    }
+    preflight_answer(DASHBOARD_METHODS, DASHBOARD_HEADERS, &state)
 }
 
 async fn is_known(state: &AppState, origin: &HeaderValue) -> bool {

@@ -2,7 +2,7 @@
 
 mod attachments;
 mod bugs;
-mod cors;
+pub(crate) mod cors;
 pub mod extract;
 mod health;
 mod ingest;
@@ -84,17 +84,27 @@ fn api_routes(state: AppState) -> Router {
             cors::allow_known_origins,
         ));
     let dashboard_routes = Router::new()
-        .route("/api/v1/teams/{team_id}/bugs", get(bugs::list_team_bugs))
+        .route(
+            "/api/v1/teams/{team_id}/bugs",
+            get(bugs::list_team_bugs).options(cors::dashboard_preflight),
+        )
         .route(
             "/api/v1/bugs/{id}",
             get(bugs::get_bug)
                 .patch(bugs::patch_bug)
-                .delete(bugs::delete_bug),
+                .delete(bugs::delete_bug)
+                .options(cors::dashboard_preflight),
         )
         .route(
             "/api/v1/bugs/{id}/comments",
-            get(bugs::list_comments).post(bugs::create_comment),
+            get(bugs::list_comments)
+                .post(bugs::create_comment)
+                .options(cors::dashboard_preflight),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.streams.clone(),
+            cors::allow_dashboard_origins,
+        ))
         .layer(DefaultBodyLimit::max(extract::DASHBOARD_BODY_LIMIT));
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -113,7 +123,14 @@ fn api_routes(state: AppState) -> Router {
 
 fn stream_routes(state: StreamState) -> Router {
     Router::new()
-        .route(stream::ROUTE, get(stream::team_stream))
+        .route(
+            stream::ROUTE,
+            get(stream::team_stream).options(cors::dashboard_preflight),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            cors::allow_dashboard_origins,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -21,6 +21,7 @@
 
 use crate::config::HttpArgs;
 use crate::error::ApiError;
+use crate::http::cors::add_dashboard_headers;
 use crate::http::stream::{self, ROUTE, TeamStream};
 use crate::sse;
 use crate::state::StreamState;
@@ -162,17 +163,21 @@ async fn connection(mut socket: TcpStream, served: Served) {
             let Some(streams) = served.streams else {
                 return;
             };
+            let cors = streams.dashboard_origin(&request.headers);
             // Opening (auth, replay) takes a large state that a long-lived task would keep:
             // the stream is written by a task of its own, as small as its writing state.
             match open_stream(request, &streams).await {
                 Ok(team_stream) => {
+                    let head = stream_head(cors);
                     served.connections.spawn(until_dropped(
                         served.dropping,
-                        write_stream(socket, team_stream),
+                        write_stream(socket, head, team_stream),
                     ));
                 }
                 Err(err) => {
-                    let _ = write_response(&mut socket, err.into_response()).await;
+                    let mut response = err.into_response();
+                    add_dashboard_headers(response.headers_mut(), cors);
+                    let _ = write_response(&mut socket, response).await;
                 }
             }
         }
@@ -302,16 +307,29 @@ async fn open_stream(
     opened
 }
 
-/// Writes the stream's chunks until the stream ends or the client goes away.
-async fn write_stream(socket: TcpStream, mut team_stream: TeamStream) {
+/// The head of a stream's response, with the CORS headers of a dashboard origin.
+fn stream_head(cors: Option<HeaderValue>) -> String {
     let mut head = String::from("HTTP/1.1 200 OK\r\n");
     for (name, value) in sse::RESPONSE_HEADERS {
         head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let mut headers = HeaderMap::new();
+    add_dashboard_headers(&mut headers, cors);
+    for (name, value) in &headers {
+        if let Ok(value) = value.to_str() {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
     head.push_str(&format!(
         "transfer-encoding: chunked\r\ndate: {}\r\n\r\n",
         httpdate::fmt_http_date(std::time::SystemTime::now())
     ));
+    head
+}
+
+/// Writes the response `head`, then the stream's chunks until the stream ends or the client
+/// goes away.
+async fn write_stream(socket: TcpStream, head: String, mut team_stream: TeamStream) {
     if write_all(&socket, head.as_bytes()).await.is_err() {
         return;
     }

@@ -10,10 +10,10 @@ use bichito::bus::Bus;
 use bichito::bus::memory::MemoryBus;
 use bichito::bus::nats::{NatsBus, NatsSettings};
 use bichito::commands::jwt_args_with_secret;
-use bichito::config::{HttpArgs, LimitArgs, StreamArgs};
+use bichito::config::{CorsArgs, HttpArgs, LimitArgs, StreamArgs};
 use bichito::metrics::Metrics;
 use bichito::server::Role;
-use bichito::state::{AppState, StreamState};
+use bichito::state::{AppState, Settings, StreamState};
 use bichito_core::clock::{Clock, ManualClock};
 use bichito_core::provision::provision;
 use bichito_core::spec::{HoneycombSpec, parse_documents};
@@ -134,11 +134,39 @@ impl TestApp {
 
     /// A server keeping attachments in `storage`.
     pub async fn start_with_storage(backend: Backend, storage: StorageKind) -> Self {
-        Self::start_full_with(backend, BusKind::Memory, example_spec(), storage).await
+        Self::start_full_with(
+            backend,
+            BusKind::Memory,
+            example_spec(),
+            storage,
+            CorsArgs::default(),
+        )
+        .await
+    }
+
+    /// A server (and on NATS a separate stream server) that dashboards hosted at
+    /// `dashboard_origins` may call from a browser.
+    pub async fn start_for_dashboards(
+        backend: Backend,
+        bus: BusKind,
+        dashboard_origins: Vec<String>,
+    ) -> Self {
+        let cors = CorsArgs {
+            dashboard_origins,
+            ..CorsArgs::default()
+        };
+        Self::start_full_with(backend, bus, example_spec(), StorageKind::Disabled, cors).await
     }
 
     async fn start_full(backend: Backend, bus_kind: BusKind, spec: HoneycombSpec) -> Self {
-        Self::start_full_with(backend, bus_kind, spec, StorageKind::Disabled).await
+        Self::start_full_with(
+            backend,
+            bus_kind,
+            spec,
+            StorageKind::Disabled,
+            CorsArgs::default(),
+        )
+        .await
     }
 
     async fn start_full_with(
@@ -146,6 +174,7 @@ impl TestApp {
         bus_kind: BusKind,
         spec: HoneycombSpec,
         storage: StorageKind,
+        cors: CorsArgs,
     ) -> Self {
         let bus_kind_for_stream = bus_kind.clone();
         let db = TestDatabase::new(backend).await;
@@ -184,7 +213,7 @@ impl TestApp {
             bus,
             clock.clone(),
             LimitArgs::default(),
-            stream.clone(),
+            (stream.clone(), cors.clone()),
             role,
             storage,
         )
@@ -197,7 +226,7 @@ impl TestApp {
             if let BusKind::NatsAt(url) = &bus_kind_for_stream {
                 settings.url = url.clone();
             }
-            app.start_stream_server(settings, clock, stream).await;
+            app.start_stream_server(settings, clock, stream, cors).await;
         }
         app.api_key = done.api_key;
         app.honeycomb_id = done.honeycomb_id;
@@ -215,7 +244,7 @@ impl TestApp {
             memory_bus(&stream),
             self.clock.clone(),
             LimitArgs::default(),
-            stream,
+            (stream, CorsArgs::default()),
             Role::All,
             StorageKind::Disabled,
         )
@@ -230,7 +259,7 @@ impl TestApp {
         bus: Arc<dyn Bus>,
         clock: Arc<ManualClock>,
         limits: LimitArgs,
-        stream: StreamArgs,
+        (stream, cors): (StreamArgs, CorsArgs),
         role: Role,
         storage: StorageKind,
     ) -> Self {
@@ -244,8 +273,11 @@ impl TestApp {
             bus,
             jwt,
             clock.clone(),
-            limits,
-            stream,
+            Settings {
+                limits,
+                stream,
+                cors,
+            },
             attachments,
         );
         let (tx, rx) = oneshot::channel::<()>();
@@ -301,11 +333,19 @@ impl TestApp {
         settings: NatsSettings,
         clock: Arc<ManualClock>,
         stream: StreamArgs,
+        cors: CorsArgs,
     ) {
         let jwt =
             JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
         let bus: Arc<dyn Bus> = Arc::new(nats_bus(settings).await);
-        let streams = StreamState::new(bus, Arc::new(jwt), Arc::new(Metrics::new()), clock, stream);
+        let streams = StreamState::new(
+            bus,
+            Arc::new(jwt),
+            Arc::new(Metrics::new()),
+            clock,
+            stream,
+            cors,
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         self.stream_base = format!("http://{}", listener.local_addr().expect("address"));
         self.streams = streams.clone();
@@ -342,6 +382,13 @@ impl TestApp {
 
     pub async fn post_report(&self, body: &Value) -> reqwest::Response {
         self.post_report_with_key(&self.api_key, body).await
+    }
+
+    /// Posts a minimal report that must be accepted; its payload.
+    pub async fn created_report(&self) -> Value {
+        let response = self.post_report(&minimal_report()).await;
+        assert_eq!(response.status(), 201, "the report is accepted");
+        response.json().await.expect("a JSON payload")
     }
 
     pub async fn post_report_with_key(&self, key: &str, body: &Value) -> reqwest::Response {

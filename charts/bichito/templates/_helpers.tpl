@@ -134,6 +134,22 @@ capabilities:
     secretKeyRef:
       name: {{ .Values.database.existingSecret }}
       key: {{ .Values.database.urlKey }}
+- name: DATABASE_TIMEOUT
+  value: {{ .Values.database.timeout | quote }}
+{{- end }}
+
+{{/* Connection timeouts and browser origins of the pods that serve HTTP to clients (api, sse). */}}
+{{- define "bichito.env.http" -}}
+- name: HTTP_HEADER_READ_TIMEOUT
+  value: {{ .Values.http.headerReadTimeout | quote }}
+- name: HTTP_IDLE_TIMEOUT
+  value: {{ .Values.http.idleTimeout | quote }}
+- name: SHUTDOWN_TIMEOUT
+  value: {{ printf "%ds" (int64 .Values.http.shutdownTimeoutSeconds) | quote }}
+{{- with .Values.dashboardOrigins }}
+- name: DASHBOARD_ORIGINS
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Dashboard JWT verification (api and sse). */}}
@@ -240,6 +256,7 @@ files on); each S3 variable only when its value is set. */}}
   value: {{ $api.honeycombCacheTtl | quote }}
 - name: CORS_MAX_AGE
   value: {{ $api.corsMaxAge | quote }}
+{{- include "bichito.env.http" . | trim | nindent 0 }}
 {{- include "bichito.env.jwt" . | trim | nindent 0 }}
 {{- include "bichito.env.nats" . | trim | nindent 0 }}
 {{- include "bichito.env.s3" . }}
@@ -250,6 +267,7 @@ files on); each S3 variable only when its value is set. */}}
   value: {{ .Values.sse.heartbeatInterval | quote }}
 - name: SSE_QUEUE_SIZE
   value: {{ .Values.sse.queueSize | int64 | quote }}
+{{- include "bichito.env.http" . | trim | nindent 0 }}
 {{- include "bichito.env.jwt" . | trim | nindent 0 }}
 {{- include "bichito.env.nats" . | trim | nindent 0 }}
 {{- end }}
@@ -263,6 +281,10 @@ files on); each S3 variable only when its value is set. */}}
 {{- include "bichito.env.database" . }}
 - name: DATABASE_MAX_CONNECTIONS
   value: {{ $operator.databaseMaxConnections | int64 | quote }}
+- name: MAX_CONCURRENT_RECONCILES
+  value: {{ $operator.maxConcurrentReconciles | int64 | quote }}
+- name: BICHITO_INSTALLATION
+  value: {{ .Values.installation | quote }}
 {{- with $operator.watchNamespace }}
 - name: WATCH_NAMESPACE
   value: {{ . | quote }}
