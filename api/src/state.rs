@@ -223,13 +223,18 @@ impl SettingsCache {
         }
     }
 
+    /// The store's settings version, to look settings up at: read it before the lookups of one
+    /// request (a change committed in between makes what they cache stale, never fresh).
+    pub async fn version(&self, store: &dyn Store) -> bichito_core::Result<u64> {
+        store.settings_version().await
+    }
+
     pub async fn api_key(
         &self,
         store: &dyn Store,
+        version: u64,
         prefix: &str,
     ) -> bichito_core::Result<Option<ApiKeyRecord>> {
-        // Read before the record: a change committed in between makes the entry stale.
-        let version = store.settings_version().await?;
         if let Some(hit) = self.fresh(read(&self.keys).get(prefix), version) {
             return Ok(Some(hit));
         }
@@ -250,9 +255,9 @@ impl SettingsCache {
     pub async fn honeycomb(
         &self,
         store: &dyn Store,
+        version: u64,
         id: i64,
     ) -> bichito_core::Result<Option<Arc<Honeycomb>>> {
-        let version = store.settings_version().await?;
         if let Some(hit) = self.fresh(read(&self.honeycombs).get(&id), version) {
             return Ok(Some(hit));
         }

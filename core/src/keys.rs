@@ -10,6 +10,14 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub const KEY_SCHEME: &str = "sk_live_";
+
+/// The expiry of a key revoked at once (its honeycomb retired, a rotation without grace): the
+/// Unix epoch, before any report's time whatever the clocks of the processes involved (an
+/// expiry of "now" by the operator's clock would leave the key valid for as long as an api
+/// process's clock runs behind).
+pub fn revoked() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::UNIX_EPOCH
+}
 const RANDOM_CHARS: usize = 40;
 const PREFIX_RANDOM_CHARS: usize = 8;
 

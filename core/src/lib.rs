@@ -11,7 +11,8 @@
 //! - [`events`]: team events and their payloads, written to the outbox with each change.
 //! - [`blocklist`]: the pure matcher for a honeycomb's blocklist rules.
 //! - [`store`]: one [`store::Store`] trait implemented once in SQL for two sqlx backends,
-//!   Postgres (production) and SQLite (the embedded default), chosen by the URL scheme.
+//!   Postgres (production) and SQLite (the embedded default), chosen by the URL scheme; every
+//!   operation bounded in time by the decorator `connect` puts around either.
 //! - [`clock`]: time as a dependency, so tests can move it.
 //! - [`shutdown`]: waiting for SIGTERM or Ctrl-C, for every long-running process.
 

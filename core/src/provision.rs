@@ -83,7 +83,14 @@ pub fn plan_keys(
             } else {
                 KeyAction::Created
             },
-            expire_others_at: others_valid.then(|| now + grace),
+            // No grace: revoked at once, whatever the clocks.
+            expire_others_at: others_valid.then(|| {
+                if grace > TimeDelta::zero() {
+                    now + grace
+                } else {
+                    keys::revoked()
+                }
+            }),
         },
     }
 }

@@ -150,9 +150,10 @@ pub(crate) async fn authenticate(
         .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?
         .trim();
     let prefix = keys::prefix_of(presented).ok_or(ApiError::InvalidApiKey("unknown API key"))?;
+    let version = state.settings.version(&*state.store).await?;
     let record = state
         .settings
-        .api_key(&*state.store, prefix)
+        .api_key(&*state.store, version, prefix)
         .await?
         .filter(|record| keys::verify(presented, &record.hash))
         .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
@@ -161,7 +162,7 @@ pub(crate) async fn authenticate(
     }
     let honeycomb = state
         .settings
-        .honeycomb(&*state.store, record.honeycomb_id)
+        .honeycomb(&*state.store, version, record.honeycomb_id)
         .await?
         .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     Ok((record, honeycomb))

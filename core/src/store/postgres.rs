@@ -39,6 +39,9 @@ impl PostgresStore {
         })
     }
 
+    /// Notifications tell every process, this one included.
+    fn settings_changed_here(&self) {}
+
     /// See `Store::settings_version`: counted from notifications, by a listener started on
     /// first use (the operator, which only writes settings, never starts one).
     async fn current_settings_version(&self) -> crate::Result<u64> {
@@ -119,10 +122,17 @@ impl Drop for ListenerTask {
 }
 
 /// Counts settings notifications for as long as the store lives, reconnecting after errors.
-/// A reconnect counts as a change too: notifications sent while away are lost.
+/// A reconnect counts as a change too: notifications sent while away are lost. The listener
+/// has a connection of its own, not one of the pool's (which it would hold for good).
 async fn listen(versions: Arc<Versions>, pool: PgPool) {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
+    drop(pool);
     loop {
-        match PgListener::connect_with(&pool).await {
+        match PgListener::connect_with(&own).await {
             Ok(mut listener) => match listener.listen(SETTINGS_CHANNEL).await {
                 Ok(()) => {
                     versions.version.fetch_add(1, Ordering::SeqCst);

@@ -283,24 +283,6 @@ macro_rules! impl_sql_store {
                 }
             }
 
-            /// Inside a write transaction: whether `report`'s key (if any) is still valid, with
-            /// its row share-locked until the commit.
-            async fn key_still_valid(conn: &mut <$db as sqlx::Database>::Connection, report: &NewBichito) -> Result<bool> {
-                let Some(key_id) = report.api_key_id else {
-                    return Ok(true);
-                };
-                let select = format!(
-                    "SELECT 1 FROM api_keys WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2){}",
-                    $for_key_share
-                );
-                Ok(sqlx::query(AssertSqlSafe(select))
-                    .bind(key_id)
-                    .bind(report.created_at)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .is_some())
-            }
-
             /// Inside a write transaction: locks `honeycomb_id`'s key rows, so that reports still
             /// storing under one of them finish first and later ones see the change.
             async fn lock_keys(conn: &mut <$db as sqlx::Database>::Connection, honeycomb_id: i64) -> Result<()> {
@@ -473,6 +455,7 @@ macro_rules! impl_sql_store {
                 // Every api process drops its cached settings as this commits.
                 sqlx::query($notify_settings).execute(&mut *tx).await?;
                 tx.commit().await?;
+                self.settings_changed_here();
                 Ok(id)
             }
 
@@ -496,11 +479,12 @@ macro_rules! impl_sql_store {
                 let id: i64 = row.try_get("id")?;
                 Self::lock_keys(&mut *tx, id).await?;
                 let revoked_keys = sqlx::query(
-                    "UPDATE api_keys SET expires_at = $2 \
+                    "UPDATE api_keys SET expires_at = $3 \
                      WHERE honeycomb_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
                 )
                 .bind(id)
                 .bind(now)
+                .bind($crate::keys::revoked())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -528,6 +512,7 @@ macro_rules! impl_sql_store {
                 }
                 sqlx::query($notify_settings).execute(&mut *tx).await?;
                 tx.commit().await?;
+                self.settings_changed_here();
                 Ok(Some(Retired {
                     honeycomb_id: id,
                     revoked_keys,
@@ -663,20 +648,27 @@ macro_rules! impl_sql_store {
                     return self.insert_in_one_statement(report, monthly_cap).await;
                 }
                 let mut tx = self.pool.begin_with($begin_write).await?;
-                if !Self::key_still_valid(&mut *tx, report).await? {
-                    tx.rollback().await?;
-                    return Ok(Inserted::KeyRevoked);
-                }
-                let query = sqlx::query(
+                // Stored only while its key is valid, checked (and the key share-locked) by the
+                // statement that stores it.
+                let insert = format!(
                     "INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, environment, \
                          app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
                          created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 \
+                     WHERE $16 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = $16 \
+                         AND (expires_at IS NULL OR expires_at > $15){}) \
+                     RETURNING id",
+                    $for_key_share
                 );
-                let id: i64 = bind_report(query, report)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
+                let stored = bind_report(sqlx::query(AssertSqlSafe(insert)), report)
+                    .bind(report.api_key_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(stored) = stored else {
+                    tx.rollback().await?;
+                    return Ok(Inserted::KeyRevoked);
+                };
+                let id: i64 = stored.try_get("id")?;
                 let bichito = report.clone().into_bichito(id);
                 let body = serde_json::to_string(&bichito).map_err(|err| Error::Corrupt(err.to_string()))?;
                 push_event(&mut *tx, &report.team_id, EventType::BugCreated, &body, report.created_at).await?;

@@ -2,6 +2,9 @@
 //! hole rather than a refusal) must not hang requests, the relay or the operator. An operation
 //! past its bound fails with [`Error::Timeout`], which callers treat as "unavailable" (503 and
 //! `Retry-After`); its connection is dropped with it, and the pool opens new ones.
+//!
+//! Operations whose work grows with the data (retiring a honeycomb under `Delete`, the hourly
+//! purges) get [`BULK_TIMEOUT`] instead: bounded still, but never cut short by their size.
 
 use super::*;
 use crate::attachment::{AttachmentRecord, ObjectDeletion};
@@ -10,6 +13,9 @@ use crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb
 use crate::spec::DeletionPolicy;
 use std::future::Future;
 use std::time::Duration;
+
+/// The bound of operations whose work grows with the data.
+pub const BULK_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub struct Timed<S> {
     inner: S,
@@ -22,9 +28,17 @@ impl<S: Store> Timed<S> {
     }
 
     async fn bounded<T>(&self, operation: impl Future<Output = Result<T>>) -> Result<T> {
-        tokio::time::timeout(self.timeout, operation)
+        Self::within(self.timeout, operation).await
+    }
+
+    async fn bulk<T>(&self, operation: impl Future<Output = Result<T>>) -> Result<T> {
+        Self::within(BULK_TIMEOUT.max(self.timeout), operation).await
+    }
+
+    async fn within<T>(limit: Duration, operation: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(limit, operation)
             .await
-            .unwrap_or(Err(Error::Timeout(self.timeout)))
+            .unwrap_or(Err(Error::Timeout(limit)))
     }
 }
 
@@ -63,7 +77,7 @@ impl<S: Store> Store for Timed<S> {
         policy: DeletionPolicy,
         now: DateTime<Utc>,
     ) -> Result<Option<Retired>> {
-        self.bounded(self.inner.retire_honeycomb(namespace, name, policy, now))
+        self.bulk(self.inner.retire_honeycomb(namespace, name, policy, now))
             .await
     }
 
@@ -137,7 +151,7 @@ impl<S: Store> Store for Timed<S> {
     }
 
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.bounded(self.inner.purge_idempotency(before)).await
+        self.bulk(self.inner.purge_idempotency(before)).await
     }
 
     async fn bichito(&self, id: i64) -> Result<Option<Bichito>> {
@@ -251,8 +265,7 @@ impl<S: Store> Store for Timed<S> {
     }
 
     async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.bounded(self.inner.purge_published_events(before))
-            .await
+        self.bulk(self.inner.purge_published_events(before)).await
     }
 
     async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
