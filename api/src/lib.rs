@@ -2,8 +2,9 @@
 //!
 //! # Architecture
 //! - [`config`]: the command line and its env vars; [`commands`] runs each subcommand.
-//! - [`server`]: `serve(listener, state, shutdown)` (and `serve_role`, `serve_streams` for
-//!   the api and sse processes), graceful on SIGTERM / Ctrl-C.
+//! - [`server`]: `serve(listener, state, http, shutdown)` (and `serve_role`, `serve_streams`
+//!   for the api and sse processes): every connection read within its timeouts, graceful on
+//!   SIGTERM / Ctrl-C within the shutdown timeout.
 //! - [`http`]: `app(state) -> Router`, one module per resource: `ingest` (API key: reports and
 //!   widget info), `bugs` (JWT: the dashboard API), `stream` (the team SSE stream), `cors`,
 //!   `health` (`/healthz`, `/readyz`, `/metrics`).
@@ -14,8 +15,10 @@
 //! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
 //! - [`bus`]: the event bus (in-process, or NATS JetStream) and the per-team hub of stream
 //!   subscribers; [`outbox`]: the relay from the outbox table to the bus.
-//! - [`rate_limit`]: reports per minute per key, shared by every process through the database.
-//! - [`state`]: shared state and the short-lived honeycomb settings cache.
+//! - [`rate_limit`]: reports per minute per key, exact across processes: grants taken from a
+//!   window in the database.
+//! - [`state`]: shared state and the honeycomb settings cache, keyed by the store's settings
+//!   version.
 //! - [`error`]: the one error type and its HTTP mapping; [`metrics`]: Prometheus.
 //!
 //! Storage, the Honeycomb spec and provisioning live in `bichito-core`, shared with the operator.

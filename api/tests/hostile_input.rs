@@ -331,4 +331,18 @@ async fn unknown_routes_and_methods_get_json_errors(backend: Backend) {
             assert!(response.json()["error"].is_string());
         }
     }
+    // Path segments that are not UTF-8 once decoded, with a valid token.
+    let token = app.token(&["payments"]);
+    for path in [
+        "/api/v1/teams/%FF/bugs",
+        "/api/v1/teams/%FF/stream",
+        "/api/v1/bugs/%FF",
+        "/api/v1/bugs/%FF/comments",
+    ] {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n");
+        let (response, _) = send_raw(&app.base, request.as_bytes(), false).await;
+        assert_eq!(response.status, 400, "{path}");
+        assert!(response.json()["error"].is_string(), "{path}");
+    }
 }

@@ -6,13 +6,13 @@
 
 use crate::attachments::{self, Settled};
 use crate::error::{ApiError, FieldError};
-use crate::http::extract::require_json;
+use crate::http::extract::{PathParam, require_json};
 use crate::http::ingest::{authenticate, check_origin, read_limited};
 use crate::metrics::AttachmentOutcome;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bichito_core::attachment::{AttachmentRecord, ImageType, MAX_BYTES, upload_object};
@@ -40,7 +40,7 @@ struct UploadTicket {
 pub async fn create_attachment(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, ApiError> {
     let (_, honeycomb) = authenticate(&state, &headers).await?;
@@ -113,7 +113,7 @@ pub async fn create_attachment(
 pub async fn complete_attachment(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Bichito>, ApiError> {
     let (_, honeycomb) = authenticate(&state, &headers).await?;
     check_origin(&honeycomb, &headers)?;

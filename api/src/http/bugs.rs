@@ -6,10 +6,10 @@ use crate::attachments::{self, Settled};
 use crate::auth::Caller;
 use crate::edits;
 use crate::error::{ApiError, FieldError};
-use crate::http::extract::{JsonBytes, QueryParams};
+use crate::http::extract::{JsonBytes, PathParam, QueryParams};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bichito_core::attachment::AttachmentState;
@@ -27,7 +27,7 @@ pub struct Page {
 pub async fn list_team_bugs(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(team_id): Path<String>,
+    PathParam(team_id): PathParam,
     QueryParams(params): QueryParams,
 ) -> Result<Json<Page>, ApiError> {
     let caller = state.jwt.caller(&headers)?;
@@ -50,7 +50,7 @@ pub async fn list_team_bugs(
 pub async fn get_bug(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<Bichito>, ApiError> {
     let mut bichito = visible_bug(&state, &headers, &id).await?;
     if bichito.attachment.is_none() && settled_now(&state, bichito.id).await {
@@ -92,7 +92,7 @@ async fn with_download(state: &AppState, bichito: &mut Bichito) {
 pub async fn patch_bug(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<Bichito>, ApiError> {
     let bichito = visible_bug(&state, &headers, &id).await?;
@@ -122,7 +122,7 @@ pub async fn patch_bug(
 pub async fn delete_bug(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
     let bichito = visible_bug(&state, &headers, &id).await?;
     let now = truncate_to_millis(state.clock.now());
@@ -137,7 +137,7 @@ pub async fn delete_bug(
 pub async fn create_comment(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
     let (caller, bichito) = visible_bug_for(&state, &headers, &id).await?;
@@ -154,7 +154,7 @@ pub async fn create_comment(
 pub async fn list_comments(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let bichito = visible_bug(&state, &headers, &id).await?;
     let comments: Vec<Comment> = state.store.comments(bichito.id).await?;

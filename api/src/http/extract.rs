@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use std::collections::HashMap;
@@ -30,6 +30,21 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
                     ApiError::BadRequest(rejection.body_text())
                 }
             })
+    }
+}
+
+/// The one parameter of a route's path (a team, an id, an object key), percent-decoded; a
+/// segment that does not decode to UTF-8 is a JSON 400, like every other error.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(param)| PathParam(param))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
     }
 }
 

@@ -5,10 +5,10 @@
 
 use crate::attachments::{self, Refusal};
 use crate::error::ApiError;
-use crate::http::extract::QueryParams;
+use crate::http::extract::{PathParam, QueryParams};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::attachment::{ImageType, stored_object, upload_object};
@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 pub async fn put_upload(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam,
     QueryParams(query): QueryParams,
     headers: HeaderMap,
     body: Body,
@@ -72,7 +72,7 @@ pub async fn put_upload(
 
 pub async fn get_attachment(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam,
     QueryParams(query): QueryParams,
 ) -> Result<Response, ApiError> {
     let local = state.attachments.local().ok_or(ApiError::NotFound)?;

@@ -9,11 +9,11 @@
 use crate::bus::hub::TeamSubscription;
 use crate::bus::{BusEvent, Replay};
 use crate::error::{ApiError, FieldError};
-use crate::http::extract::QueryParams;
+use crate::http::extract::{PathParam, QueryParams};
 use crate::sse;
 use crate::state::StreamState;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bichito_core::events::EventType;
@@ -33,7 +33,7 @@ pub const ROUTE: &str = "/api/v1/teams/{team_id}/stream";
 pub async fn team_stream(
     State(state): State<StreamState>,
     headers: HeaderMap,
-    Path(team_id): Path<String>,
+    PathParam(team_id): PathParam,
     QueryParams(params): QueryParams,
 ) -> Result<Response, ApiError> {
     let stream = open(&state, &team_id, &headers, &params).await?;

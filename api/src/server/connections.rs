@@ -65,7 +65,7 @@ pub async fn serve(
 ) {
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
-    // Cancelled when the shutdown timeout is over: every connection task ends at once.
+    // Cancelled when the shutdown timeout is over: connections served by hyper end at once.
     let dropping = CancellationToken::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -88,7 +88,7 @@ pub async fn serve(
                         connections: connections.clone(),
                     },
                 );
-                connections.spawn(until_dropped(dropping.clone(), served));
+                connections.spawn(served);
             }
             Err(err) => accept_failed(err).await,
         }
@@ -112,14 +112,6 @@ pub async fn serve(
         );
         dropping.cancel();
         let _ = tokio::time::timeout(DROP_GRACE, connections.wait()).await;
-    }
-}
-
-/// Runs `task` until it ends or `dropping` is cancelled (its socket is then dropped with it).
-async fn until_dropped(dropping: CancellationToken, task: impl Future<Output = ()>) {
-    tokio::select! {
-        () = task => {}
-        () = dropping.cancelled() => {}
     }
 }
 
@@ -169,10 +161,12 @@ async fn connection(mut socket: TcpStream, served: Served) {
             match open_stream(request, &streams).await {
                 Ok(team_stream) => {
                     let head = stream_head(cors);
-                    served.connections.spawn(until_dropped(
-                        served.dropping,
-                        write_stream(socket, head, team_stream),
-                    ));
+                    // Not bound to `dropping`: a select around it would keep a second copy of
+                    // its state (1 KiB per idle stream). Streams end when the bus closes them; a
+                    // client that stopped reading is cut off when the process exits.
+                    served
+                        .connections
+                        .spawn(write_stream(socket, head, team_stream));
                 }
                 Err(err) => {
                     let mut response = err.into_response();
@@ -483,8 +477,14 @@ async fn serve_with_hyper(socket: TcpStream, read: Vec<u8>, served: Served) {
         }
         () = served.closing.cancelled() => connection.as_mut().graceful_shutdown(),
     }
-    if let Err(err) = connection.await {
-        tracing::debug!(error = %err, "connection ended with an error");
+    tokio::select! {
+        result = connection => {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        }
+        // The shutdown timeout is over: the socket goes with the connection.
+        () = served.dropping.cancelled() => {}
     }
 }
 
