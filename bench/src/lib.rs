@@ -6,12 +6,15 @@
 //!   concurrency.
 //! - [`stream`]: `bichito sse` with NATS against nginx with nchan: idle SSE connections held
 //!   and memory per connection; publish-to-receipt latency and the most deliveries per second.
+//! - [`operator`]: `bichito-operator` over 10,000 and 50,000 Honeycombs on a fake API server:
+//!   time to all-Ready and peak memory, fresh and after a restart, bounded and unbounded.
 //! - [`load`]: the load generators (closed loop for the most a server takes, open loop at a
 //!   fixed rate for latency) and their statistics.
 //! - [`server`]: the `bichito` process under test.
 
 pub mod ingest;
 pub mod load;
+pub mod operator;
 pub mod server;
 pub mod stream;
 
@@ -38,6 +41,8 @@ pub enum Command {
     StreamIdle(stream::idle::IdleArgs),
     /// Publish-to-receipt latency at rising rates, against nginx + nchan.
     StreamLatency(stream::latency::LatencyArgs),
+    /// The operator over many Honeycombs: time to all-Ready and peak memory.
+    Operator(operator::OperatorArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -45,5 +50,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => ingest::run(args).await,
         Command::StreamIdle(args) => stream::idle::idle(args).await,
         Command::StreamLatency(args) => stream::latency::latency(args).await,
+        Command::Operator(args) => operator::run(args).await,
     }
 }

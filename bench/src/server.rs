@@ -67,17 +67,22 @@ impl Server {
 /// The `bichito` binary: `explicit`, or the one next to this benchmark's own binary (both are
 /// built into the same target folder).
 pub fn bichito_binary(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    binary("bichito", explicit)
+}
+
+/// The binary `name`: `explicit`, or the one next to this benchmark's own binary.
+pub fn binary(name: &str, explicit: Option<PathBuf>) -> Result<PathBuf> {
     let path = match explicit {
         Some(path) => path,
         None => {
             let own = std::env::current_exe()?;
             let folder = own.parent().ok_or("no folder for this binary")?;
             // Test binaries live one level down, in `deps/`.
-            let candidates = [folder.join("bichito"), folder.join("../bichito")];
+            let candidates = [folder.join(name), folder.join("..").join(name)];
             candidates
                 .into_iter()
                 .find(|candidate| candidate.exists())
-                .ok_or("no bichito binary next to this one: cargo build --release -p bichito, or pass --bichito")?
+                .ok_or_else(|| format!("no {name} binary next to this one: cargo build --release -p {name}, or pass its path"))?
         }
     };
     if !path.exists() {

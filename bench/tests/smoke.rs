@@ -143,3 +143,35 @@ fn the_stream_latency_benchmark_delivers_everything_on_both_sides_at_a_low_rate(
         "{stdout}"
     );
 }
+
+#[test]
+fn the_operator_benchmark_reaches_all_ready_bounded_and_unbounded() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bichito-bench"))
+        .args([
+            "operator",
+            "--counts",
+            "40",
+            "--namespaces",
+            "4",
+            "--timeout",
+            "2m",
+        ])
+        .output()
+        .expect("run bichito-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for side in ["8", "unbounded (reference)"] {
+        let row = row(&stdout, side).unwrap_or_else(|| panic!("no row for {side}:\n{stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // | side | Honeycombs | fresh s | fresh MiB | fresh failures | restart s | restart MiB |
+        // restart failures |
+        assert_eq!(cells[2], "40", "{row}");
+        for (at, what) in [(4, "fresh peak RSS"), (7, "restart peak RSS")] {
+            let mib: f64 = cells[at]
+                .parse()
+                .unwrap_or_else(|_| panic!("{what}: {row}"));
+            assert!(mib > 0.0, "{side}: {what} measured: {row}");
+        }
+    }
+}

@@ -25,7 +25,8 @@ use std::time::Duration;
 pub struct Context {
     pub client: Client,
     pub store: Arc<dyn Store>,
-    pub recorder: Recorder,
+    /// Who publishes the Events (see [`publish`]).
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     /// Requeue after a successful reconciliation, to heal drift.
@@ -53,7 +54,7 @@ impl Context {
             instance: Some(identity.to_owned()),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporter,
             client,
             store,
             metrics,
@@ -300,11 +301,11 @@ async fn publish(honeycomb: &Honeycomb, ctx: &Context, notice: Notice) {
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(err) = ctx
-        .recorder
-        .publish(&event, &honeycomb.object_ref(&()))
-        .await
-    {
+    // A recorder per Event: kube's Recorder keeps every Event it published for six minutes, to
+    // count repeats into a series, which after a restart over 50,000 Honeycombs was a third of
+    // the operator's memory. Repeats are already left out (`desired::notice`).
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(err) = recorder.publish(&event, &honeycomb.object_ref(&())).await {
         tracing::warn!(honeycomb = %object_key(honeycomb), error = %err, "could not publish an Event");
     }
 }
