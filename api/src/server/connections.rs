@@ -5,7 +5,8 @@
 //! Timeouts: a new connection must deliver its first head within `HTTP_HEADER_READ_TIMEOUT`
 //! (408 otherwise, or just closed when it sent nothing); hyper closes a kept-alive connection
 //! whose next head has not arrived within `HTTP_IDLE_TIMEOUT`. On shutdown, requests in flight
-//! get `SHUTDOWN_TIMEOUT`; whatever is still open then is dropped.
+//! get `SHUTDOWN_TIMEOUT`; connections still open then are dropped (a stream whose client
+//! stopped reading goes with the process, which then exits).
 //!
 //! Errors hyper answers by itself (400, 414, 431, with an empty body) are rewritten into the
 //! API's JSON error shape on their way out (see [`HyperErrors`]).
@@ -54,8 +55,8 @@ const LINGER: Duration = Duration::from_secs(2);
 const WRITE_BATCH: usize = 16 * 1024;
 
 /// Serves `router` (and on a lean path the team stream of `streams`, when given) until
-/// `shutdown` resolves; then ends the streams, lets other requests in flight finish within the
-/// shutdown timeout, and returns once every connection is closed.
+/// `shutdown` resolves; then ends the streams, lets other requests in flight finish, and
+/// returns once every connection is closed or the shutdown timeout is over.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
