@@ -27,6 +27,7 @@ pub mod provision;
 pub mod shutdown;
 pub mod spec;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use error::{Error, Result};
