@@ -17,6 +17,29 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Runs each named test once per backend: `name::postgres` and `name::sqlite`; each test is an
+/// `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::testing::Backend::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::testing::Backend::Sqlite).await })*
+        }
+    };
+}
+
+/// Sends SIGTERM to process `pid` (by pid, never by name).
+pub fn sigterm(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "SIGTERM to {pid}");
+}
+
 /// Runs async cleanup from `Drop`, which runs inside a test's runtime and cannot block on it:
 /// the work gets a thread and a small runtime of its own, and is waited for.
 pub fn run_cleanup<F>(cleanup: impl FnOnce() -> F + Send + 'static)
@@ -171,6 +194,11 @@ pub fn assert_promtool_clean(exposition: &str) {
         output.status.success() && findings.trim().is_empty(),
         "promtool check metrics: {findings}"
     );
+}
+
+/// The spec of `examples/honeycomb.yaml`.
+pub fn example_spec() -> crate::spec::HoneycombSpec {
+    example_honeycomb().spec
 }
 
 /// `examples/honeycomb.yaml` as the Kubernetes API server hands it over: namespace `payments`,

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt as _;
@@ -382,12 +382,7 @@ fn start_operator_with(
 impl Operator {
     /// SIGTERM, then the exit status (within 30 s) and the logs.
     async fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().expect("a running child").to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
+        bichito_core::testing::sigterm(self.child.id().expect("a running child"));
         let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
         if exit.is_err() {
             let _ = self.child.kill().await;

@@ -15,36 +15,19 @@ use bichito::metrics::Metrics;
 use bichito::server::Role;
 use bichito::state::{AppState, Settings, StreamState};
 use bichito_core::clock::{Clock, ManualClock};
+// Not every test file runs on both backends.
+#[allow(unused_imports)]
+pub use bichito_core::on_both_backends;
 use bichito_core::provision::provision;
-use bichito_core::spec::{HoneycombSpec, parse_documents};
+use bichito_core::spec::HoneycombSpec;
 use bichito_core::store::Store;
-pub use bichito_core::testing::{Backend, TestDatabase};
+pub use bichito_core::testing::{Backend, TestDatabase, example_spec};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
-
-/// Runs each named test once per backend: `name::postgres` and `name::sqlite`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name($crate::common::Backend::Postgres).await })*
-        }
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name($crate::common::Backend::Sqlite).await })*
-        }
-    };
-}
-
-pub fn example_spec() -> HoneycombSpec {
-    parse_documents(include_str!("../../../examples/honeycomb.yaml"))
-        .expect("example parses")
-        .remove(0)
-        .spec
-}
 
 /// Which event bus a test server uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

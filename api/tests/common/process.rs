@@ -90,12 +90,7 @@ impl Process {
 
     /// Sends SIGTERM (by pid).
     pub fn sigterm(&self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(sent.success());
+        bichito_core::testing::sigterm(self.child.id());
     }
 
     /// Waits up to `limit` for the process to exit: its status, or `None` if it still runs.

@@ -2,21 +2,10 @@
 
 use super::*;
 use crate::model::{NewBichito, Severity};
+use crate::on_both_backends;
 use crate::provision::{KeyAction, provision};
-use crate::spec::parse_documents;
-use crate::testing::{Backend, TestDatabase};
+use crate::testing::{Backend, TestDatabase, example_spec};
 use chrono::{TimeDelta, TimeZone};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(crate::testing::Backend::Postgres).await })*
-        }
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(crate::testing::Backend::Sqlite).await })*
-        }
-    };
-}
 
 on_both_backends!(
     provisioning_creates_then_keeps_the_key,
@@ -37,13 +26,6 @@ fn t0() -> chrono::DateTime<chrono::Utc> {
         .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
         .single()
         .expect("valid time")
-}
-
-fn example_spec() -> crate::spec::HoneycombSpec {
-    parse_documents(include_str!("../../../examples/honeycomb.yaml"))
-        .expect("example")
-        .remove(0)
-        .spec
 }
 
 fn report(honeycomb_id: i64, title: &str) -> NewBichito {
