@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Run the whole bichito test suite: fmt check, clippy, cargo test.
 #
+#   bash scripts/test.sh           everything (what CI runs)
+#   bash scripts/test.sh --quick   only what needs no external service: unit tests and the
+#                                  suites on SQLite, the in-process bus and local storage
+#
 # Meant for a Debian 12 machine (normally as root). Makes sure PostgreSQL
 # (127.0.0.1:5432, trust auth for `postgres`), NATS with JetStream
 # (127.0.0.1:4222) and an S3-compatible server (s3s-fs, 127.0.0.1:9100) are
@@ -9,6 +13,13 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+QUICK=0
+case "${1:-}" in
+    "") ;;
+    --quick) QUICK=1 ;;
+    *) printf 'usage: bash scripts/test.sh [--quick]\n' >&2; exit 2 ;;
+esac
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -272,15 +283,19 @@ drop_leftover_test_dbs() {
 # ---------------------------------------------------------------------- main
 
 export BICHITO_TOOLS_DIR="${BICHITO_TOOLS_DIR:-${HOME:-/root}/.cache/bichito-tools}"
-ensure_postgres
-ensure_nats
-ensure_promtool
-ensure_kubernetes_validate
-ensure_helm_python_sdk
-ensure_s3
-ensure_nchan
-ensure_browser
-drop_leftover_test_dbs
+if [[ $QUICK -eq 0 ]]; then
+    ensure_postgres
+    ensure_nats
+    ensure_promtool
+    ensure_kubernetes_validate
+    ensure_helm_python_sdk
+    ensure_s3
+    ensure_nchan
+    ensure_browser
+    drop_leftover_test_dbs
+else
+    ensure_promtool
+fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"
 export BICHITO_TEST_POSTGRES_URL="${BICHITO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -296,9 +311,30 @@ run_step cargo clippy --workspace --all-targets --locked -- -D warnings
 # below adds up every runner's counts so the suite ends on one line that says what ran.
 test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
-log "cargo test --workspace --locked"
 status=0
-cargo test --workspace --locked 2>&1 | tee "$test_log" || status=$?
+if [[ $QUICK -eq 0 ]]; then
+    log "cargo test --workspace --locked"
+    cargo test --workspace --locked 2>&1 | tee "$test_log" || status=$?
+else
+    # Test names say their backends (`postgres::`, `memory_sqlite::`, `local_sqlite::`, …):
+    # unit tests but those on Postgres, the integration suites' SQLite variants, and the
+    # suites that use no service at all.
+    quick_runs=(
+        "cargo test --workspace --locked --lib --bins -- --skip postgres"
+        "cargo test --workspace --locked --test * -- sqlite"
+        "cargo test --locked -p bichito --test stream_connections"
+        "cargo test --locked -p bichito-core --test vendored_sqlx"
+        "cargo test --locked -p bichito-operator --test crd"
+    )
+    for run in "${quick_runs[@]}"; do
+        log "$run"
+        # Word splitting is wanted; the `*` is cargo's own pattern, not the shell's.
+        set -f
+        # shellcheck disable=SC2086
+        $run 2>&1 | tee -a "$test_log" || status=$?
+        set +f
+    done
+fi
 read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$test_log")
 if [[ $status -ne 0 ]]; then
     printf 'tests: %d passed, %d failed\n' "$passed" "$failed"

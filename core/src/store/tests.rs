@@ -103,7 +103,7 @@ async fn cut_connections(db: &TestDatabase) {
 /// flight is stored report by report on pooled connections, and the writer does not keep the
 /// dead connection: the batches after it are stored too.
 #[tokio::test]
-async fn reports_are_stored_after_the_database_closed_the_writers_connection() {
+async fn reports_are_stored_after_postgres_closed_the_writers_connection() {
     let db = TestDatabase::postgres().await;
     let store = db.store().await;
     let (honeycomb_id, _) = provisioned(&*store).await;
