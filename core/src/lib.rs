@@ -15,6 +15,7 @@
 //!   operation bounded in time by the decorator `connect` puts around either.
 //! - [`clock`]: time as a dependency, so tests can move it.
 //! - [`shutdown`]: waiting for SIGTERM or Ctrl-C, for every long-running process.
+//! - [`telemetry`]: logging and the metrics exposition, alike in every process.
 
 pub mod attachment;
 pub mod blocklist;
@@ -27,6 +28,7 @@ pub mod provision;
 pub mod shutdown;
 pub mod spec;
 pub mod store;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -7,10 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use bichito_core::store::Store;
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,11 +106,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            tracing::error!(error = %err, "encoding metrics failed");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        bichito_core::telemetry::encode_metrics(&self.registry)
     }
 }
 
