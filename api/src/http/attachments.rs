@@ -5,9 +5,10 @@
 //! not exist.
 
 use crate::attachments::{self, Settled};
+use crate::auth::Reporter;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{PathParam, require_json};
-use crate::http::ingest::{authenticate, check_origin, read_limited};
+use crate::http::ingest::read_limited;
 use crate::metrics::AttachmentOutcome;
 use crate::state::AppState;
 use axum::Json;
@@ -39,12 +40,11 @@ struct UploadTicket {
 
 pub async fn create_attachment(
     State(state): State<AppState>,
+    Reporter { honeycomb, .. }: Reporter,
     headers: HeaderMap,
     PathParam(id): PathParam,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (_, honeycomb) = authenticate(&state, &headers).await?;
-    check_origin(&honeycomb, &headers)?;
     let storage = state.attachments.storage()?;
     let bichito = own_bug(&state, &honeycomb, &id).await?;
     require_json(&headers)?;
@@ -112,11 +112,9 @@ pub async fn create_attachment(
 
 pub async fn complete_attachment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Reporter { honeycomb, .. }: Reporter,
     PathParam(id): PathParam,
 ) -> Result<Json<Bichito>, ApiError> {
-    let (_, honeycomb) = authenticate(&state, &headers).await?;
-    check_origin(&honeycomb, &headers)?;
     state.attachments.storage()?;
     let bichito = own_bug(&state, &honeycomb, &id).await?;
     let record = state.store.attachment(bichito.id).await?.ok_or_else(|| {

@@ -10,7 +10,7 @@ use crate::http::extract::{JsonBytes, PathParam, QueryParams};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bichito_core::attachment::AttachmentState;
 use bichito_core::clock::truncate_to_millis;
@@ -26,11 +26,10 @@ pub struct Page {
 
 pub async fn list_team_bugs(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(team_id): PathParam,
     QueryParams(params): QueryParams,
 ) -> Result<Json<Page>, ApiError> {
-    let caller = state.jwt.caller(&headers)?;
     if !caller.is_member_of(&team_id) {
         return Err(ApiError::NotFound);
     }
@@ -49,10 +48,10 @@ pub async fn list_team_bugs(
 
 pub async fn get_bug(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<Json<Bichito>, ApiError> {
-    let mut bichito = visible_bug(&state, &headers, &id).await?;
+    let mut bichito = visible_bug(&state, &caller, &id).await?;
     if bichito.attachment.is_none() && settled_now(&state, bichito.id).await {
         bichito = state
             .store
@@ -91,11 +90,11 @@ async fn with_download(state: &AppState, bichito: &mut Bichito) {
 
 pub async fn patch_bug(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(id): PathParam,
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<Bichito>, ApiError> {
-    let bichito = visible_bug(&state, &headers, &id).await?;
+    let bichito = visible_bug(&state, &caller, &id).await?;
     let patch = edits::parse_patch(&body)?;
     if let Some(Some(duplicate_of)) = patch.duplicate_of {
         let original = state.store.bichito(duplicate_of).await?;
@@ -121,10 +120,10 @@ pub async fn patch_bug(
 
 pub async fn delete_bug(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
-    let bichito = visible_bug(&state, &headers, &id).await?;
+    let bichito = visible_bug(&state, &caller, &id).await?;
     let now = truncate_to_millis(state.clock.now());
     if !state.store.delete_bichito(&bichito, now).await? {
         return Err(ApiError::NotFound);
@@ -136,11 +135,11 @@ pub async fn delete_bug(
 
 pub async fn create_comment(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(id): PathParam,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let (caller, bichito) = visible_bug_for(&state, &headers, &id).await?;
+    let bichito = visible_bug(&state, &caller, &id).await?;
     let text = edits::parse_comment(&body)?;
     let now = truncate_to_millis(state.clock.now());
     let comment = state
@@ -153,29 +152,19 @@ pub async fn create_comment(
 
 pub async fn list_comments(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
-    let bichito = visible_bug(&state, &headers, &id).await?;
+    let bichito = visible_bug(&state, &caller, &id).await?;
     let comments: Vec<Comment> = state.store.comments(bichito.id).await?;
     Ok(Json(json!({ "items": comments })).into_response())
 }
 
 /// The bichito `id` if the caller's token lists its team; 404 otherwise.
-async fn visible_bug(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Bichito, ApiError> {
-    Ok(visible_bug_for(state, headers, id).await?.1)
-}
-
-/// The caller and the bichito `id` it may see (the token is verified once).
-async fn visible_bug_for(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<(Caller, Bichito), ApiError> {
-    let caller = state.jwt.caller(headers)?;
+async fn visible_bug(state: &AppState, caller: &Caller, id: &str) -> Result<Bichito, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.store.bichito(id).await? {
-        Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok((caller, bichito)),
+        Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok(bichito),
         _ => Err(ApiError::NotFound),
     }
 }

@@ -4,6 +4,7 @@
 //! content type (415), the size (413, nothing more is read), the JSON and every field (400).
 //! Blocked and over-cap reports get a 201 like any other, with nothing stored.
 
+use crate::auth::{Reporter, still_valid};
 use crate::error::ApiError;
 use crate::http::extract::require_json;
 use crate::metrics::ReportOutcome;
@@ -15,23 +16,25 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::blocklist;
 use bichito_core::clock::truncate_to_millis;
-use bichito_core::keys;
-use bichito_core::model::{ApiKeyRecord, Honeycomb, NewBichito};
+use bichito_core::model::NewBichito;
 use bichito_core::store::{IdempotencyClaim, Inserted, StoredResponse};
 use chrono::TimeDelta;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 
-const API_KEY_HEADER: &str = "x-api-key";
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const REPLAYED_HEADER: &str = "idempotent-replayed";
 const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
-pub async fn create_bug(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match ingest(&state, &headers, body).await {
+pub async fn create_bug(
+    State(state): State<AppState>,
+    reporter: Reporter,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match ingest(&state, reporter, &headers, body).await {
         Ok(response) => response,
         Err(err) => {
             if err.is_invalid_report() {
@@ -44,22 +47,20 @@ pub async fn create_bug(State(state): State<AppState>, headers: HeaderMap, body:
     }
 }
 
-pub async fn widget_info(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (_, honeycomb) = authenticate(&state, &headers).await?;
-    check_origin(&honeycomb, &headers)?;
-    Ok(axum::Json(json!({
+pub async fn widget_info(Reporter { honeycomb, .. }: Reporter) -> Response {
+    axum::Json(json!({
         "plan": honeycomb.plan.as_str(),
         "powered_by_visible": honeycomb.plan == bichito_core::spec::Plan::Free,
     }))
-    .into_response())
+    .into_response()
 }
 
-async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let (key, honeycomb) = authenticate(state, headers).await?;
-    check_origin(&honeycomb, headers)?;
+async fn ingest(
+    state: &AppState,
+    Reporter { key, honeycomb }: Reporter,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let now = truncate_to_millis(state.clock.now());
     let per_minute = honeycomb
         .reports_per_minute
@@ -135,58 +136,6 @@ async fn ingest(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                 "replay without an idempotency key".into(),
             )),
         },
-    }
-}
-
-/// The key from `x-api-key`, checked against its stored hash and expiry, and its honeycomb.
-pub(crate) async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(ApiKeyRecord, Arc<Honeycomb>), ApiError> {
-    let presented = headers
-        .get(API_KEY_HEADER)
-        .ok_or(ApiError::InvalidApiKey("missing x-api-key header"))?
-        .to_str()
-        .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?
-        .trim();
-    let prefix = keys::prefix_of(presented).ok_or(ApiError::InvalidApiKey("unknown API key"))?;
-    let version = state.settings.version(&*state.store).await?;
-    let record = state
-        .settings
-        .api_key(&*state.store, version, prefix)
-        .await?
-        .filter(|record| keys::verify(presented, &record.hash))
-        .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
-    if !record.is_valid_at(state.clock.now()) {
-        return Err(ApiError::InvalidApiKey("revoked API key"));
-    }
-    let honeycomb = state
-        .settings
-        .honeycomb(&*state.store, version, record.honeycomb_id)
-        .await?
-        .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
-    Ok((record, honeycomb))
-}
-
-/// Refuses `key` if it was revoked since it was cached (silent drops write nothing that would
-/// check it).
-async fn still_valid(state: &AppState, key: &ApiKeyRecord) -> Result<(), ApiError> {
-    let current = state.store.api_key_by_prefix(&key.prefix).await?;
-    match current {
-        Some(current) if current.id == key.id && current.is_valid_at(state.clock.now()) => Ok(()),
-        _ => {
-            state.settings.forget_key(&key.prefix);
-            Err(ApiError::InvalidApiKey("revoked API key"))
-        }
-    }
-}
-
-/// A browser request (one with `Origin`) must come from one of the honeycomb's origins.
-pub(crate) fn check_origin(honeycomb: &Honeycomb, headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(header::ORIGIN).map(HeaderValue::to_str) {
-        None => Ok(()),
-        Some(Ok(origin)) if honeycomb.allows_origin(origin) => Ok(()),
-        Some(_) => Err(ApiError::Forbidden("origin not allowed for this API key")),
     }
 }
 

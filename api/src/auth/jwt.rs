@@ -3,6 +3,9 @@
 
 use crate::config::JwtArgs;
 use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde_json::{Map, Value};
@@ -19,6 +22,15 @@ pub struct Caller {
 impl Caller {
     pub fn is_member_of(&self, team_id: &str) -> bool {
         self.teams.iter().any(|team| team == team_id)
+    }
+}
+
+/// The dashboard API's caller, from `Authorization: Bearer …` (401 otherwise).
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.jwt.caller(&parts.headers)
     }
 }
 

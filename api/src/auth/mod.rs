@@ -1,0 +1,11 @@
+//! Who is calling, as axum extractors (plus the plain functions the stream's lean path calls):
+//!
+//! - [`Caller`], from a dashboard JWT (`Authorization: Bearer`): the dashboard API.
+//! - [`Reporter`], from an `x-api-key` and the browser's `Origin`: the ingest API, widget
+//!   info and attachments.
+
+mod api_key;
+mod jwt;
+
+pub use api_key::{Reporter, authenticate_key, check_origin, still_valid};
+pub use jwt::{Caller, JwtConfigError, JwtVerifier, mint_token};
