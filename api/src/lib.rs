@@ -17,8 +17,8 @@
 //!   subscribers; [`outbox`]: the relay from the outbox table to the bus.
 //! - [`rate_limit`]: reports per minute per key, exact across processes: grants taken from a
 //!   window in the database.
-//! - [`state`]: shared state and the honeycomb settings cache, keyed by the store's settings
-//!   version.
+//! - [`state`]: shared state; [`settings`]: the honeycomb settings cache, keyed by the
+//!   store's settings version.
 //! - [`error`]: the one error type and its HTTP mapping; [`metrics`]: Prometheus.
 //!
 //! Storage, the Honeycomb spec and provisioning live in `bichito-core`, shared with the operator.
@@ -36,6 +36,7 @@ pub mod outbox;
 pub mod rate_limit;
 pub mod report;
 pub mod server;
+pub mod settings;
 pub mod sse;
 pub mod state;
 pub mod telemetry;
