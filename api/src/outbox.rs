@@ -1,7 +1,7 @@
 //! The outbox relay: publishes stored events to the bus, oldest first, and stamps them.
 //!
-//! Request handlers wake it right after their transaction commits, so events go out at once;
-//! a periodic sweep republishes whatever a crash or a bus outage left behind. The bus drops
+//! The store wakes it right after each write that added an event commits (see
+//! `Store::outbox_written`), so events go out at once; a periodic sweep republishes whatever a crash or a bus outage left behind. The bus drops
 //! duplicates by outbox id, so publishing twice is harmless.
 //!
 //! Rounds that found something start at least [`ROUND_INTERVAL`] apart. Each round costs two
@@ -28,7 +28,8 @@ pub struct Relay {
     bus: Arc<dyn Bus>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    wake: Notify,
+    /// Notified by the store after each write that added an event.
+    wake: Arc<Notify>,
 }
 
 impl Relay {
@@ -39,17 +40,12 @@ impl Relay {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            wake: store.outbox_written().unwrap_or_default(),
             store,
             bus,
             clock,
             metrics,
-            wake: Notify::new(),
         }
-    }
-
-    /// Asks for a publish round now (a committed change has an event waiting).
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {

@@ -122,7 +122,6 @@ pub async fn settle(state: &AppState, record: &AttachmentRecord) -> Result<Settl
             {
                 return current(state, record).await;
             }
-            state.relay.wake();
             state.metrics.attachment(AttachmentOutcome::Uploaded);
             tracing::info!(bichito_id = record.bichito_id, "attachment uploaded");
             return Ok(Settled::Uploaded);

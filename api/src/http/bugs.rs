@@ -113,7 +113,6 @@ pub async fn patch_bug(
         .update_bichito(bichito.id, &patch, now)
         .await?
         .ok_or(ApiError::NotFound)?;
-    state.relay.wake();
     with_download(&state, &mut updated).await;
     Ok(Json(updated))
 }
@@ -128,7 +127,6 @@ pub async fn delete_bug(
     if !state.store.delete_bichito(&bichito, now).await? {
         return Err(ApiError::NotFound);
     }
-    state.relay.wake();
     state.attachments.wake_sweeper();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -146,7 +144,6 @@ pub async fn create_comment(
         .store
         .add_comment(&bichito, &caller.user_id, &text, now)
         .await?;
-    state.relay.wake();
     Ok((StatusCode::CREATED, Json(comment)).into_response())
 }
 

@@ -109,7 +109,6 @@ async fn ingest(
         .await?
     {
         Inserted::Stored(bichito) => {
-            state.relay.wake();
             state.metrics.report(ReportOutcome::Accepted);
             tracing::info!(
                 honeycomb_id = honeycomb.id,

@@ -65,6 +65,12 @@ pub trait Store: Send + Sync + 'static {
     /// Gives back `unused` hits taken from the window of `bucket` that started at `started_ms`
     /// (nothing when that window is over).
     async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()>;
+    /// Notified after every committed write that added an outbox event (a report, an edit, a
+    /// comment, a deletion, a stamped attachment, a retirement): whoever publishes the outbox
+    /// waits on it. Only the store `connect` returns notifies; the backends alone do not.
+    fn outbox_written(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
     /// Changes whenever honeycomb settings or keys change (provisioning, rotation, retirement),
     /// in this process or any other, from the moment the change commits: cached settings read
     /// before a change no longer match. Where that cannot be known (Postgres notifications not

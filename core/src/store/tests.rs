@@ -8,6 +8,7 @@ use crate::testing::{Backend, TestDatabase, example_spec};
 use chrono::{TimeDelta, TimeZone};
 
 on_both_backends!(
+    writes_that_add_events_wake_the_outbox_and_reads_do_not,
     provisioning_creates_then_keeps_the_key,
     rotation_keeps_the_old_key_for_the_grace_period,
     a_lost_key_is_replaced_and_the_old_one_expires,
@@ -1264,4 +1265,37 @@ mod attachments {
             ]
         );
     }
+}
+
+/// Whoever publishes the outbox waits on `outbox_written`: every write that adds an event
+/// notifies it, reads do not.
+async fn writes_that_add_events_wake_the_outbox_and_reads_do_not(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let (honeycomb_id, _) = provisioned(&*store).await;
+    let outbox = store
+        .outbox_written()
+        .expect("the store connect returns signals");
+    let woken = || async {
+        tokio::time::timeout(std::time::Duration::from_millis(200), outbox.notified())
+            .await
+            .is_ok()
+    };
+    let Inserted::Stored(bichito) = store
+        .insert_bichito(&report(honeycomb_id, "x"), None, None)
+        .await
+        .expect("insert")
+    else {
+        panic!("stored");
+    };
+    assert!(woken().await, "a new report");
+    store.bichito(bichito.id).await.expect("read");
+    assert!(!woken().await, "a read");
+    store
+        .add_comment(&bichito, "ana", "seen", t0())
+        .await
+        .expect("comment");
+    assert!(woken().await, "a comment");
+    assert!(store.delete_bichito(&bichito, t0()).await.expect("delete"));
+    assert!(woken().await, "a deletion");
 }

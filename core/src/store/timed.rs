@@ -3,6 +3,9 @@
 //! past its bound fails with [`Error::Timeout`], which callers treat as "unavailable" (503 and
 //! `Retry-After`); its connection is dropped with it, and the pool opens new ones.
 //!
+//! It also notifies [`Store::outbox_written`] after each write that added an outbox event, so
+//! the relay publishes at once without any caller having to wake it.
+//!
 //! Operations whose work grows with the data (retiring a honeycomb under `Delete`, the hourly
 //! purges) get [`BULK_TIMEOUT`] instead: bounded still, but never cut short by their size.
 
@@ -20,11 +23,24 @@ pub const BULK_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Timed<S> {
     inner: S,
     timeout: Duration,
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl<S: Store> Timed<S> {
     pub fn new(inner: S, timeout: Duration) -> Self {
-        Self { inner, timeout }
+        Self {
+            inner,
+            timeout,
+            outbox: Arc::default(),
+        }
+    }
+
+    /// Passes `written` on, first waking the relay when `wrote_events` says it added events.
+    fn events<T>(&self, written: Result<T>, wrote_events: impl Fn(&T) -> bool) -> Result<T> {
+        if written.as_ref().is_ok_and(&wrote_events) {
+            self.outbox.notify_one();
+        }
+        written
     }
 
     async fn bounded<T>(&self, operation: impl Future<Output = Result<T>>) -> Result<T> {
@@ -44,6 +60,10 @@ impl<S: Store> Timed<S> {
 
 #[async_trait]
 impl<S: Store> Store for Timed<S> {
+    fn outbox_written(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.outbox.clone())
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
@@ -77,8 +97,12 @@ impl<S: Store> Store for Timed<S> {
         policy: DeletionPolicy,
         now: DateTime<Utc>,
     ) -> Result<Option<Retired>> {
-        self.bulk(self.inner.retire_honeycomb(namespace, name, policy, now))
-            .await
+        let written = self
+            .bulk(self.inner.retire_honeycomb(namespace, name, policy, now))
+            .await;
+        self.events(written, |retired| {
+            retired.is_some_and(|retired| retired.deleted_bichitos > 0)
+        })
     }
 
     async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>> {
@@ -120,8 +144,10 @@ impl<S: Store> Store for Timed<S> {
         monthly_cap: Option<u32>,
         idempotency: Option<&IdempotencyClaim>,
     ) -> Result<Inserted> {
-        self.bounded(self.inner.insert_bichito(report, monthly_cap, idempotency))
-            .await
+        let written = self
+            .bounded(self.inner.insert_bichito(report, monthly_cap, idempotency))
+            .await;
+        self.events(written, |inserted| matches!(inserted, Inserted::Stored(_)))
     }
 
     async fn reserve_phantom_id(&self) -> Result<i64> {
@@ -168,8 +194,10 @@ impl<S: Store> Store for Timed<S> {
         patch: &BugPatch,
         now: DateTime<Utc>,
     ) -> Result<Option<Bichito>> {
-        self.bounded(self.inner.update_bichito(id, patch, now))
-            .await
+        let written = self
+            .bounded(self.inner.update_bichito(id, patch, now))
+            .await;
+        self.events(written, Option::is_some)
     }
 
     async fn add_comment(
@@ -179,8 +207,10 @@ impl<S: Store> Store for Timed<S> {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<Comment> {
-        self.bounded(self.inner.add_comment(bichito, author_id, body, now))
-            .await
+        let written = self
+            .bounded(self.inner.add_comment(bichito, author_id, body, now))
+            .await;
+        self.events(written, |_| true)
     }
 
     async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
@@ -188,7 +218,8 @@ impl<S: Store> Store for Timed<S> {
     }
 
     async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool> {
-        self.bounded(self.inner.delete_bichito(bichito, now)).await
+        let written = self.bounded(self.inner.delete_bichito(bichito, now)).await;
+        self.events(written, |deleted| *deleted)
     }
 
     async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>> {
@@ -215,8 +246,10 @@ impl<S: Store> Store for Timed<S> {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Bichito>> {
-        self.bounded(self.inner.stamp_attachment(bichito_id, key, now))
-            .await
+        let written = self
+            .bounded(self.inner.stamp_attachment(bichito_id, key, now))
+            .await;
+        self.events(written, Option::is_some)
     }
 
     async fn reject_attachment(
