@@ -99,6 +99,26 @@ impl AppState {
     }
 }
 
+impl FromRef<AppState> for Arc<JwtVerifier> {
+    fn from_ref(state: &AppState) -> Arc<JwtVerifier> {
+        state.jwt.clone()
+    }
+}
+
+impl crate::auth::KeyCheck for AppState {
+    fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    fn settings(&self) -> &SettingsCache {
+        &self.settings
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
 impl FromRef<AppState> for StreamState {
     fn from_ref(state: &AppState) -> StreamState {
         state.streams.clone()

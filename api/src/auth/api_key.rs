@@ -3,12 +3,14 @@
 //! against the honeycomb's `allowedOrigins`.
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::settings::SettingsCache;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use bichito_core::keys;
 use bichito_core::model::{ApiKeyRecord, Honeycomb};
+use bichito_core::store::Store;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 const API_KEY_HEADER: &str = "x-api-key";
@@ -20,10 +22,17 @@ pub struct Reporter {
     pub honeycomb: Arc<Honeycomb>,
 }
 
-impl FromRequestParts<AppState> for Reporter {
+/// What checking an API key needs of a process (the api's shared state provides it).
+pub trait KeyCheck: Send + Sync {
+    fn store(&self) -> &dyn Store;
+    fn settings(&self) -> &SettingsCache;
+    fn now(&self) -> DateTime<Utc>;
+}
+
+impl<S: KeyCheck> FromRequestParts<S> for Reporter {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let (key, honeycomb) = authenticate_key(state, &parts.headers).await?;
         check_origin(&honeycomb, &parts.headers)?;
         Ok(Self { key, honeycomb })
@@ -32,7 +41,7 @@ impl FromRequestParts<AppState> for Reporter {
 
 /// The key from `x-api-key`, checked against its stored hash and expiry, and its honeycomb.
 pub async fn authenticate_key(
-    state: &AppState,
+    state: &impl KeyCheck,
     headers: &HeaderMap,
 ) -> Result<(ApiKeyRecord, Arc<Honeycomb>), ApiError> {
     let presented = headers
@@ -42,19 +51,19 @@ pub async fn authenticate_key(
         .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?
         .trim();
     let prefix = keys::prefix_of(presented).ok_or(ApiError::InvalidApiKey("unknown API key"))?;
-    let version = state.settings.version(&*state.store).await?;
+    let version = state.settings().version(state.store()).await?;
     let record = state
-        .settings
-        .api_key(&*state.store, version, prefix)
+        .settings()
+        .api_key(state.store(), version, prefix)
         .await?
         .filter(|record| keys::verify(presented, &record.hash))
         .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
-    if !record.is_valid_at(state.clock.now()) {
+    if !record.is_valid_at(state.now()) {
         return Err(ApiError::InvalidApiKey("revoked API key"));
     }
     let honeycomb = state
-        .settings
-        .honeycomb(&*state.store, version, record.honeycomb_id)
+        .settings()
+        .honeycomb(state.store(), version, record.honeycomb_id)
         .await?
         .ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     Ok((record, honeycomb))
@@ -62,12 +71,12 @@ pub async fn authenticate_key(
 
 /// Refuses `key` if it was revoked since it was cached (silent drops write nothing that would
 /// check it).
-pub async fn still_valid(state: &AppState, key: &ApiKeyRecord) -> Result<(), ApiError> {
-    let current = state.store.api_key_by_prefix(&key.prefix).await?;
+pub async fn still_valid(state: &impl KeyCheck, key: &ApiKeyRecord) -> Result<(), ApiError> {
+    let current = state.store().api_key_by_prefix(&key.prefix).await?;
     match current {
-        Some(current) if current.id == key.id && current.is_valid_at(state.clock.now()) => Ok(()),
+        Some(current) if current.id == key.id && current.is_valid_at(state.now()) => Ok(()),
         _ => {
-            state.settings.forget_key(&key.prefix);
+            state.settings().forget_key(&key.prefix);
             Err(ApiError::InvalidApiKey("revoked API key"))
         }
     }

@@ -3,13 +3,13 @@
 
 use crate::config::JwtArgs;
 use crate::error::ApiError;
-use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde_json::{Map, Value};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Who is calling, from a verified token.
@@ -26,11 +26,15 @@ impl Caller {
 }
 
 /// The dashboard API's caller, from `Authorization: Bearer …` (401 otherwise).
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<JwtVerifier>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.jwt.caller(&parts.headers)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Arc::<JwtVerifier>::from_ref(state).caller(&parts.headers)
     }
 }
 

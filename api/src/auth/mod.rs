@@ -7,5 +7,5 @@
 mod api_key;
 mod jwt;
 
-pub use api_key::{Reporter, authenticate_key, check_origin, still_valid};
+pub use api_key::{KeyCheck, Reporter, authenticate_key, check_origin, still_valid};
 pub use jwt::{Caller, JwtConfigError, JwtVerifier, mint_token};
