@@ -8,7 +8,7 @@
 //! `attachments/<key>`, the copy that was verified and that downloads read, which no URL can
 //! write. So an upload URL reused after the check cannot change what dashboards see.
 
-use crate::model::rfc3339_millis;
+use crate::clock::rfc3339_millis;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

@@ -50,3 +50,11 @@ impl Clock for ManualClock {
 pub fn truncate_to_millis(now: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-05-07T11:42:00.000Z`.
+pub fn rfc3339_millis<S: serde::Serializer>(
+    value: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}

@@ -1,9 +1,10 @@
 //! The canonical bichito payload and the runtime view of a honeycomb.
 
 use crate::attachment::Attachment;
+use crate::clock::rfc3339_millis;
 use crate::spec::{DeletionPolicy, Plan};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,14 +104,6 @@ pub struct Bichito {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
-}
-
-/// RFC 3339 in UTC with milliseconds, e.g. `2026-05-07T11:42:00.000Z`.
-pub fn rfc3339_millis<S: Serializer>(
-    value: &DateTime<Utc>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&value.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// A validated report, ready to be stored.

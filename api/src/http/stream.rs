@@ -27,7 +27,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
-/// The route, also matched by the lean connection path (`crate::server::streams`).
+/// The route, also matched by the lean connection path (`server/connections.rs`).
 pub const ROUTE: &str = "/api/v1/teams/{team_id}/stream";
 
 pub async fn team_stream(
