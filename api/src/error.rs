@@ -141,6 +141,17 @@ impl From<crate::attachments::StorageError> for ApiError {
     }
 }
 
+impl From<crate::attachments::AttachmentError> for ApiError {
+    fn from(err: crate::attachments::AttachmentError) -> Self {
+        use crate::attachments::AttachmentError;
+        match err {
+            AttachmentError::Disabled => ApiError::AttachmentsDisabled,
+            AttachmentError::Storage(err) => err.into(),
+            AttachmentError::Store(err) => err.into(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: String,

@@ -1,7 +1,7 @@
 //! Shared state of the api (the store, the JWT verifier, metrics, the settings cache, the bus
 //! and the relay) and of the stream alone (`StreamState`: no database).
 
-use crate::attachments::Attachments;
+use crate::attachments::{Attachments, Settling};
 use crate::auth::JwtVerifier;
 use crate::bus::Bus;
 use crate::config::{CorsArgs, LimitArgs, StreamArgs};
@@ -29,7 +29,7 @@ pub struct Inner {
     pub settings: SettingsCache,
     pub bus: Arc<dyn Bus>,
     pub relay: Arc<Relay>,
-    pub attachments: Attachments,
+    pub attachments: Arc<Attachments>,
     /// What the team streams of this process share (also all an `sse` process has).
     pub streams: StreamState,
     /// Cancelled when the server shuts down (streams are ended by the bus: `close_streams`).
@@ -92,10 +92,22 @@ impl AppState {
             settings,
             bus,
             relay,
-            attachments,
+            attachments: Arc::new(attachments),
             shutdown: streams.shutdown.clone(),
             streams,
         }))
+    }
+}
+
+impl AppState {
+    /// Settling attachments and signing their downloads, with this state's parts.
+    pub fn settling(&self) -> Settling {
+        Settling {
+            store: self.store.clone(),
+            attachments: self.attachments.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 

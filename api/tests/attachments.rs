@@ -538,7 +538,7 @@ async fn an_upload_url_that_expires_unused_is_rejected_by_the_sweeper(
         "pending while the URL lives"
     );
     app.clock.advance(TimeDelta::hours(1));
-    bichito::attachments::sweeper::sweep(&app.state)
+    bichito::attachments::sweeper::sweep(&app.state.settling())
         .await
         .expect("sweep");
     let record = app

@@ -22,17 +22,28 @@ pub use local::{LocalStorage, ROUTE_PREFIX, Refusal, is_object_name};
 pub use s3::{S3Settings, S3Storage};
 pub use storage::{DownloadTarget, ObjectInfo, Storage, StorageError, UploadRequest};
 
-use crate::error::ApiError;
-use crate::metrics::AttachmentOutcome;
-use crate::state::AppState;
+use crate::metrics::{AttachmentOutcome, Metrics};
 use bichito_core::attachment::{
     Attachment, AttachmentRecord, AttachmentState, Download, SIGNATURE_LEN, stored_object,
     upload_object,
 };
-use bichito_core::clock::truncate_to_millis;
+use bichito_core::clock::{Clock, truncate_to_millis};
+use bichito_core::store::Store;
 use chrono::TimeDelta;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use std::sync::Arc;
 use tokio::sync::Notify;
+
+/// What can go wrong with an attachment (the api's error module maps it to HTTP).
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    #[error("attachments are not enabled on this server (ATTACHMENTS_BACKEND=disabled)")]
+    Disabled,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] bichito_core::Error),
+}
 
 /// The attachment storage of a process and its settings.
 pub struct Attachments {
@@ -62,8 +73,8 @@ impl Attachments {
         Self::new(None, TimeDelta::minutes(15), TimeDelta::minutes(5))
     }
 
-    pub fn storage(&self) -> Result<&Storage, ApiError> {
-        self.storage.as_ref().ok_or(ApiError::AttachmentsDisabled)
+    pub fn storage(&self) -> Result<&Storage, AttachmentError> {
+        self.storage.as_ref().ok_or(AttachmentError::Disabled)
     }
 
     pub fn local(&self) -> Option<&LocalStorage> {
@@ -98,64 +109,98 @@ enum Verdict {
     Invalid(String),
 }
 
-/// Settles a pending record (others are reported as they are). A record whose upload URL has
-/// expired with nothing uploaded is rejected.
-pub async fn settle(state: &AppState, record: &AttachmentRecord) -> Result<Settled, ApiError> {
-    match record.state() {
-        AttachmentState::Uploaded => return Ok(Settled::Uploaded),
-        AttachmentState::Rejected => {
-            return Ok(Settled::Rejected(
-                record.rejection.clone().unwrap_or_default(),
-            ));
-        }
-        AttachmentState::Pending => {}
-    }
-    let storage = state.attachments.storage()?;
-    let now = truncate_to_millis(state.clock.now());
-    let reason = match verify(storage, record).await? {
-        Verdict::Valid => {
-            if state
-                .store
-                .stamp_attachment(record.bichito_id, &record.key, now)
-                .await?
-                .is_none()
-            {
-                return current(state, record).await;
-            }
-            state.metrics.attachment(AttachmentOutcome::Uploaded);
-            tracing::info!(bichito_id = record.bichito_id, "attachment uploaded");
-            return Ok(Settled::Uploaded);
-        }
-        Verdict::Missing if now < record.upload_expires_at => return Ok(Settled::NotYet),
-        Verdict::Missing => "no upload arrived before the upload URL expired".to_owned(),
-        Verdict::Invalid(reason) => reason,
-    };
-    if !state
-        .store
-        .reject_attachment(record.bichito_id, &record.key, &reason, now)
-        .await?
-    {
-        return current(state, record).await;
-    }
-    state.attachments.wake_sweeper();
-    state.metrics.attachment(AttachmentOutcome::Rejected);
-    tracing::info!(bichito_id = record.bichito_id, %reason, "attachment rejected");
-    Ok(Settled::Rejected(reason))
+/// Settling attachments and signing their downloads: what it needs of a process, shared by
+/// the handlers and the sweeper.
+#[derive(Clone)]
+pub struct Settling {
+    pub store: Arc<dyn Store>,
+    pub attachments: Arc<Attachments>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
 }
 
-/// The state a concurrent settle (or a replacement, or a deletion) reached first, when ours
-/// found the record no longer pending.
-async fn current(state: &AppState, record: &AttachmentRecord) -> Result<Settled, ApiError> {
-    match state.store.attachment(record.bichito_id).await? {
-        Some(now) if now.key == record.key => match now.state() {
-            AttachmentState::Uploaded => Ok(Settled::Uploaded),
-            AttachmentState::Rejected => Ok(Settled::Rejected(now.rejection.unwrap_or_default())),
-            AttachmentState::Pending => Ok(Settled::NotYet),
-        },
-        // Replaced or deleted meanwhile: this upload is no longer wanted.
-        _ => Ok(Settled::Rejected(
-            "the upload was replaced or its bichito deleted".into(),
-        )),
+impl Settling {
+    /// Settles a pending record (others are reported as they are). A record whose upload URL has
+    /// expired with nothing uploaded is rejected.
+    pub async fn settle(&self, record: &AttachmentRecord) -> Result<Settled, AttachmentError> {
+        match record.state() {
+            AttachmentState::Uploaded => return Ok(Settled::Uploaded),
+            AttachmentState::Rejected => {
+                return Ok(Settled::Rejected(
+                    record.rejection.clone().unwrap_or_default(),
+                ));
+            }
+            AttachmentState::Pending => {}
+        }
+        let storage = self.attachments.storage()?;
+        let now = truncate_to_millis(self.clock.now());
+        let reason = match verify(storage, record).await? {
+            Verdict::Valid => {
+                if self
+                    .store
+                    .stamp_attachment(record.bichito_id, &record.key, now)
+                    .await?
+                    .is_none()
+                {
+                    return self.current(record).await;
+                }
+                self.metrics.attachment(AttachmentOutcome::Uploaded);
+                tracing::info!(bichito_id = record.bichito_id, "attachment uploaded");
+                return Ok(Settled::Uploaded);
+            }
+            Verdict::Missing if now < record.upload_expires_at => return Ok(Settled::NotYet),
+            Verdict::Missing => "no upload arrived before the upload URL expired".to_owned(),
+            Verdict::Invalid(reason) => reason,
+        };
+        if !self
+            .store
+            .reject_attachment(record.bichito_id, &record.key, &reason, now)
+            .await?
+        {
+            return self.current(record).await;
+        }
+        self.attachments.wake_sweeper();
+        self.metrics.attachment(AttachmentOutcome::Rejected);
+        tracing::info!(bichito_id = record.bichito_id, %reason, "attachment rejected");
+        Ok(Settled::Rejected(reason))
+    }
+
+    /// The state a concurrent settle (or a replacement, or a deletion) reached first, when ours
+    /// found the record no longer pending.
+    async fn current(&self, record: &AttachmentRecord) -> Result<Settled, AttachmentError> {
+        match self.store.attachment(record.bichito_id).await? {
+            Some(now) if now.key == record.key => match now.state() {
+                AttachmentState::Uploaded => Ok(Settled::Uploaded),
+                AttachmentState::Rejected => {
+                    Ok(Settled::Rejected(now.rejection.unwrap_or_default()))
+                }
+                AttachmentState::Pending => Ok(Settled::NotYet),
+            },
+            // Replaced or deleted meanwhile: this upload is no longer wanted.
+            _ => Ok(Settled::Rejected(
+                "the upload was replaced or its bichito deleted".into(),
+            )),
+        }
+    }
+
+    /// Adds a fresh download URL to an attachment, for a dashboard. A storage failure leaves the
+    /// attachment without one rather than failing the read.
+    pub async fn add_download(&self, attachment: &mut Attachment) {
+        let Some(storage) = &self.attachments.storage else {
+            return;
+        };
+        let now = truncate_to_millis(self.clock.now());
+        let expires_at = now + self.attachments.download_expiry;
+        let object = stored_object(&attachment.key);
+        let target = DownloadTarget {
+            object: &object,
+            filename: &attachment.filename,
+            content_type: attachment.content_type,
+        };
+        match storage.download_url(target, now, expires_at).await {
+            Ok(url) => attachment.download = Some(Download { url, expires_at }),
+            Err(err) => tracing::warn!(error = %err, "cannot sign a download URL"),
+        }
     }
 }
 
@@ -192,26 +237,6 @@ async fn verify(storage: &Storage, record: &AttachmentRecord) -> Result<Verdict,
         )));
     }
     Ok(Verdict::Valid)
-}
-
-/// Adds a fresh download URL to an attachment, for a dashboard. A storage failure leaves the
-/// attachment without one rather than failing the read.
-pub async fn add_download(state: &AppState, attachment: &mut Attachment) {
-    let Some(storage) = &state.attachments.storage else {
-        return;
-    };
-    let now = truncate_to_millis(state.clock.now());
-    let expires_at = now + state.attachments.download_expiry;
-    let object = stored_object(&attachment.key);
-    let target = DownloadTarget {
-        object: &object,
-        filename: &attachment.filename,
-        content_type: attachment.content_type,
-    };
-    match storage.download_url(target, now, expires_at).await {
-        Ok(url) => attachment.download = Some(Download { url, expires_at }),
-        Err(err) => tracing::warn!(error = %err, "cannot sign a download URL"),
-    }
 }
 
 /// A new record's key: the bichito id and 128 random bits, so that no two uploads share

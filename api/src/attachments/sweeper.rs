@@ -4,9 +4,7 @@
 //! written with the change that orphans the object, so a storage outage only delays them.
 //! Every api process sweeps; each step is conditional, so two sweeping at once is harmless.
 
-use super::settle;
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::{AttachmentError, Settling};
 use bichito_core::clock::truncate_to_millis;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -14,28 +12,28 @@ use tokio_util::sync::CancellationToken;
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const BATCH: i64 = 100;
 
-pub async fn run(state: AppState, shutdown: CancellationToken) {
+pub async fn run(settling: Settling, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = state.attachments.woken() => {}
+            () = settling.attachments.woken() => {}
             _ = every.tick() => {}
         }
-        if let Err(err) = sweep(&state).await {
+        if let Err(err) = sweep(&settling).await {
             tracing::warn!(error = %err, "attachment sweep failed; retrying on the next one");
         }
     }
 }
 
 /// One round: returns how many objects were deleted.
-pub async fn sweep(state: &AppState) -> Result<usize, ApiError> {
-    let storage = state.attachments.storage()?;
-    let now = truncate_to_millis(state.clock.now());
-    for record in state.store.expired_uploads(now, BATCH).await? {
-        settle(state, &record).await?;
+pub async fn sweep(settling: &Settling) -> Result<usize, AttachmentError> {
+    let storage = settling.attachments.storage()?;
+    let now = truncate_to_millis(settling.clock.now());
+    for record in settling.store.expired_uploads(now, BATCH).await? {
+        settling.settle(&record).await?;
     }
-    let due = state.store.due_object_deletions(now, BATCH).await?;
+    let due = settling.store.due_object_deletions(now, BATCH).await?;
     let mut done = Vec::with_capacity(due.len());
     let mut failure = None;
     for deletion in due {
@@ -47,8 +45,8 @@ pub async fn sweep(state: &AppState) -> Result<usize, ApiError> {
             }
         }
     }
-    state.store.forget_object_deletions(&done).await?;
-    state.metrics.objects_deleted(done.len());
+    settling.store.forget_object_deletions(&done).await?;
+    settling.metrics.objects_deleted(done.len());
     match failure {
         Some(err) => Err(err.into()),
         None => Ok(done.len()),

@@ -55,7 +55,7 @@ pub async fn create_attachment(
     // One attachment per bichito: an earlier upload that did not (or not yet) arrive gives way.
     let replacing = match state.store.attachment(bichito.id).await? {
         None => None,
-        Some(current) => match attachments::settle(&state, &current).await? {
+        Some(current) => match state.settling().settle(&current).await? {
             Settled::Uploaded => {
                 return Err(ApiError::Conflict(
                     "this bichito already has an attachment; only one is allowed".into(),
@@ -123,7 +123,7 @@ pub async fn complete_attachment(
             "no attachment upload was started for this bichito: POST …/attachments first".into(),
         )
     })?;
-    match attachments::settle(&state, &record).await? {
+    match state.settling().settle(&record).await? {
         Settled::Uploaded => Ok(Json(
             state
                 .store

@@ -2,7 +2,7 @@
 //! team the caller does not belong to is 404, exactly like one that does not exist. Every
 //! bichito a dashboard reads carries, with its attachment, a fresh short-lived download URL.
 
-use crate::attachments::{self, Settled};
+use crate::attachments::Settled;
 use crate::auth::Caller;
 use crate::edits;
 use crate::error::{ApiError, FieldError};
@@ -73,7 +73,7 @@ async fn settled_now(state: &AppState, id: i64) -> bool {
         Ok(Some(record)) if record.state() == AttachmentState::Pending => record,
         _ => return false,
     };
-    match attachments::settle(state, &pending).await {
+    match state.settling().settle(&pending).await {
         Ok(settled) => settled == Settled::Uploaded,
         Err(err) => {
             tracing::warn!(error = %err, "settling an attachment on read failed");
@@ -84,7 +84,7 @@ async fn settled_now(state: &AppState, id: i64) -> bool {
 
 async fn with_download(state: &AppState, bichito: &mut Bichito) {
     if let Some(attachment) = &mut bichito.attachment {
-        attachments::add_download(state, attachment).await;
+        state.settling().add_download(attachment).await;
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn put_upload(
     }
     local.write(&object, &bytes).await?;
     if let Some(record) = state.store.attachment_by_key(&key).await?
-        && let Err(err) = attachments::settle(&state, &record).await
+        && let Err(err) = state.settling().settle(&record).await
     {
         // The bytes are stored; the completion call or the sweeper settles them later.
         tracing::warn!(error = %err, "settling a local upload failed");

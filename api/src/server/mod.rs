@@ -54,7 +54,7 @@ pub async fn serve_role(
     let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
     let sweeper = state.attachments.storage.is_some().then(|| {
         tokio::spawn(crate::attachments::sweeper::run(
-            state.clone(),
+            state.settling(),
             state.shutdown.clone(),
         ))
     });
