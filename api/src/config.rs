@@ -67,6 +67,10 @@ pub struct GlobalArgs {
     /// it, requests answer 503 with `Retry-After`, and the connection is dropped.
     #[arg(long, env = "DATABASE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub database_timeout: Duration,
+    /// Most reports waiting to be stored together (Postgres): past it, a report answers 503
+    /// with `Retry-After` instead of waiting in memory.
+    #[arg(long, env = "DATABASE_INSERT_QUEUE", default_value_t = bichito_core::store::DEFAULT_INSERT_QUEUE, global = true)]
+    pub database_insert_queue: usize,
 }
 
 impl GlobalArgs {
@@ -80,6 +84,7 @@ impl GlobalArgs {
         bichito_core::store::PoolSettings {
             max_connections: self.database_max_connections,
             timeout: self.database_timeout,
+            insert_queue: self.database_insert_queue,
         }
     }
 }

@@ -160,7 +160,7 @@ pub fn parse_query(team_id: &str, params: &HashMap<String, String>) -> Result<Bu
                 )),
             },
             "project_id" => match value.parse() {
-                Ok(id) => query.project_id = Some(id),
+                Ok(id) => query.honeycomb_id = Some(id),
                 Err(_) => errors.push(FieldError::new("project_id", "must be a honeycomb id")),
             },
             "assignee" | "label" if value.contains('\0') => {

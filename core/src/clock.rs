@@ -58,3 +58,8 @@ pub fn rfc3339_millis<S: serde::Serializer>(
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&value.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
+
+/// The month a report is counted in under a monthly cap: `YYYY-MM`, in UTC.
+pub fn usage_period(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m").to_string()
+}

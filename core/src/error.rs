@@ -29,6 +29,9 @@ pub enum Error {
     /// may or may not have been stored.
     #[error("the database did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    /// Too many reports are already waiting to be stored: nothing was written.
+    #[error("too many reports are waiting to be stored")]
+    Overloaded,
 }
 
 impl Error {
@@ -41,6 +44,7 @@ impl Error {
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
             ) | Error::WriteOutcomeUnknown(_)
                 | Error::Timeout(_)
+                | Error::Overloaded
         )
     }
 }
@@ -56,6 +60,7 @@ mod tests {
         assert!(Error::WriteOutcomeUnknown("connection reset".into()).is_unavailable());
         assert!(Error::Database(sqlx::Error::PoolTimedOut).is_unavailable());
         assert!(Error::Timeout(std::time::Duration::from_secs(5)).is_unavailable());
+        assert!(Error::Overloaded.is_unavailable());
         assert!(!Error::Database(sqlx::Error::RowNotFound).is_unavailable());
         assert!(!Error::Corrupt("x".into()).is_unavailable());
     }

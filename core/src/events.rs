@@ -84,7 +84,8 @@ pub fn changes(current: &Bichito, patch: &BugPatch) -> Map<String, Value> {
 }
 
 pub fn updated_payload(bichito: &Bichito, changes: &Map<String, Value>) -> String {
-    json!({"bug_id": bichito.id, "project_id": bichito.project_id, "changes": changes}).to_string()
+    json!({"bug_id": bichito.id, "project_id": bichito.honeycomb_id, "changes": changes})
+        .to_string()
 }
 
 /// `bug.updated` for an attachment that was just verified: `changes.attachment` is what the
@@ -95,10 +96,39 @@ pub fn attached_payload(bichito: &Bichito) -> String {
 }
 
 pub fn commented_payload(bichito: &Bichito, comment_id: i64, author_id: &str) -> String {
-    json!({"bug_id": bichito.id, "project_id": bichito.project_id, "comment_id": comment_id, "author_id": author_id})
+    json!({"bug_id": bichito.id, "project_id": bichito.honeycomb_id, "comment_id": comment_id, "author_id": author_id})
         .to_string()
 }
 
 pub fn deleted_payload(bichito: &Bichito) -> String {
-    json!({"bug_id": bichito.id, "project_id": bichito.project_id}).to_string()
+    json!({"bug_id": bichito.id, "project_id": bichito.honeycomb_id}).to_string()
+}
+
+/// `bug.deleted`'s payload as an SQL expression over a row's bichito `id` and `honeycomb_id`
+/// columns, for deletions the database writes in bulk: the same JSON as [`deleted_payload`].
+pub fn deleted_payload_sql(id: &str, honeycomb_id: &str) -> String {
+    format!("'{{\"bug_id\":' || {id} || ',\"project_id\":' || {honeycomb_id} || '}}'")
+}
+
+/// `bug.created`'s payload: the canonical bichito.
+pub fn created_payload(bichito: &Bichito) -> crate::Result<String> {
+    serde_json::to_string(bichito).map_err(|err| crate::Error::Corrupt(err.to_string()))
+}
+
+/// [`created_payload`] of a report not stored yet (its id 0) without its opening `{"id":0`:
+/// the database writes the new id in front ([`created_payload_sql`]), so the payload is
+/// serialized before the id is known.
+pub fn created_payload_tail(unstored: &Bichito) -> crate::Result<String> {
+    created_payload(unstored)?
+        .strip_prefix(CREATED_HEAD_ID_ZERO)
+        .map(str::to_owned)
+        .ok_or_else(|| crate::Error::Corrupt("the payload does not start with its id".into()))
+}
+
+const CREATED_HEAD_ID_ZERO: &str = "{\"id\":0";
+
+/// `bug.created`'s payload as an SQL expression over the new row's `id` and the payload's
+/// tail ([`created_payload_tail`]): the same JSON as [`created_payload`].
+pub fn created_payload_sql(id: &str, tail: &str) -> String {
+    format!("'{{\"id\":' || {id} || {tail}")
 }

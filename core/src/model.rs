@@ -80,7 +80,9 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Bichito {
     pub id: i64,
-    pub project_id: i64,
+    /// The honeycomb it was reported to; the seeds' payloads call it `project_id`.
+    #[serde(rename = "project_id")]
+    pub honeycomb_id: i64,
     pub team_id: String,
     pub title: String,
     pub description: String,
@@ -135,7 +137,7 @@ impl NewBichito {
     pub fn into_bichito(self, id: i64) -> Bichito {
         Bichito {
             id,
-            project_id: self.honeycomb_id,
+            honeycomb_id: self.honeycomb_id,
             team_id: self.team_id,
             title: self.title,
             description: self.description,
@@ -236,6 +238,27 @@ pub struct BugPatch {
     pub duplicate_of: Option<Option<i64>>,
 }
 
+impl BugPatch {
+    /// Sets on `bichito` every field this edit names.
+    pub fn apply_to(&self, bichito: &mut Bichito) {
+        if let Some(status) = self.status {
+            bichito.status = status;
+        }
+        if let Some(severity) = self.severity {
+            bichito.severity = severity;
+        }
+        if let Some(assignee) = &self.assignee {
+            bichito.assignee = assignee.clone();
+        }
+        if let Some(labels) = &self.labels {
+            bichito.labels = labels.clone();
+        }
+        if let Some(duplicate_of) = self.duplicate_of {
+            bichito.duplicate_of = duplicate_of;
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Comment {
     pub id: i64,
@@ -252,7 +275,7 @@ pub struct BugQuery {
     pub team_id: String,
     pub status: Option<Status>,
     pub severity: Option<Severity>,
-    pub project_id: Option<i64>,
+    pub honeycomb_id: Option<i64>,
     pub assignee: Option<String>,
     pub label: Option<String>,
     /// Only bichitos with a smaller id (the previous page's last id).

@@ -29,6 +29,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let settings = bichito_core::store::PoolSettings {
         max_connections: args.database_max_connections,
         timeout: args.database_timeout,
+        ..bichito_core::store::PoolSettings::default()
     };
     let store = bichito_core::store::connect(&args.database_url, settings).await?;
     store.migrate().await?;

@@ -143,7 +143,7 @@ pub async fn complete_attachment(
 async fn own_bug(state: &AppState, honeycomb: &Honeycomb, id: &str) -> Result<Bichito, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.store.bichito(id).await? {
-        Some(bichito) if bichito.project_id == honeycomb.id => Ok(bichito),
+        Some(bichito) if bichito.honeycomb_id == honeycomb.id => Ok(bichito),
         _ => Err(ApiError::NotFound),
     }
 }

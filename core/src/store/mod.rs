@@ -1,9 +1,19 @@
-//! The store: one trait, one SQL implementation ([`sql`]) instantiated for two sqlx backends,
-//! Postgres ([`postgres`]) and SQLite ([`sqlite`]), chosen by the `DATABASE_URL` scheme.
+//! The store: one trait, [`Store`], implemented for two sqlx backends, Postgres ([`postgres`])
+//! and SQLite ([`sqlite`]), chosen by the `DATABASE_URL` scheme, and bounded in time by
+//! [`timed`].
+//!
+//! The SQL is written once, in `sql/`, one file per concern: honeycombs and keys, reports,
+//! edits and comments, attachments, the outbox, limits and usage, idempotency, and the rows
+//! (`sqlx::FromRow`). Each backend mounts those files (`#[path]`) over its own concrete types
+//! (`Db`, `Row`, `Connection`, `SqlStore`), so the shared code is plain Rust with no generic
+//! bounds and no macro; what differs between the backends is the small [`dialect::Dialect`]
+//! and how each writes a report (`write_report`).
 
-mod insert_batch;
+mod dialect;
+// Both backends mount the files of `sql/`: on purpose, once each, over their own types.
+#[allow(clippy::duplicate_mod)]
 mod postgres;
-mod sql;
+#[allow(clippy::duplicate_mod)]
 mod sqlite;
 mod timed;
 
@@ -186,6 +196,9 @@ pub trait Store: Send + Sync + 'static {
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;
 }
 
+/// See [`PoolSettings::insert_queue`].
+pub const DEFAULT_INSERT_QUEUE: usize = 4096;
+
 /// How a process uses its database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
@@ -195,6 +208,9 @@ pub struct PoolSettings {
     /// it the operation fails as unavailable (a database that stopped answering must not hang
     /// requests; see [`timed`]).
     pub timeout: std::time::Duration,
+    /// Most reports waiting to be stored together (Postgres): past it a report is refused as
+    /// overloaded rather than queued without end.
+    pub insert_queue: usize,
 }
 
 impl Default for PoolSettings {
@@ -202,6 +218,7 @@ impl Default for PoolSettings {
         Self {
             max_connections: 10,
             timeout: std::time::Duration::from_secs(5),
+            insert_queue: DEFAULT_INSERT_QUEUE,
         }
     }
 }

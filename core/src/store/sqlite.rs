@@ -1,15 +1,42 @@
-//! The SQLite backend: the embedded default, one file, no server.
+//! The SQLite backend: the embedded default, one file, no server. The shared SQL
+//! (`store/sql/`) is compiled here for SQLite.
 
 use super::PoolSettings;
-use super::insert_batch::InsertBatcher;
+use super::dialect::Dialect;
+use crate::model::NewBichito;
+use crate::store::{IdempotencyClaim, Inserted};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+// The concrete types the shared SQL is written against.
+type Db = sqlx::Sqlite;
+type Row = sqlx::sqlite::SqliteRow;
+type Connection = sqlx::SqliteConnection;
+type SqlStore = SqliteStore;
+
+#[path = "sql/attachments.rs"]
+mod attachments;
+#[path = "sql/edits.rs"]
+mod edits;
+#[path = "sql/honeycombs.rs"]
+mod honeycombs;
+#[path = "sql/idempotency.rs"]
+mod idempotency;
+#[path = "sql/limits.rs"]
+mod limits;
+#[path = "sql/outbox.rs"]
+mod outbox;
+#[path = "sql/reports.rs"]
+mod reports;
+#[path = "sql/rows.rs"]
+mod rows;
+#[path = "sql/store.rs"]
+mod store;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -21,12 +48,34 @@ pub struct SqliteStore {
 /// are seen within this; this process's own at once.
 const SETTINGS_POLL: Duration = Duration::from_millis(100);
 
-impl SqliteStore {
+// `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then
+// writes can fail with SQLITE_BUSY when another connection wrote in between.
+impl Dialect for SqliteStore {
     const BACKEND: &'static str = "sqlite";
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    // The immediate transaction already holds the write lock.
+    const FOR_UPDATE: &'static str = "";
+    const FOR_KEY_SHARE: &'static str = "";
+    const NOTIFY_SETTINGS: &'static str = "UPDATE settings_version SET version = version + 1";
+    // The sequence row exists only after the first insert.
+    const NEXT_ID: &'static str =
+        "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq";
+    const FIRST_ID: &'static str =
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq";
+    const IDS_IN_JSON_ARRAY: &'static str = "SELECT value FROM json_each($2)";
+}
 
-    /// SQLite stores each report in its own transaction: its writer is one connection anyway.
-    fn insert_batcher(&self) -> Option<&InsertBatcher> {
-        None
+impl SqliteStore {
+    /// How SQLite writes a report: always in its own transaction (its writer is one
+    /// connection anyway, so there is nothing to batch or save a round trip on).
+    async fn write_report(
+        &self,
+        report: &NewBichito,
+        monthly_cap: Option<u32>,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> crate::Result<Inserted> {
+        self.insert_in_transaction(report, monthly_cap, idempotency)
+            .await
     }
 
     /// Opens (creating if needed) the database file in WAL mode, so that readers never wait for
@@ -63,10 +112,9 @@ impl SqliteStore {
         {
             return Ok(version);
         }
-        let version: i64 = sqlx::query("SELECT version FROM settings_version")
+        let version: i64 = sqlx::query_scalar("SELECT version FROM settings_version")
             .fetch_one(&self.pool)
-            .await?
-            .try_get("version")?;
+            .await?;
         let version = version.unsigned_abs();
         *self.lock_settings() = Some((Instant::now(), version));
         Ok(version)
@@ -84,7 +132,7 @@ impl SqliteStore {
     }
 
     fn migrator() -> Migrator {
-        super::sql::migrator([
+        super::dialect::migrator([
             (
                 1,
                 "init",
@@ -108,24 +156,3 @@ impl SqliteStore {
         ])
     }
 }
-
-// `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then
-// writes can fail with SQLITE_BUSY when another connection wrote in between.
-super::sql::impl_sql_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    SqliteRow,
-    begin_write = "BEGIN IMMEDIATE",
-    // The immediate transaction already holds the write lock.
-    for_update = "",
-    // Likewise.
-    for_key_share = "",
-    notify_settings = "UPDATE settings_version SET version = version + 1",
-    // The sequence row exists only after the first insert: seed it when the update finds none.
-    phantom_id = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'bichitos' RETURNING seq",
-    phantom_seed = "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq",
-    // SQLite has no data-modifying CTEs; its round trips are function calls anyway.
-    one_statement_insert = false,
-    // A statement's `$2`, a JSON array of ids, as rows.
-    ids_in_json_array = "SELECT value FROM json_each($2)"
-);

@@ -136,6 +136,105 @@ async fn reports_are_stored_after_postgres_closed_the_writers_connection() {
     assert_eq!(titles, ["before", "right after", "after", "later"]);
 }
 
+/// Reports wait for the batch writers in a bounded queue (Postgres only): while the writer is
+/// stuck, reports queue up to the limit, the next one is refused at once as overloaded with
+/// nothing stored, and the queued ones are stored once the writer moves again.
+#[tokio::test]
+async fn a_full_insert_queue_refuses_reports_without_storing_them() {
+    use sqlx::Connection as _;
+    use std::task::Poll;
+    let db = TestDatabase::postgres().await;
+    let settings = PoolSettings {
+        // One batch writer (a quarter of the pool), and room for two waiting reports.
+        max_connections: 4,
+        timeout: std::time::Duration::from_secs(60),
+        insert_queue: 2,
+    };
+    let store = connect(&db.url, settings).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let (honeycomb_id, _) = provisioned(&*store).await;
+
+    // The writer's next batch waits for this lock.
+    let mut blocker = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE bichitos IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .expect("lock");
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .insert_bichito(&report(honeycomb_id, "taken"), None, None)
+                .await
+        }
+    });
+    wait_for_a_statement_waiting_on_a_lock(&db).await;
+
+    // Each polled once: that queues it.
+    let second_report = report(honeycomb_id, "queued 1");
+    let third_report = report(honeycomb_id, "queued 2");
+    let mut second = store.insert_bichito(&second_report, None, None);
+    let mut third = store.insert_bichito(&third_report, None, None);
+    for queued in [&mut second, &mut third] {
+        std::future::poll_fn(|cx| {
+            assert!(
+                queued.as_mut().poll(cx).is_pending(),
+                "queued, not answered"
+            );
+            Poll::Ready(())
+        })
+        .await;
+    }
+    let refused = store
+        .insert_bichito(&report(honeycomb_id, "refused"), None, None)
+        .await;
+    assert!(
+        matches!(refused, Err(crate::Error::Overloaded)),
+        "a full queue refuses: {refused:?}"
+    );
+    assert!(refused.is_err_and(|err| err.is_unavailable()));
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("rollback");
+    stored_bichito(first.await.expect("task"));
+    stored_bichito(second.await);
+    stored_bichito(third.await);
+    assert_eq!(store.count_bichitos(honeycomb_id).await.expect("count"), 3);
+}
+
+/// Waits (at most 10 s) until a statement of the test's database waits for a lock.
+async fn wait_for_a_statement_waiting_on_a_lock(db: &TestDatabase) {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(&crate::testing::postgres_admin_url())
+        .await
+        .expect("admin connection");
+    let database = db.url.rsplit_once('/').map(|(_, name)| name).expect("name");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(database)
+        .fetch_one(&mut admin)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statement waited for the lock within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn reports_stored_together_each_get_their_own_id_and_event(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let store = db.store().await;
@@ -1230,7 +1329,7 @@ mod attachments {
             .await
             .expect("read")
             .expect("b")
-            .project_id;
+            .honeycomb_id;
         let second = super::dashboard::stored(&*store, honeycomb_id, "Checkout")
             .await
             .id;

@@ -8,6 +8,10 @@
 //! the writers are busy and the next batches are larger, so each costs Postgres one commit
 //! instead of one per report.
 //!
+//! The queue is bounded: when the writers fall so far behind that it is full, a report is
+//! refused at once ([`BatchError::Full`], answered 503 with `Retry-After`) rather than held in
+//! memory without end.
+//!
 //! A batch that the database refuses is answered with [`BatchError::Refused`] (nothing of it was
 //! stored), and each caller stores its report alone, so one report that the database refuses
 //! cannot take the others with it. A batch lost with its connection, or not answered within
@@ -18,13 +22,13 @@
 //! Each report is stored only while its API key is valid: the statement checks and
 //! share-locks the key's row, and a report whose key was revoked gets no id.
 
-use crate::events::EventType;
+use crate::events::{self, EventType};
 use crate::model::{Bichito, Status};
 use serde_json::value::RawValue;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Connection, Postgres, Row};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -48,20 +52,23 @@ pub enum BatchError {
     /// Nothing of the batch was stored (the database refused it, or no writer took it): store
     /// the report alone.
     Refused,
+    /// The queue is full: the report was not queued, nothing was stored.
+    Full,
     /// The database could not be reached or the answer was lost; the batch may have been
     /// stored.
     Unavailable(String),
 }
 
 pub struct InsertBatcher {
-    queue: mpsc::UnboundedSender<Waiting>,
+    queue: mpsc::Sender<Waiting>,
 }
 
 impl InsertBatcher {
     /// Starts `writers` writer tasks on the current Tokio runtime, each batch bounded by
-    /// `timeout`; they stop when the batcher is dropped.
-    pub fn start(pool: PgPool, writers: usize, timeout: Duration) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
+    /// `timeout`, with at most `capacity` reports waiting; they stop when the batcher is
+    /// dropped.
+    pub fn start(pool: PgPool, writers: usize, timeout: Duration, capacity: usize) -> Self {
+        let (queue, receiver) = mpsc::channel(capacity.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..writers.max(1) {
             tokio::spawn(write_batches(pool.clone(), receiver.clone(), timeout));
@@ -80,13 +87,16 @@ impl InsertBatcher {
     ) -> Result<Option<Bichito>, BatchError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Waiting {
+            .try_send(Waiting {
                 bichito,
                 payload_tail,
                 api_key_id,
                 reply,
             })
-            .map_err(|_| BatchError::Refused)?;
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => BatchError::Full,
+                mpsc::error::TrySendError::Closed(_) => BatchError::Refused,
+            })?;
         // Dropped unanswered: the writers' runtime is shutting down, and the report goes alone.
         answer.await.unwrap_or(Err(BatchError::Refused))
     }
@@ -101,7 +111,7 @@ impl InsertBatcher {
 /// batch takes a healthy one.
 async fn write_batches(
     pool: PgPool,
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Waiting>>>,
+    receiver: Arc<Mutex<mpsc::Receiver<Waiting>>>,
     timeout: Duration,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -177,30 +187,35 @@ async fn connection(
 
 /// One statement for the whole batch: each report gets its id from the bichitos' sequence
 /// first, so that its event (in the same order) and its answer know it.
-const INSERT_BATCH: &str = "\
-    WITH batch AS MATERIALIZED ( \
-        SELECT nextval('bichitos_id_seq') AS id, r.* \
-        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-                    $13::text[], $14::timestamptz[], $15::text[], $18::bigint[]) WITH ORDINALITY \
-             AS r(honeycomb_id, team_id, title, description, severity, environment, app_version, \
-                  stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
-                  created_at, payload_tail, api_key_id, position) \
-        WHERE r.api_key_id IS NULL OR EXISTS ( \
-            SELECT 1 FROM api_keys k WHERE k.id = r.api_key_id \
-                AND (k.expires_at IS NULL OR k.expires_at > r.created_at) FOR KEY SHARE)), \
-    stored AS ( \
-        INSERT INTO bichitos (id, honeycomb_id, team_id, title, description, status, severity, \
-            environment, app_version, stack_trace, url, user_agent, reporter_email, \
-            reporter_identifier, extra, created_at, updated_at) \
-        SELECT id, honeycomb_id, team_id, title, description, $16, severity, environment, \
-            app_version, stack_trace, url, user_agent, reporter_email, reporter_identifier, extra, \
-            created_at, created_at \
-        FROM batch), \
-    events AS ( \
-        INSERT INTO outbox (team_id, event_type, payload, created_at) \
-        SELECT team_id, $17, '{\"id\":' || id || payload_tail, created_at FROM batch ORDER BY id) \
-    SELECT id, position FROM batch";
+static INSERT_BATCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH batch AS MATERIALIZED ( \
+             SELECT nextval('bichitos_id_seq') AS id, r.* \
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+                         $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], \
+                         $18::bigint[]) WITH ORDINALITY \
+                  AS r(honeycomb_id, team_id, title, description, severity, environment, \
+                       app_version, stack_trace, url, user_agent, reporter_email, \
+                       reporter_identifier, extra, created_at, payload_tail, api_key_id, position) \
+             WHERE r.api_key_id IS NULL OR EXISTS ( \
+                 SELECT 1 FROM api_keys k WHERE k.id = r.api_key_id \
+                     AND (k.expires_at IS NULL OR k.expires_at > r.created_at) FOR KEY SHARE)), \
+         stored AS ( \
+             INSERT INTO bichitos (id, honeycomb_id, team_id, title, description, status, \
+                 severity, environment, app_version, stack_trace, url, user_agent, \
+                 reporter_email, reporter_identifier, extra, created_at, updated_at) \
+             SELECT id, honeycomb_id, team_id, title, description, $16, severity, environment, \
+                 app_version, stack_trace, url, user_agent, reporter_email, \
+                 reporter_identifier, extra, created_at, created_at \
+             FROM batch), \
+         events AS ( \
+             INSERT INTO outbox (team_id, event_type, payload, created_at) \
+             SELECT team_id, $17, {}, created_at FROM batch ORDER BY id) \
+         SELECT id, position FROM batch",
+        events::created_payload_sql("id", "payload_tail")
+    )
+});
 
 /// Stores `batch`; answers the ids in its order (`None` for a report whose key was revoked).
 async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result<Vec<Option<i64>>> {
@@ -208,8 +223,8 @@ async fn store(connection: &mut PgConnection, batch: &[Waiting]) -> sqlx::Result
     fn column<'a, T>(batch: &'a [Waiting], field: impl Fn(&'a Waiting) -> T) -> Vec<T> {
         batch.iter().map(field).collect()
     }
-    let rows = sqlx::query(INSERT_BATCH)
-        .bind(column(batch, |w| w.bichito.project_id))
+    let rows = sqlx::query(INSERT_BATCH.as_str())
+        .bind(column(batch, |w| w.bichito.honeycomb_id))
         .bind(column(batch, |w| w.bichito.team_id.as_str()))
         .bind(column(batch, |w| w.bichito.title.as_str()))
         .bind(column(batch, |w| w.bichito.description.as_str()))

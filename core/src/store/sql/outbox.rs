@@ -1,0 +1,81 @@
+//! The outbox: every change's event, written in the change's transaction, read by the relay
+//! that publishes it.
+
+use super::{Connection, Dialect, SqlStore};
+use crate::events::{EventType, OutboxEvent};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+
+/// Writes an event to the outbox, inside the caller's transaction.
+pub(super) async fn push_event(
+    conn: &mut Connection,
+    team_id: &str,
+    event: EventType,
+    payload: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (team_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(team_id)
+    .bind(event.as_str())
+    .bind(payload)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// The outbox queries are planned at each run (not prepared once): a plan made while the table
+// was small (a seq scan) would stay cached as it grows.
+impl SqlStore {
+    pub(super) async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
+        Ok(sqlx::query_as(
+            "SELECT id, team_id, event_type, payload, created_at FROM outbox \
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .persistent(false)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub(super) async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // The ids go as one JSON array: one statement text whatever the batch's size, instead
+        // of a new text (and a new parse) per list length.
+        let ids = serde_json::to_string(ids).map_err(|err| Error::Corrupt(err.to_string()))?;
+        let update = format!(
+            "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
+            Self::IDS_IN_JSON_ARRAY
+        );
+        sqlx::query(AssertSqlSafe(update))
+            .persistent(false)
+            .bind(now)
+            .bind(ids)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+                .bind(before)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub(super) async fn outbox_backlog(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+                .persistent(false)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+}
