@@ -4,6 +4,7 @@
 //! answers stream subscriptions on a lean path and hands everything else to the router.
 
 mod connections;
+mod hyper_errors;
 
 use crate::config::HttpArgs;
 use crate::http::{api_app, app, stream_app};
