@@ -6,15 +6,17 @@
 //!   for the api and sse processes): every connection read within its timeouts, graceful on
 //!   SIGTERM / Ctrl-C within the shutdown timeout.
 //! - [`http`]: `app(state) -> Router`, one module per resource: `ingest` (API key: reports and
-//!   widget info), `bugs` (JWT: the dashboard API), `stream` (the team SSE stream), `cors`,
-//!   `health` (`/healthz`, `/readyz`, `/metrics`).
+//!   widget info), `bugs` (JWT: the dashboard API), `cors`, `health` (`/healthz`, `/readyz`,
+//!   `/metrics`).
+//! - [`stream`]: the team SSE stream: the per-team hub of subscribers, the SSE format, the
+//!   handler, and the lean path that writes streams without hyper.
 //! - [`report`]: validation of a report body against seed 002's limits; [`edits`]: of
 //!   dashboard edits, comments and list filters.
 //! - [`attachments`]: image attachments: storage (S3-compatible or a local folder), the
 //!   checks an upload must pass before it is stamped, and the sweeper.
 //! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
-//! - [`bus`]: the event bus (in-process, or NATS JetStream) and the per-team hub of stream
-//!   subscribers; [`outbox`]: the relay from the outbox table to the bus.
+//! - [`bus`]: the event bus (in-process, or NATS JetStream); [`outbox`]: the relay from the
+//!   outbox table to the bus.
 //! - [`rate_limit`]: reports per minute per key, exact across processes: grants taken from a
 //!   window in the database.
 //! - [`state`]: shared state; [`settings`]: the honeycomb settings cache, keyed by the
@@ -37,6 +39,6 @@ pub mod rate_limit;
 pub mod report;
 pub mod server;
 pub mod settings;
-pub mod sse;
 pub mod state;
+pub mod stream;
 pub mod telemetry;

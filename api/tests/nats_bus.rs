@@ -2,9 +2,9 @@
 
 mod common;
 
-use bichito::bus::hub::TeamSubscription;
 use bichito::bus::nats::NatsBus;
 use bichito::bus::{Bus, Replay};
+use bichito::stream::hub::TeamSubscription;
 use bichito_core::events::{EventType, OutboxEvent};
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The in-process bus: sequence numbers, a retention ring for replays, and the team hub.
 
-use super::hub::{TeamHub, TeamSubscription};
 use super::{Bus, BusError, BusEvent, Replay};
+use crate::stream::hub::{TeamHub, TeamSubscription};
 use bichito_core::events::OutboxEvent;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

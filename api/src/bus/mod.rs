@@ -1,7 +1,6 @@
 //! The event bus between the api (publishing outbox events) and the stream (subscribing per
 //! team): in-process ([`memory`]) for one process, NATS JetStream for several.
 
-pub mod hub;
 pub mod memory;
 pub mod nats;
 
@@ -31,30 +30,30 @@ pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
     })
 }
 
-/// An event as streams see it: `id` is its position in the bus (the SSE `id:`), and `chunk` the
-/// whole SSE event (its JSON in the `data:` line) as a chunk of an HTTP/1.1 body, serialized
-/// once for every subscriber. The JSON is not kept apart: nothing but streams reads it.
+/// An event as streams see it: `id` is its position in the bus (the SSE `id:`), and `frame` the
+/// whole SSE event (its JSON in the `data:` line), serialized once for every subscriber. The
+/// JSON is not kept apart: nothing but streams reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEvent {
     pub id: u64,
     pub team_id: String,
     pub event_type: EventType,
-    pub chunk: Bytes,
+    pub frame: Bytes,
 }
 
 impl BusEvent {
     pub fn new(id: u64, team_id: String, event_type: EventType, payload: &str) -> Self {
         Self {
             id,
-            chunk: crate::sse::chunked(&crate::sse::frame(id, event_type.as_str(), payload)),
+            frame: crate::stream::sse::frame(id, event_type.as_str(), payload),
             team_id,
             event_type,
         }
     }
 
-    /// The SSE event alone (a view of `chunk`).
+    /// The SSE event, as every subscriber writes it.
     pub fn frame(&self) -> Bytes {
-        crate::sse::unchunked(&self.chunk)
+        self.frame.clone()
     }
 }
 
@@ -78,7 +77,10 @@ pub trait Bus: Send + Sync + 'static {
     /// Publishes an outbox event; publishing the same outbox id twice delivers it once.
     async fn publish(&self, event: &OutboxEvent) -> Result<(), BusError>;
     /// Live events of one team, from now on: those after the subscription's `after`.
-    async fn subscribe(&self, team_id: &str) -> Result<hub::TeamSubscription, BusError>;
+    async fn subscribe(
+        &self,
+        team_id: &str,
+    ) -> Result<crate::stream::hub::TeamSubscription, BusError>;
     /// The team's events after `after`, from the retention window.
     async fn replay(&self, team_id: &str, after: u64) -> Result<Replay, BusError>;
     /// The id of the newest event on the bus (0 when none), asked of the bus itself.

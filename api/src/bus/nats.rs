@@ -13,8 +13,8 @@
 //! consumer does not survive a server restart, and would otherwise be noticed gone only at its
 //! next missed heartbeat, 15 s later).
 
-use super::hub::{Joined, TeamHub, TeamSubscription};
 use super::{Bus, BusError, BusEvent, Replay};
+use crate::stream::hub::{Joined, TeamHub, TeamSubscription};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::message::PublishMessage;

@@ -7,7 +7,6 @@ pub mod extract;
 mod health;
 mod ingest;
 mod storage;
-pub(crate) mod stream;
 
 use crate::attachments::ROUTE_PREFIX;
 use crate::error::ApiError;
@@ -124,8 +123,8 @@ fn api_routes(state: AppState) -> Router {
 fn stream_routes(state: StreamState) -> Router {
     Router::new()
         .route(
-            stream::ROUTE,
-            get(stream::team_stream).options(cors::dashboard_preflight),
+            crate::stream::ROUTE,
+            get(crate::stream::team_stream).options(cors::dashboard_preflight),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

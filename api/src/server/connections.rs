@@ -15,8 +15,9 @@
 //! buffer for each connection for as long as it lives, which made up most of what an idle
 //! SSE connection cost. A stream subscription is the last request on its connection, so this
 //! reads a connection's first request head itself (with httparse, hyper's own parser) and,
-//! when it is a GET of the team stream, answers it here: once the head is written only the
-//! subscription, a timer and the socket stay. Everything else (every other route, another
+//! when it is a GET of the team stream, hands it to the stream's lean path
+//! (`stream/lean.rs`): once the head is written only the subscription, a timer and the
+//! socket stay. Everything else (every other route, another
 //! method, HTTP/1.0, a request with a body, a head that does not parse) goes to the router
 //! through hyper, with the bytes already read replayed in front of the socket.
 
@@ -24,21 +25,18 @@ use super::hyper_errors::HyperErrors;
 use crate::config::HttpArgs;
 use crate::error::ApiError;
 use crate::http::cors::add_dashboard_headers;
-use crate::http::stream::{self, ROUTE, TeamStream};
-use crate::sse;
 use crate::state::StreamState;
+use crate::stream::lean::{self, StreamRequest};
 use axum::Router;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -52,8 +50,6 @@ const MAX_HEADERS: usize = 64;
 const DROP_GRACE: Duration = Duration::from_secs(1);
 /// How long a connection closed after an error keeps reading what the client still sends.
 pub(super) const LINGER: Duration = Duration::from_secs(2);
-/// Frames written to a stream in one go when several are ready.
-const WRITE_BATCH: usize = 16 * 1024;
 
 /// Serves `router` (and on a lean path the team stream of `streams`, when given) until
 /// `shutdown` resolves; then ends the streams, lets other requests in flight finish, and
@@ -160,15 +156,15 @@ async fn connection(mut socket: TcpStream, served: Served) {
             let cors = streams.dashboard_origin(&request.headers);
             // Opening (auth, replay) takes a large state that a long-lived task would keep:
             // the stream is written by a task of its own, as small as its writing state.
-            match open_stream(request, &streams).await {
+            match lean::open(request, &streams).await {
                 Ok(team_stream) => {
-                    let head = stream_head(cors);
+                    let head = lean::head(cors);
                     // Not bound to `dropping`: a select around it would keep a second copy of
                     // its state (1 KiB per idle stream). Streams end when the bus closes them; a
                     // client that stopped reading is cut off when the process exits.
                     served
                         .connections
-                        .spawn(write_stream(socket, head, team_stream));
+                        .spawn(lean::write(socket, head, team_stream));
                 }
                 Err(err) => {
                     let mut response = err.into_response();
@@ -199,14 +195,6 @@ enum First {
     Refused(ApiError),
 }
 
-/// A GET of the team stream, as `http::stream::open` takes it.
-struct StreamRequest {
-    path: String,
-    team_id: String,
-    headers: HeaderMap,
-    params: HashMap<String, String>,
-}
-
 /// Reads until the first request head is complete; a stream subscription only when `lean`.
 async fn read_first_request(
     socket: &mut TcpStream,
@@ -231,7 +219,7 @@ async fn read_first_request(
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(head) {
             Ok(httparse::Status::Complete(_)) if lean => {
-                return Ok(stream_request(&request).map_or(First::Other, First::Stream));
+                return Ok(lean::request(&request).map_or(First::Other, First::Stream));
             }
             Ok(httparse::Status::Complete(_)) => return Ok(First::Other),
             Ok(httparse::Status::Partial) => {}
@@ -242,157 +230,6 @@ async fn read_first_request(
                 }
             }
             Err(_) => return Ok(First::Refused(ApiError::MalformedRequest)),
-        }
-    }
-}
-
-/// The request as a stream subscription, when it is a plain HTTP/1.1 GET of the stream route.
-fn stream_request(request: &httparse::Request<'_, '_>) -> Option<StreamRequest> {
-    if request.method != Some("GET") || request.version != Some(1) {
-        return None;
-    }
-    let target = request.path?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let team = path
-        .strip_prefix("/api/v1/teams/")?
-        .strip_suffix("/stream")?;
-    if team.is_empty() || team.contains('/') {
-        return None;
-    }
-    let team_id = percent_encoding::percent_decode_str(team)
-        .decode_utf8()
-        .ok()?
-        .into_owned();
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for header in request.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
-        // A body, or a switch of protocol, is hyper's to handle.
-        let body = (name == "content-length" && header.value != b"0")
-            || name == "transfer-encoding"
-            || name == "upgrade"
-            || name == "expect";
-        if body {
-            return None;
-        }
-        headers.append(name, HeaderValue::from_bytes(header.value).ok()?);
-    }
-    let params = form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    Some(StreamRequest {
-        path: path.to_owned(),
-        team_id,
-        headers,
-        params,
-    })
-}
-
-/// Opens the requested stream, counted in the request metrics as the router would.
-async fn open_stream(
-    request: StreamRequest,
-    streams: &StreamState,
-) -> Result<TeamStream, crate::error::ApiError> {
-    let started = Instant::now();
-    let opened = stream::open(streams, &request.team_id, &request.headers, &request.params).await;
-    let status = opened
-        .as_ref()
-        .map_or_else(|err| err.status().as_u16(), |_| 200);
-    streams
-        .metrics
-        .request_done("GET", ROUTE, &request.path, status, started.elapsed());
-    opened
-}
-
-/// The head of a stream's response, with the CORS headers of a dashboard origin.
-fn stream_head(cors: Option<HeaderValue>) -> String {
-    let mut head = String::from("HTTP/1.1 200 OK\r\n");
-    for (name, value) in sse::RESPONSE_HEADERS {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    let mut headers = HeaderMap::new();
-    add_dashboard_headers(&mut headers, cors);
-    for (name, value) in &headers {
-        if let Ok(value) = value.to_str() {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    head.push_str(&format!(
-        "transfer-encoding: chunked\r\ndate: {}\r\n\r\n",
-        httpdate::fmt_http_date(std::time::SystemTime::now())
-    ));
-    head
-}
-
-/// Writes the response `head`, then the stream's chunks until the stream ends or the client
-/// goes away.
-async fn write_stream(socket: TcpStream, head: String, mut team_stream: TeamStream) {
-    if write_all(&socket, head.as_bytes()).await.is_err() {
-        return;
-    }
-    drop(head);
-    // One watch for the client's side for the whole stream, not one per frame.
-    let mut gone = pin!(client_gone(&socket));
-    loop {
-        let next = tokio::select! {
-            chunk = team_stream.next_chunk() => chunk,
-            () = &mut gone => return,
-        };
-        let Some(chunk) = next else {
-            // The server is shutting down: end the body properly.
-            let _ = write_all(&socket, b"0\r\n\r\n").await;
-            return;
-        };
-        let written = match team_stream.ready_chunk() {
-            // The usual case: one event, written from the bytes every subscriber shares.
-            None => write_all(&socket, &chunk).await,
-            // Whatever else is ready goes in the same write.
-            Some(second) => {
-                let mut out = Vec::with_capacity(chunk.len() + second.len());
-                out.extend_from_slice(&chunk);
-                out.extend_from_slice(&second);
-                while out.len() < WRITE_BATCH {
-                    match team_stream.ready_chunk() {
-                        Some(more) => out.extend_from_slice(&more),
-                        None => break,
-                    }
-                }
-                write_all(&socket, &out).await
-            }
-        };
-        if written.is_err() {
-            return;
-        }
-    }
-}
-
-/// Writes all of `bytes`, trying at once and waiting only when the socket is full. Takes the
-/// socket by shared reference so that the client's side can be watched at the same time.
-async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match socket.try_write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = &bytes[written..],
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => socket.writable().await?,
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
-}
-
-/// Resolves when the client closes its side (a stream's client has nothing more to send, so
-/// anything it does send is read, a few bytes at a time, and ignored: the buffer is part of
-/// every stream's state).
-async fn client_gone(socket: &TcpStream) {
-    let mut ignored = [0u8; 8];
-    loop {
-        if socket.readable().await.is_err() {
-            return;
-        }
-        match socket.try_read(&mut ignored) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
         }
     }
 }

@@ -6,11 +6,11 @@
 //! falls more than its queue behind loses its oldest events and gets `stream.gap`, whose id is
 //! the last event it did get: resuming from it replays what was dropped.
 
-use crate::bus::hub::TeamSubscription;
+use super::hub::TeamSubscription;
+use super::sse;
 use crate::bus::{BusEvent, Replay};
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{PathParam, QueryParams};
-use crate::sse;
 use crate::state::StreamState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -26,9 +26,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
-
-/// The route, also matched by the lean connection path (`server/connections.rs`).
-pub const ROUTE: &str = "/api/v1/teams/{team_id}/stream";
 
 pub async fn team_stream(
     State(state): State<StreamState>,
@@ -100,28 +97,20 @@ pub async fn open(
                 for event in events {
                     last_sent = last_sent.max(event.id);
                     if wanted(types.as_deref(), &event) {
-                        initial.push_back(event.chunk.clone());
+                        initial.push_back(event.frame.clone());
                     }
                 }
             }
             None => {
                 state.metrics.stream_reset();
                 let reset = json!({"reason": "Last-Event-ID is outside the replay window: refetch, then follow the stream", "last_event_id": text});
-                initial.push_back(sse::chunked(&sse::frame(
-                    head,
-                    "stream.reset",
-                    &reset.to_string(),
-                )));
+                initial.push_back(sse::frame(head, "stream.reset", &reset.to_string()));
             }
         }
     }
     let hello =
         json!({"serverTime": state.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true)});
-    initial.push_front(sse::chunked(&sse::frame(
-        hello_id,
-        "hello",
-        &hello.to_string(),
-    )));
+    initial.push_front(sse::frame(hello_id, "hello", &hello.to_string()));
 
     Ok(TeamStream(Connection {
         state: state.clone(),
@@ -135,36 +124,36 @@ pub async fn open(
     }))
 }
 
-/// An open subscription to a team's stream. Its frames come as chunks of a chunked HTTP/1.1
-/// body (see [`sse::chunked`]), which the lean connection path writes as they are.
+/// An open subscription to a team's stream: its SSE frames, shared with every other
+/// subscriber; whoever writes them adds the transport's framing.
 pub struct TeamStream(Connection);
 
 impl TeamStream {
-    /// The next chunk: queued ones first, then live events and heartbeats; `None` once the bus
+    /// The next frame: queued ones first, then live events and heartbeats; `None` once the bus
     /// closed the subscription (the server shuts down).
-    pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        let chunk = next_event_chunk(&mut self.0).await?;
+    pub async fn next_frame(&mut self) -> Option<Bytes> {
+        let frame = next_event_frame(&mut self.0).await?;
         // The heartbeat timer is moved only when it fires: resetting it for every frame would
         // cost a timer update per delivery.
         self.0.last_frame = Instant::now();
-        Some(chunk)
+        Some(frame)
     }
 
-    /// A chunk that is ready now, without waiting (none when the next one is not).
-    pub fn ready_chunk(&mut self) -> Option<Bytes> {
+    /// A frame that is ready now, without waiting (none when the next one is not).
+    pub fn ready_frame(&mut self) -> Option<Bytes> {
         let connection = &mut self.0;
-        if let Some(chunk) = connection.queued() {
-            return Some(chunk);
+        if let Some(frame) = connection.queued() {
+            return Some(frame);
         }
         loop {
             let received = match connection.subscription.receiver.try_recv() {
                 Ok(event) => Ok(event),
                 Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
-                // Closed is for `next_chunk` to see and end the stream on.
+                // Closed is for `next_frame` to see and end the stream on.
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
             };
-            if let Some(chunk) = connection.accept(received) {
-                return Some(chunk);
+            if let Some(frame) = connection.accept(received) {
+                return Some(frame);
             }
         }
     }
@@ -172,8 +161,8 @@ impl TeamStream {
     /// The stream's SSE frames, for a response body: hyper chunks them itself.
     pub fn frames(self) -> impl Stream<Item = Bytes> + Send + 'static {
         futures_util::stream::unfold(self, |mut stream| async move {
-            let chunk = stream.next_chunk().await?;
-            Some((sse::unchunked(&chunk), stream))
+            let frame = stream.next_frame().await?;
+            Some((frame, stream))
         })
     }
 }
@@ -225,9 +214,9 @@ struct Connection {
     _open: OpenStream,
 }
 
-async fn next_event_chunk(connection: &mut Connection) -> Option<Bytes> {
-    if let Some(chunk) = connection.queued() {
-        return Some(chunk);
+async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
+    if let Some(frame) = connection.queued() {
+        return Some(frame);
     }
     loop {
         // No shutdown branch: on shutdown the bus closes every subscription (`close_streams`).
@@ -238,28 +227,28 @@ async fn next_event_chunk(connection: &mut Connection) -> Option<Bytes> {
                     connection.heartbeat.as_mut().reset(due);
                     continue;
                 }
-                return Some(sse::HEARTBEAT_CHUNK);
+                return Some(sse::HEARTBEAT);
             }
             received = connection.subscription.receiver.recv() => received,
         };
         if let Err(RecvError::Closed) = received {
             return None;
         }
-        if let Some(chunk) = connection.accept(received) {
-            return Some(chunk);
+        if let Some(frame) = connection.accept(received) {
+            return Some(frame);
         }
     }
 }
 
 impl Connection {
-    /// The next of the chunks queued when the stream opened (`hello`, a replay or a reset).
+    /// The next of the frames queued when the stream opened (`hello`, a replay or a reset).
     fn queued(&mut self) -> Option<Bytes> {
-        let chunk = self.initial.pop_front()?;
+        let frame = self.initial.pop_front()?;
         self.state.metrics.stream_event_sent();
-        Some(chunk)
+        Some(frame)
     }
 
-    /// What to send for what the subscription received: the event's chunk, a `stream.gap`
+    /// What to send for what the subscription received: the event's frame, a `stream.gap`
     /// when events were dropped, or nothing (an event already sent, or of a type not wanted).
     fn accept(&mut self, received: Result<Arc<BusEvent>, RecvError>) -> Option<Bytes> {
         match received {
@@ -272,16 +261,12 @@ impl Connection {
                     return None;
                 }
                 self.state.metrics.stream_event_sent();
-                Some(event.chunk.clone())
+                Some(event.frame.clone())
             }
             Err(RecvError::Lagged(missed)) => {
                 self.state.metrics.stream_events_dropped(missed);
                 let gap = json!({"missed": missed, "reason": "this client fell behind; resume from this id or refetch"});
-                Some(sse::chunked(&sse::frame(
-                    self.last_sent,
-                    "stream.gap",
-                    &gap.to_string(),
-                )))
+                Some(sse::frame(self.last_sent, "stream.gap", &gap.to_string()))
             }
             Err(RecvError::Closed) => None,
         }
