@@ -9,7 +9,7 @@
 //! waking once per report would cost the database as much as the reports themselves, while
 //! after a quiet spell the first event still goes out at once.
 
-use crate::bus::Bus;
+use crate::bus::Publish;
 use crate::metrics::Metrics;
 use bichito_core::clock::Clock;
 use bichito_core::store::Store;
@@ -25,7 +25,7 @@ const ROUND_INTERVAL: Duration = Duration::from_millis(5);
 
 pub struct Relay {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    bus: Arc<dyn Publish>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     /// Notified by the store after each write that added an event.
@@ -35,7 +35,7 @@ pub struct Relay {
 impl Relay {
     pub fn new(
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
+        bus: Arc<dyn Publish>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
     ) -> Self {

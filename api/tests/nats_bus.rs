@@ -3,7 +3,7 @@
 mod common;
 
 use bichito::bus::nats::NatsBus;
-use bichito::bus::{Bus, Replay};
+use bichito::bus::{Publish, Replay, Subscribe};
 use bichito::stream::hub::TeamSubscription;
 use bichito_core::events::{EventType, OutboxEvent};
 use std::time::Duration;

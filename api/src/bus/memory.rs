@@ -1,6 +1,6 @@
 //! The in-process bus: sequence numbers, a retention ring for replays, and the team hub.
 
-use super::{Bus, BusError, BusEvent, Replay};
+use super::{BusError, BusEvent, Publish, Replay, Subscribe};
 use crate::stream::hub::{TeamHub, TeamSubscription};
 use bichito_core::events::OutboxEvent;
 use std::collections::VecDeque;
@@ -62,7 +62,7 @@ impl MemoryBus {
 }
 
 #[async_trait::async_trait]
-impl Bus for MemoryBus {
+impl Publish for MemoryBus {
     async fn publish(&self, event: &OutboxEvent) -> Result<(), BusError> {
         let published = {
             let mut state = self.lock();
@@ -84,7 +84,10 @@ impl Bus for MemoryBus {
         self.hub.deliver(published);
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl Subscribe for MemoryBus {
     async fn subscribe(&self, team_id: &str) -> Result<TeamSubscription, BusError> {
         let (mut subscription, _) = self.hub.subscribe(team_id);
         subscription.after = self.newest_id();

@@ -72,10 +72,21 @@ pub enum BusError {
     Unavailable(String),
 }
 
+/// The publishing side of a bus: the outbox relay's.
 #[async_trait::async_trait]
-pub trait Bus: Send + Sync + 'static {
+pub trait Publish: Send + Sync + 'static {
     /// Publishes an outbox event; publishing the same outbox id twice delivers it once.
     async fn publish(&self, event: &OutboxEvent) -> Result<(), BusError>;
+    /// Changes each time the bus connects again after losing its server (none for a bus
+    /// without one): whoever waits to publish may try again at once.
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// The subscribing side of a bus: the streams'.
+#[async_trait::async_trait]
+pub trait Subscribe: Send + Sync + 'static {
     /// Live events of one team, from now on: those after the subscription's `after`.
     async fn subscribe(
         &self,
@@ -89,9 +100,9 @@ pub trait Bus: Send + Sync + 'static {
     fn subscribed_teams(&self) -> usize;
     /// Ends this process's subscriptions, current and future (the server is shutting down).
     fn close_streams(&self);
-    /// Changes each time the bus connects again after losing its server (none for a bus
-    /// without one): whoever waits to publish may try again at once.
-    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        None
-    }
 }
+
+/// Both sides of one bus, as a process that publishes and streams holds it.
+pub trait Bus: Publish + Subscribe {}
+
+impl<T: Publish + Subscribe + ?Sized> Bus for T {}

@@ -13,7 +13,7 @@
 //! consumer does not survive a server restart, and would otherwise be noticed gone only at its
 //! next missed heartbeat, 15 s later).
 
-use super::{Bus, BusError, BusEvent, Replay};
+use super::{BusError, BusEvent, Publish, Replay, Subscribe};
 use crate::stream::hub::{Joined, TeamHub, TeamSubscription};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
@@ -377,7 +377,7 @@ impl NatsBus {
 }
 
 #[async_trait::async_trait]
-impl Bus for NatsBus {
+impl Publish for NatsBus {
     async fn publish(&self, event: &OutboxEvent) -> Result<(), BusError> {
         let subject = format!(
             "{}.team.{}.{}",
@@ -397,6 +397,13 @@ impl Bus for NatsBus {
         Ok(())
     }
 
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.connections.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Subscribe for NatsBus {
     async fn subscribe(&self, team_id: &str) -> Result<TeamSubscription, BusError> {
         let feed = self.feed().await?;
         let (mut subscription, joined) = self.hub.subscribe(team_id);
@@ -434,10 +441,6 @@ impl Bus for NatsBus {
             .await
             .map_err(|_| unavailable("NATS did not answer in time"))?
             .map(|state| state.last_sequence)
-    }
-
-    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.connections.clone())
     }
 
     fn subscribed_teams(&self) -> usize {
