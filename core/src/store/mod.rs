@@ -2,9 +2,9 @@
 //! and SQLite ([`sqlite`]), chosen by the `DATABASE_URL` scheme, and bounded in time by
 //! [`timed`].
 //!
-//! The SQL is written once, in `sql/`, one file per concern: honeycombs and keys, reports,
-//! edits and comments, attachments, the outbox, limits and usage, idempotency, and the rows
-//! (`sqlx::FromRow`). Each backend mounts those files (`#[path]`) over its own concrete types
+//! The SQL is written once, in `sql/`, one file per concern, each implementing that concern's
+//! trait: honeycombs and keys, reports, edits and comments, attachments, the outbox, limits
+//! and usage, idempotency; and the rows (`sqlx::FromRow`). Each backend mounts those files (`#[path]`) over its own concrete types
 //! (`Db`, `Row`, `Connection`, `SqlStore`), so the shared code is plain Rust with no generic
 //! bounds and no macro; what differs between the backends is the small [`dialect::Dialect`]
 //! and how each writes a report (`write_report`).
@@ -29,15 +29,47 @@ use std::sync::Arc;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// Everything the api, the operator and the relay ask of the database: one trait per concern
+/// (the files of `sql/`), and this one for the database itself.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    HoneycombStore
+    + ReportStore
+    + EditStore
+    + AttachmentStore
+    + OutboxStore
+    + LimitStore
+    + IdempotencyStore
+    + Send
+    + Sync
+    + 'static
+{
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
+
     /// Applies pending schema migrations (safe to run from several processes at once).
     async fn migrate(&self) -> Result<()>;
+
     /// A round trip to the database, for readiness.
     async fn ping(&self) -> Result<()>;
 
+    /// Notified after every committed write that added an outbox event (a report, an edit, a
+    /// comment, a deletion, a stamped attachment, a retirement): whoever publishes the outbox
+    /// waits on it. Only the store `connect` returns notifies; the backends alone do not.
+    fn outbox_written(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
+    /// Changes whenever honeycomb settings or keys change (provisioning, rotation, retirement),
+    /// in this process or any other, from the moment the change commits: cached settings read
+    /// before a change no longer match. Where that cannot be known (Postgres notifications not
+    /// being received), every call answers a new value, so nothing cached is trusted.
+    async fn settings_version(&self) -> Result<u64>;
+}
+
+/// Honeycombs, their blocklists and keys: what the operator writes and reports read.
+#[async_trait]
+pub trait HoneycombStore: Send + Sync {
     /// What provisioning needs to decide about keys, or `None` for a new honeycomb.
     async fn honeycomb_key_state(
         &self,
@@ -60,33 +92,11 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
     /// Every origin any honeycomb allows, to answer CORS preflights (which carry no API key).
     async fn all_allowed_origins(&self) -> Result<Vec<String>>;
+}
 
-    /// Takes up to `want` hits from `bucket`'s rate-limit window, never past `limit` hits in
-    /// the window (a new window starts when the current one is older than `window_ms`).
-    /// Shared by every api process using this database: what one takes, no other can.
-    async fn take_rate(
-        &self,
-        bucket: &str,
-        want: i64,
-        limit: i64,
-        now_ms: i64,
-        window_ms: i64,
-    ) -> Result<RateGrant>;
-    /// Gives back `unused` hits taken from the window of `bucket` that started at `started_ms`
-    /// (nothing when that window is over).
-    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()>;
-    /// Notified after every committed write that added an outbox event (a report, an edit, a
-    /// comment, a deletion, a stamped attachment, a retirement): whoever publishes the outbox
-    /// waits on it. Only the store `connect` returns notifies; the backends alone do not.
-    fn outbox_written(&self) -> Option<Arc<tokio::sync::Notify>> {
-        None
-    }
-    /// Changes whenever honeycomb settings or keys change (provisioning, rotation, retirement),
-    /// in this process or any other, from the moment the change commits: cached settings read
-    /// before a change no longer match. Where that cannot be known (Postgres notifications not
-    /// being received), every call answers a new value, so nothing cached is trusted.
-    async fn settings_version(&self) -> Result<u64>;
-
+/// Reports: stored, and read back as bichitos.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
     /// Stores a report, charges the monthly usage under a `monthly_cap` (refusing past it;
     /// uncapped honeycombs are not counted) and, with an idempotency claim, records the
     /// response, all in one transaction.
@@ -99,26 +109,15 @@ pub trait Store: Send + Sync + 'static {
     /// Takes an id from the bichito sequence without storing anything, for silently dropped
     /// reports, so that their 201 looks like any other.
     async fn reserve_phantom_id(&self) -> Result<i64>;
-    /// Records a response under an idempotency key; returns the live response already there
-    /// instead when another request claimed the key first.
-    async fn remember_response(
-        &self,
-        claim: &IdempotencyClaim,
-        response: &StoredResponse,
-    ) -> Result<Option<StoredResponse>>;
-    /// The response recorded under an idempotency key since `not_before`.
-    async fn idempotent_response(
-        &self,
-        honeycomb_id: i64,
-        key: &str,
-        not_before: DateTime<Utc>,
-    ) -> Result<Option<StoredResponse>>;
-    /// Deletes idempotency records older than `before`; returns how many.
-    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 
     async fn bichito(&self, id: i64) -> Result<Option<Bichito>>;
     /// A page of a team's bichitos, newest first.
     async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>>;
+}
+
+/// Dashboard edits, comments and deletions, each with its event.
+#[async_trait]
+pub trait EditStore: Send + Sync {
     /// Applies a dashboard edit and, when something really changed, its `bug.updated` event,
     /// in one transaction. `None` when the bichito does not exist.
     async fn update_bichito(
@@ -140,6 +139,11 @@ pub trait Store: Send + Sync + 'static {
     /// `bug.deleted` and schedules the deletion of its attachment's objects.
     /// False when it was already gone.
     async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool>;
+}
+
+/// Attachment records and the storage objects due for deletion.
+#[async_trait]
+pub trait AttachmentStore: Send + Sync {
     /// A bichito's attachment record, whatever its state.
     async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>>;
     async fn attachment_by_key(&self, key: &str) -> Result<Option<AttachmentRecord>>;
@@ -183,6 +187,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ObjectDeletion>>;
     /// Drops deletions that were carried out.
     async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()>;
+}
+
+/// The outbox, as the relay reads it.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Outbox events not yet published, oldest first.
     async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>>;
     /// Stamps outbox events as published.
@@ -191,9 +200,49 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_backlog(&self) -> Result<i64>;
     /// Deletes outbox events published before `before`; returns how many.
     async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+/// Rate-limit windows, monthly usage and counts.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Takes up to `want` hits from `bucket`'s rate-limit window, never past `limit` hits in
+    /// the window (a new window starts when the current one is older than `window_ms`).
+    /// Shared by every api process using this database: what one takes, no other can.
+    async fn take_rate(
+        &self,
+        bucket: &str,
+        want: i64,
+        limit: i64,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<RateGrant>;
+    /// Gives back `unused` hits taken from the window of `bucket` that started at `started_ms`
+    /// (nothing when that window is over).
+    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()>;
     async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64>;
     /// Reports charged to a honeycomb in a month (`YYYY-MM`, UTC).
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64>;
+}
+
+/// Responses recorded under idempotency keys.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Records a response under an idempotency key; returns the live response already there
+    /// instead when another request claimed the key first.
+    async fn remember_response(
+        &self,
+        claim: &IdempotencyClaim,
+        response: &StoredResponse,
+    ) -> Result<Option<StoredResponse>>;
+    /// The response recorded under an idempotency key since `not_before`.
+    async fn idempotent_response(
+        &self,
+        honeycomb_id: i64,
+        key: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<Option<StoredResponse>>;
+    /// Deletes idempotency records older than `before`; returns how many.
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// See [`PoolSettings::insert_queue`].

@@ -77,6 +77,13 @@ impl<S: Store> Store for Timed<S> {
         self.bounded(self.inner.ping()).await
     }
 
+    async fn settings_version(&self) -> Result<u64> {
+        self.bounded(self.inner.settings_version()).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> HoneycombStore for Timed<S> {
     async fn honeycomb_key_state(
         &self,
         namespace: &str,
@@ -116,28 +123,10 @@ impl<S: Store> Store for Timed<S> {
     async fn all_allowed_origins(&self) -> Result<Vec<String>> {
         self.bounded(self.inner.all_allowed_origins()).await
     }
+}
 
-    async fn take_rate(
-        &self,
-        bucket: &str,
-        want: i64,
-        limit: i64,
-        now_ms: i64,
-        window_ms: i64,
-    ) -> Result<RateGrant> {
-        self.bounded(self.inner.take_rate(bucket, want, limit, now_ms, window_ms))
-            .await
-    }
-
-    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()> {
-        self.bounded(self.inner.return_rate(bucket, started_ms, unused))
-            .await
-    }
-
-    async fn settings_version(&self) -> Result<u64> {
-        self.bounded(self.inner.settings_version()).await
-    }
-
+#[async_trait]
+impl<S: Store> ReportStore for Timed<S> {
     async fn insert_bichito(
         &self,
         report: &NewBichito,
@@ -154,32 +143,6 @@ impl<S: Store> Store for Timed<S> {
         self.bounded(self.inner.reserve_phantom_id()).await
     }
 
-    async fn remember_response(
-        &self,
-        claim: &IdempotencyClaim,
-        response: &StoredResponse,
-    ) -> Result<Option<StoredResponse>> {
-        self.bounded(self.inner.remember_response(claim, response))
-            .await
-    }
-
-    async fn idempotent_response(
-        &self,
-        honeycomb_id: i64,
-        key: &str,
-        not_before: DateTime<Utc>,
-    ) -> Result<Option<StoredResponse>> {
-        self.bounded(
-            self.inner
-                .idempotent_response(honeycomb_id, key, not_before),
-        )
-        .await
-    }
-
-    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.bulk(self.inner.purge_idempotency(before)).await
-    }
-
     async fn bichito(&self, id: i64) -> Result<Option<Bichito>> {
         self.bounded(self.inner.bichito(id)).await
     }
@@ -187,7 +150,10 @@ impl<S: Store> Store for Timed<S> {
     async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
         self.bounded(self.inner.list_bichitos(query)).await
     }
+}
 
+#[async_trait]
+impl<S: Store> EditStore for Timed<S> {
     async fn update_bichito(
         &self,
         id: i64,
@@ -221,7 +187,10 @@ impl<S: Store> Store for Timed<S> {
         let written = self.bounded(self.inner.delete_bichito(bichito, now)).await;
         self.events(written, |deleted| *deleted)
     }
+}
 
+#[async_trait]
+impl<S: Store> AttachmentStore for Timed<S> {
     async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>> {
         self.bounded(self.inner.attachment(bichito_id)).await
     }
@@ -284,7 +253,10 @@ impl<S: Store> Store for Timed<S> {
     async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()> {
         self.bounded(self.inner.forget_object_deletions(ids)).await
     }
+}
 
+#[async_trait]
+impl<S: Store> OutboxStore for Timed<S> {
     async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
         self.bounded(self.inner.unpublished_events(limit)).await
     }
@@ -300,6 +272,26 @@ impl<S: Store> Store for Timed<S> {
     async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
         self.bulk(self.inner.purge_published_events(before)).await
     }
+}
+
+#[async_trait]
+impl<S: Store> LimitStore for Timed<S> {
+    async fn take_rate(
+        &self,
+        bucket: &str,
+        want: i64,
+        limit: i64,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<RateGrant> {
+        self.bounded(self.inner.take_rate(bucket, want, limit, now_ms, window_ms))
+            .await
+    }
+
+    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()> {
+        self.bounded(self.inner.return_rate(bucket, started_ms, unused))
+            .await
+    }
 
     async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
         self.bounded(self.inner.count_bichitos(honeycomb_id)).await
@@ -308,5 +300,34 @@ impl<S: Store> Store for Timed<S> {
     async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64> {
         self.bounded(self.inner.monthly_usage(honeycomb_id, period))
             .await
+    }
+}
+
+#[async_trait]
+impl<S: Store> IdempotencyStore for Timed<S> {
+    async fn remember_response(
+        &self,
+        claim: &IdempotencyClaim,
+        response: &StoredResponse,
+    ) -> Result<Option<StoredResponse>> {
+        self.bounded(self.inner.remember_response(claim, response))
+            .await
+    }
+
+    async fn idempotent_response(
+        &self,
+        honeycomb_id: i64,
+        key: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<Option<StoredResponse>> {
+        self.bounded(
+            self.inner
+                .idempotent_response(honeycomb_id, key, not_before),
+        )
+        .await
+    }
+
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.bulk(self.inner.purge_idempotency(before)).await
     }
 }

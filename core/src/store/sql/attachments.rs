@@ -8,11 +8,13 @@ use crate::Result;
 use crate::attachment::{self, AttachmentRecord, ObjectDeletion};
 use crate::events::{self, EventType};
 use crate::model::Bichito;
+use crate::store::AttachmentStore;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-impl SqlStore {
-    pub(super) async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>> {
+#[async_trait::async_trait]
+impl AttachmentStore for SqlStore {
+    async fn attachment(&self, bichito_id: i64) -> Result<Option<AttachmentRecord>> {
         let select = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE bichito_id = $1");
         Ok(sqlx::query_as(AssertSqlSafe(select))
             .bind(bichito_id)
@@ -20,7 +22,7 @@ impl SqlStore {
             .await?)
     }
 
-    pub(super) async fn attachment_by_key(&self, key: &str) -> Result<Option<AttachmentRecord>> {
+    async fn attachment_by_key(&self, key: &str) -> Result<Option<AttachmentRecord>> {
         let select = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE object_key = $1");
         Ok(sqlx::query_as(AssertSqlSafe(select))
             .bind(key)
@@ -28,7 +30,7 @@ impl SqlStore {
             .await?)
     }
 
-    pub(super) async fn start_attachment(
+    async fn start_attachment(
         &self,
         record: &AttachmentRecord,
         replacing: Option<&str>,
@@ -76,7 +78,7 @@ impl SqlStore {
         Ok(true)
     }
 
-    pub(super) async fn stamp_attachment(
+    async fn stamp_attachment(
         &self,
         bichito_id: i64,
         key: &str,
@@ -122,7 +124,7 @@ impl SqlStore {
         Ok(Some(bichito))
     }
 
-    pub(super) async fn reject_attachment(
+    async fn reject_attachment(
         &self,
         bichito_id: i64,
         key: &str,
@@ -153,7 +155,7 @@ impl SqlStore {
         Ok(true)
     }
 
-    pub(super) async fn expired_uploads(
+    async fn expired_uploads(
         &self,
         before: DateTime<Utc>,
         limit: i64,
@@ -170,7 +172,7 @@ impl SqlStore {
             .await?)
     }
 
-    pub(super) async fn due_object_deletions(
+    async fn due_object_deletions(
         &self,
         now: DateTime<Utc>,
         limit: i64,
@@ -184,7 +186,7 @@ impl SqlStore {
         .await?)
     }
 
-    pub(super) async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()> {
+    async fn forget_object_deletions(&self, ids: &[i64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }

@@ -6,10 +6,12 @@ use super::{Dialect, SqlStore};
 use crate::Result;
 use crate::events::{self, EventType};
 use crate::model::{Bichito, BugPatch, Comment};
+use crate::store::EditStore;
 use chrono::{DateTime, Utc};
 
-impl SqlStore {
-    pub(super) async fn update_bichito(
+#[async_trait::async_trait]
+impl EditStore for SqlStore {
+    async fn update_bichito(
         &self,
         id: i64,
         patch: &BugPatch,
@@ -67,7 +69,7 @@ impl SqlStore {
         Ok(Some(bichito))
     }
 
-    pub(super) async fn add_comment(
+    async fn add_comment(
         &self,
         bichito: &Bichito,
         author_id: &str,
@@ -105,7 +107,7 @@ impl SqlStore {
         Ok(comment)
     }
 
-    pub(super) async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
+    async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
         Ok(sqlx::query_as(
             "SELECT id, bichito_id, author_id, body, created_at FROM comments \
              WHERE bichito_id = $1 ORDER BY id",
@@ -115,11 +117,7 @@ impl SqlStore {
         .await?)
     }
 
-    pub(super) async fn delete_bichito(
-        &self,
-        bichito: &Bichito,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
+    async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
         super::attachments::schedule_deletions_with_bichitos(
             &mut tx,

@@ -7,13 +7,15 @@ use super::{Connection, Dialect, SqlStore};
 use crate::events::{self, EventType};
 use crate::model::{ApiKeyRecord, BlockRule, Honeycomb};
 use crate::spec::DeletionPolicy;
+use crate::store::HoneycombStore;
 use crate::store::{HoneycombApply, HoneycombKeyState, Retired};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-impl SqlStore {
-    pub(super) async fn honeycomb_key_state(
+#[async_trait::async_trait]
+impl HoneycombStore for SqlStore {
+    async fn honeycomb_key_state(
         &self,
         namespace: &str,
         name: &str,
@@ -42,7 +44,7 @@ impl SqlStore {
         }))
     }
 
-    pub(super) async fn apply_honeycomb(&self, apply: &HoneycombApply) -> Result<i64> {
+    async fn apply_honeycomb(&self, apply: &HoneycombApply) -> Result<i64> {
         let origins = serde_json::to_string(&apply.allowed_origins)
             .map_err(|err| Error::Corrupt(err.to_string()))?;
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
@@ -110,7 +112,7 @@ impl SqlStore {
         Ok(id)
     }
 
-    pub(super) async fn retire_honeycomb(
+    async fn retire_honeycomb(
         &self,
         namespace: &str,
         name: &str,
@@ -178,7 +180,7 @@ impl SqlStore {
         }))
     }
 
-    pub(super) async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>> {
+    async fn honeycomb(&self, id: i64) -> Result<Option<Honeycomb>> {
         let found: Option<Honeycomb> = sqlx::query_as(
             "SELECT id, namespace, name, team_id, display_name, plan, reports_per_minute, \
                  monthly_reports, allowed_origins, deletion_policy FROM honeycombs WHERE id = $1",
@@ -198,7 +200,7 @@ impl SqlStore {
         Ok(Some(honeycomb))
     }
 
-    pub(super) async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
         Ok(sqlx::query_as(
             "SELECT id, honeycomb_id, prefix, hash, created_at, expires_at FROM api_keys \
              WHERE prefix = $1",
@@ -208,7 +210,7 @@ impl SqlStore {
         .await?)
     }
 
-    pub(super) async fn all_allowed_origins(&self) -> Result<Vec<String>> {
+    async fn all_allowed_origins(&self) -> Result<Vec<String>> {
         let lists: Vec<String> = sqlx::query_scalar("SELECT allowed_origins FROM honeycombs")
             .fetch_all(self.pool())
             .await?;

@@ -2,11 +2,13 @@
 
 use super::{Connection, Dialect, SqlStore};
 use crate::Result;
+use crate::store::IdempotencyStore;
 use crate::store::{IdempotencyClaim, StoredResponse};
 use chrono::{DateTime, Utc};
 
-impl SqlStore {
-    pub(super) async fn remember_response(
+#[async_trait::async_trait]
+impl IdempotencyStore for SqlStore {
+    async fn remember_response(
         &self,
         claim: &IdempotencyClaim,
         response: &StoredResponse,
@@ -21,7 +23,7 @@ impl SqlStore {
             .await
     }
 
-    pub(super) async fn idempotent_response(
+    async fn idempotent_response(
         &self,
         honeycomb_id: i64,
         key: &str,
@@ -38,7 +40,7 @@ impl SqlStore {
         .await?)
     }
 
-    pub(super) async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(before)
             .execute(self.pool())

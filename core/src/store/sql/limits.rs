@@ -3,10 +3,12 @@
 use super::{Connection, SqlStore};
 use crate::Result;
 use crate::model::NewBichito;
+use crate::store::LimitStore;
 use crate::store::RateGrant;
 
-impl SqlStore {
-    pub(super) async fn take_rate(
+#[async_trait::async_trait]
+impl LimitStore for SqlStore {
+    async fn take_rate(
         &self,
         bucket: &str,
         want: i64,
@@ -51,12 +53,7 @@ impl SqlStore {
         })
     }
 
-    pub(super) async fn return_rate(
-        &self,
-        bucket: &str,
-        started_ms: i64,
-        unused: i64,
-    ) -> Result<()> {
+    async fn return_rate(&self, bucket: &str, started_ms: i64, unused: i64) -> Result<()> {
         sqlx::query(
             "UPDATE rate_limits SET hits = CASE WHEN hits > $3 THEN hits - $3 ELSE 0 END \
              WHERE bucket = $1 AND window_started_ms = $2",
@@ -69,7 +66,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
+    async fn count_bichitos(&self, honeycomb_id: i64) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM bichitos WHERE honeycomb_id = $1")
                 .bind(honeycomb_id)
@@ -78,7 +75,7 @@ impl SqlStore {
         )
     }
 
-    pub(super) async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64> {
+    async fn monthly_usage(&self, honeycomb_id: i64, period: &str) -> Result<i64> {
         let reports: Option<i64> = sqlx::query_scalar(
             "SELECT reports FROM usage_counters WHERE honeycomb_id = $1 AND period = $2",
         )

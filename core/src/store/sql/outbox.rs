@@ -3,6 +3,7 @@
 
 use super::{Connection, Dialect, SqlStore};
 use crate::events::{EventType, OutboxEvent};
+use crate::store::OutboxStore;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
@@ -29,8 +30,9 @@ pub(super) async fn push_event(
 
 // The outbox queries are planned at each run (not prepared once): a plan made while the table
 // was small (a seq scan) would stay cached as it grows.
-impl SqlStore {
-    pub(super) async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
+#[async_trait::async_trait]
+impl OutboxStore for SqlStore {
+    async fn unpublished_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
         Ok(sqlx::query_as(
             "SELECT id, team_id, event_type, payload, created_at FROM outbox \
              WHERE published_at IS NULL ORDER BY id LIMIT $1",
@@ -41,7 +43,7 @@ impl SqlStore {
         .await?)
     }
 
-    pub(super) async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+    async fn mark_published(&self, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -61,7 +63,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
+    async fn purge_published_events(&self, before: DateTime<Utc>) -> Result<u64> {
         let done =
             sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
                 .bind(before)
@@ -70,7 +72,7 @@ impl SqlStore {
         Ok(done.rows_affected())
     }
 
-    pub(super) async fn outbox_backlog(&self) -> Result<i64> {
+    async fn outbox_backlog(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
                 .persistent(false)

@@ -7,7 +7,7 @@ use super::{Connection, Db, Dialect, SqlStore};
 use crate::attachment::{Attachment, AttachmentRecord};
 use crate::events::{self, EventType};
 use crate::model::{Bichito, BugQuery, NewBichito, Status};
-use crate::store::{IdempotencyClaim, Inserted, StoredResponse};
+use crate::store::{IdempotencyClaim, IdempotencyStore, Inserted, ReportStore, StoredResponse};
 use crate::{Error, Result};
 use sqlx::AssertSqlSafe;
 use std::collections::HashMap;
@@ -33,6 +33,77 @@ pub(super) fn bind_report<'q>(
         .bind(&report.reporter_identifier)
         .bind(report.extra.as_ref().map(|extra| extra.get()))
         .bind(report.created_at)
+}
+
+#[async_trait::async_trait]
+impl ReportStore for SqlStore {
+    async fn insert_bichito(
+        &self,
+        report: &NewBichito,
+        monthly_cap: Option<u32>,
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<Inserted> {
+        // How, is the backend's to say.
+        self.write_report(report, monthly_cap, idempotency).await
+    }
+
+    /// Takes an id from the bichito sequence without storing anything.
+    async fn reserve_phantom_id(&self) -> Result<i64> {
+        let next: Option<i64> = sqlx::query_scalar(Self::NEXT_ID)
+            .fetch_optional(self.pool())
+            .await?;
+        match next {
+            Some(id) => Ok(id),
+            None => Ok(sqlx::query_scalar(Self::FIRST_ID)
+                .fetch_one(self.pool())
+                .await?),
+        }
+    }
+
+    async fn bichito(&self, id: i64) -> Result<Option<Bichito>> {
+        let select = format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE id = $1");
+        let found: Option<Bichito> = sqlx::query_as(AssertSqlSafe(select))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(mut bichito) = found else {
+            return Ok(None);
+        };
+        self.complete(std::slice::from_mut(&mut bichito)).await?;
+        Ok(Some(bichito))
+    }
+
+    async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
+        let mut sql = sqlx::QueryBuilder::<Db>::new(format!(
+            "SELECT {BICHITO_COLUMNS} FROM bichitos WHERE team_id = "
+        ));
+        sql.push_bind(query.team_id.clone());
+        if let Some(status) = query.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(severity) = query.severity {
+            sql.push(" AND severity = ").push_bind(severity.as_str());
+        }
+        if let Some(honeycomb_id) = query.honeycomb_id {
+            sql.push(" AND honeycomb_id = ").push_bind(honeycomb_id);
+        }
+        if let Some(assignee) = &query.assignee {
+            sql.push(" AND assignee = ").push_bind(assignee.clone());
+        }
+        if let Some(label) = &query.label {
+            sql.push(" AND id IN (SELECT bichito_id FROM bichito_labels WHERE label = ")
+                .push_bind(label.clone())
+                .push(")");
+        }
+        if let Some(before_id) = query.before_id {
+            sql.push(" AND id < ").push_bind(before_id);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let mut page: Vec<Bichito> = sql.build_query_as().fetch_all(self.pool()).await?;
+        self.complete(&mut page).await?;
+        Ok(page)
+    }
 }
 
 impl SqlStore {
@@ -107,64 +178,6 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(Inserted::Stored(Box::new(bichito)))
-    }
-
-    /// Takes an id from the bichito sequence without storing anything.
-    pub(super) async fn reserve_phantom_id(&self) -> Result<i64> {
-        let next: Option<i64> = sqlx::query_scalar(Self::NEXT_ID)
-            .fetch_optional(self.pool())
-            .await?;
-        match next {
-            Some(id) => Ok(id),
-            None => Ok(sqlx::query_scalar(Self::FIRST_ID)
-                .fetch_one(self.pool())
-                .await?),
-        }
-    }
-
-    pub(super) async fn bichito(&self, id: i64) -> Result<Option<Bichito>> {
-        let select = format!("SELECT {BICHITO_COLUMNS} FROM bichitos WHERE id = $1");
-        let found: Option<Bichito> = sqlx::query_as(AssertSqlSafe(select))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        let Some(mut bichito) = found else {
-            return Ok(None);
-        };
-        self.complete(std::slice::from_mut(&mut bichito)).await?;
-        Ok(Some(bichito))
-    }
-
-    pub(super) async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
-        let mut sql = sqlx::QueryBuilder::<Db>::new(format!(
-            "SELECT {BICHITO_COLUMNS} FROM bichitos WHERE team_id = "
-        ));
-        sql.push_bind(query.team_id.clone());
-        if let Some(status) = query.status {
-            sql.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(severity) = query.severity {
-            sql.push(" AND severity = ").push_bind(severity.as_str());
-        }
-        if let Some(honeycomb_id) = query.honeycomb_id {
-            sql.push(" AND honeycomb_id = ").push_bind(honeycomb_id);
-        }
-        if let Some(assignee) = &query.assignee {
-            sql.push(" AND assignee = ").push_bind(assignee.clone());
-        }
-        if let Some(label) = &query.label {
-            sql.push(" AND id IN (SELECT bichito_id FROM bichito_labels WHERE label = ")
-                .push_bind(label.clone())
-                .push(")");
-        }
-        if let Some(before_id) = query.before_id {
-            sql.push(" AND id < ").push_bind(before_id);
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(query.limit));
-        let mut page: Vec<Bichito> = sql.build_query_as().fetch_all(self.pool()).await?;
-        self.complete(&mut page).await?;
-        Ok(page)
     }
 
     /// Fills in the labels and the uploaded attachments of bichitos read from their table.
