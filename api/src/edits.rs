@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, FieldError};
 use crate::report::NUL_MESSAGE;
-use bichito_core::model::{BugPatch, BugQuery, Severity, Status};
+use bichito_core::model::{BichitoPatch, BichitoQuery, Severity, Status};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -24,8 +24,8 @@ fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     }
 }
 
-pub fn parse_patch(body: &[u8]) -> Result<BugPatch, ApiError> {
-    let mut patch = BugPatch::default();
+pub fn parse_patch(body: &[u8]) -> Result<BichitoPatch, ApiError> {
+    let mut patch = BichitoPatch::default();
     let mut errors = Vec::new();
     for (field, value) in object(body)? {
         match field.as_str() {
@@ -136,11 +136,14 @@ pub fn parse_comment(body: &[u8]) -> Result<String, ApiError> {
 }
 
 /// `?status=&severity=&project_id=&assignee=&label=&limit=&cursor=` of a team's list.
-pub fn parse_query(team_id: &str, params: &HashMap<String, String>) -> Result<BugQuery, ApiError> {
-    let mut query = BugQuery {
+pub fn parse_query(
+    team_id: &str,
+    params: &HashMap<String, String>,
+) -> Result<BichitoQuery, ApiError> {
+    let mut query = BichitoQuery {
         team_id: team_id.to_owned(),
         limit: PAGE_DEFAULT,
-        ..BugQuery::default()
+        ..BichitoQuery::default()
     };
     let mut errors = Vec::new();
     for (name, value) in params {

@@ -3,7 +3,7 @@
 //! Each event is written to the outbox table in the same transaction as the change it
 //! describes, so a stored change always has its event; the bus publishes from there.
 
-use crate::model::{Bichito, BugPatch};
+use crate::model::{Bichito, BichitoPatch};
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct OutboxEvent {
 }
 
 /// `bug.updated`'s `changes`: only the fields the patch really changes; labels as the full list.
-pub fn changes(current: &Bichito, patch: &BugPatch) -> Map<String, Value> {
+pub fn changes(current: &Bichito, patch: &BichitoPatch) -> Map<String, Value> {
     let mut changes = Map::new();
     if let Some(status) = patch.status.filter(|status| *status != current.status) {
         changes.insert("status".into(), json!(status));

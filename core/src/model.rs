@@ -230,7 +230,7 @@ impl ApiKeyRecord {
 /// A dashboard edit (`PATCH /api/v1/bugs/{id}`): `None` leaves a field as it is; for the
 /// nullable fields, `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct BugPatch {
+pub struct BichitoPatch {
     pub status: Option<Status>,
     pub severity: Option<Severity>,
     pub assignee: Option<Option<String>>,
@@ -238,7 +238,7 @@ pub struct BugPatch {
     pub duplicate_of: Option<Option<i64>>,
 }
 
-impl BugPatch {
+impl BichitoPatch {
     /// Sets on `bichito` every field this edit names.
     pub fn apply_to(&self, bichito: &mut Bichito) {
         if let Some(status) = self.status {
@@ -262,7 +262,9 @@ impl BugPatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Comment {
     pub id: i64,
-    pub bug_id: i64,
+    /// The bichito commented on; the seeds' payloads call it `bug_id`.
+    #[serde(rename = "bug_id")]
+    pub bichito_id: i64,
     pub author_id: String,
     pub body: String,
     #[serde(serialize_with = "rfc3339_millis")]
@@ -271,7 +273,7 @@ pub struct Comment {
 
 /// A page request for a team's bichitos, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct BugQuery {
+pub struct BichitoQuery {
     pub team_id: String,
     pub status: Option<Status>,
     pub severity: Option<Severity>,

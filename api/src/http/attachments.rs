@@ -47,7 +47,7 @@ pub async fn create_attachment(
     body: Body,
 ) -> Result<Response, ApiError> {
     let storage = state.attachments.storage()?;
-    let bichito = own_bug(&state, &honeycomb, &id).await?;
+    let bichito = own_bichito(&state, &honeycomb, &id).await?;
     require_json(&headers)?;
     let spec = parse_upload(&read_limited(&headers, body, BODY_LIMIT).await?)?;
     let now = truncate_to_millis(state.clock.now());
@@ -117,7 +117,7 @@ pub async fn complete_attachment(
     PathParam(id): PathParam,
 ) -> Result<Json<Bichito>, ApiError> {
     state.attachments.storage()?;
-    let bichito = own_bug(&state, &honeycomb, &id).await?;
+    let bichito = own_bichito(&state, &honeycomb, &id).await?;
     let record = state.store.attachment(bichito.id).await?.ok_or_else(|| {
         ApiError::Conflict(
             "no attachment upload was started for this bichito: POST …/attachments first".into(),
@@ -140,7 +140,11 @@ pub async fn complete_attachment(
 }
 
 /// The bichito `id` if it belongs to the key's honeycomb; 404 otherwise.
-async fn own_bug(state: &AppState, honeycomb: &Honeycomb, id: &str) -> Result<Bichito, ApiError> {
+async fn own_bichito(
+    state: &AppState,
+    honeycomb: &Honeycomb,
+    id: &str,
+) -> Result<Bichito, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.store.bichito(id).await? {
         Some(bichito) if bichito.honeycomb_id == honeycomb.id => Ok(bichito),

@@ -51,7 +51,7 @@ pub async fn get_bug(
     caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<Json<Bichito>, ApiError> {
-    let mut bichito = visible_bug(&state, &caller, &id).await?;
+    let mut bichito = visible_bichito(&state, &caller, &id).await?;
     if bichito.attachment.is_none() && settled_now(&state, bichito.id).await {
         bichito = state
             .store
@@ -94,7 +94,7 @@ pub async fn patch_bug(
     PathParam(id): PathParam,
     JsonBytes(body): JsonBytes,
 ) -> Result<Json<Bichito>, ApiError> {
-    let bichito = visible_bug(&state, &caller, &id).await?;
+    let bichito = visible_bichito(&state, &caller, &id).await?;
     let patch = edits::parse_patch(&body)?;
     if let Some(Some(duplicate_of)) = patch.duplicate_of {
         let original = state.store.bichito(duplicate_of).await?;
@@ -122,7 +122,7 @@ pub async fn delete_bug(
     caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<StatusCode, ApiError> {
-    let bichito = visible_bug(&state, &caller, &id).await?;
+    let bichito = visible_bichito(&state, &caller, &id).await?;
     let now = truncate_to_millis(state.clock.now());
     if !state.store.delete_bichito(&bichito, now).await? {
         return Err(ApiError::NotFound);
@@ -137,7 +137,7 @@ pub async fn create_comment(
     PathParam(id): PathParam,
     JsonBytes(body): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let bichito = visible_bug(&state, &caller, &id).await?;
+    let bichito = visible_bichito(&state, &caller, &id).await?;
     let text = edits::parse_comment(&body)?;
     let now = truncate_to_millis(state.clock.now());
     let comment = state
@@ -152,13 +152,13 @@ pub async fn list_comments(
     caller: Caller,
     PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
-    let bichito = visible_bug(&state, &caller, &id).await?;
+    let bichito = visible_bichito(&state, &caller, &id).await?;
     let comments: Vec<Comment> = state.store.comments(bichito.id).await?;
     Ok(Json(json!({ "items": comments })).into_response())
 }
 
 /// The bichito `id` if the caller's token lists its team; 404 otherwise.
-async fn visible_bug(state: &AppState, caller: &Caller, id: &str) -> Result<Bichito, ApiError> {
+async fn visible_bichito(state: &AppState, caller: &Caller, id: &str) -> Result<Bichito, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.store.bichito(id).await? {
         Some(bichito) if caller.is_member_of(&bichito.team_id) => Ok(bichito),

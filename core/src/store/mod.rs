@@ -19,7 +19,9 @@ mod timed;
 
 use crate::attachment::{AttachmentRecord, ObjectDeletion};
 use crate::events::OutboxEvent;
-use crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito};
+use crate::model::{
+    ApiKeyRecord, Bichito, BichitoPatch, BichitoQuery, Comment, Honeycomb, NewBichito,
+};
 use crate::spec::{DeletionPolicy, Plan};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -112,7 +114,7 @@ pub trait ReportStore: Send + Sync {
 
     async fn bichito(&self, id: i64) -> Result<Option<Bichito>>;
     /// A page of a team's bichitos, newest first.
-    async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>>;
+    async fn list_bichitos(&self, query: &BichitoQuery) -> Result<Vec<Bichito>>;
 }
 
 /// Dashboard edits, comments and deletions, each with its event.
@@ -123,7 +125,7 @@ pub trait EditStore: Send + Sync {
     async fn update_bichito(
         &self,
         id: i64,
-        patch: &BugPatch,
+        patch: &BichitoPatch,
         now: DateTime<Utc>,
     ) -> Result<Option<Bichito>>;
     /// Adds a comment and its `bug.commented` event.
@@ -134,7 +136,7 @@ pub trait EditStore: Send + Sync {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<Comment>;
-    async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>>;
+    async fn comments(&self, bichito_id: i64) -> Result<Vec<Comment>>;
     /// Deletes a bichito (its labels, comments and attachment record go with it), writes
     /// `bug.deleted` and schedules the deletion of its attachment's objects.
     /// False when it was already gone.

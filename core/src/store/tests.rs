@@ -682,7 +682,7 @@ async fn migrations_can_run_twice(backend: Backend) {
 mod dashboard {
     use super::*;
     use crate::events::{self, EventType};
-    use crate::model::{BugPatch, BugQuery, Status};
+    use crate::model::{BichitoPatch, BichitoQuery, Status};
     use serde_json::{Value, json};
 
     on_both_backends!(
@@ -726,7 +726,7 @@ mod dashboard {
         let store = db.store().await;
         let (honeycomb_id, _) = provisioned(&*store).await;
         let bichito = stored(&*store, honeycomb_id, "Login").await;
-        let patch = BugPatch {
+        let patch = BichitoPatch {
             status: Some(Status::Resolved),
             severity: Some(bichito.severity),
             labels: Some(vec!["safari".into(), "login".into()]),
@@ -833,11 +833,11 @@ mod dashboard {
         let store = db.store().await;
         let (honeycomb_id, _) = provisioned(&*store).await;
         let bichito = stored(&*store, honeycomb_id, "Login").await;
-        let same = BugPatch {
+        let same = BichitoPatch {
             status: Some(Status::Open),
             labels: Some(vec![]),
             assignee: Some(None),
-            ..BugPatch::default()
+            ..BichitoPatch::default()
         };
         let unchanged = store
             .update_bichito(bichito.id, &same, t0() + TimeDelta::hours(1))
@@ -871,10 +871,10 @@ mod dashboard {
                     .id,
             );
         }
-        let tag = BugPatch {
+        let tag = BichitoPatch {
             labels: Some(vec!["ios".into()]),
             status: Some(Status::InProgress),
-            ..BugPatch::default()
+            ..BichitoPatch::default()
         };
         store
             .update_bichito(ids[1], &tag, t0())
@@ -885,11 +885,11 @@ mod dashboard {
             .await
             .expect("update");
 
-        let query = |before_id, limit| BugQuery {
+        let query = |before_id, limit| BichitoQuery {
             team_id: "payments".into(),
             before_id,
             limit,
-            ..BugQuery::default()
+            ..BichitoQuery::default()
         };
         let page =
             |items: Vec<crate::model::Bichito>| items.iter().map(|b| b.id).collect::<Vec<_>>();
@@ -917,7 +917,7 @@ mod dashboard {
         );
 
         let labelled = store
-            .list_bichitos(&BugQuery {
+            .list_bichitos(&BichitoQuery {
                 label: Some("ios".into()),
                 ..query(None, 10)
             })
@@ -925,7 +925,7 @@ mod dashboard {
             .expect("list");
         assert_eq!(page(labelled.clone()), [ids[3], ids[1]]);
         assert!(labelled.iter().all(|b| b.labels == ["ios"]));
-        let in_progress = BugQuery {
+        let in_progress = BichitoQuery {
             status: Some(Status::InProgress),
             ..query(None, 10)
         };
@@ -933,7 +933,7 @@ mod dashboard {
             store.list_bichitos(&in_progress).await.expect("list").len(),
             2
         );
-        let other_team = BugQuery {
+        let other_team = BichitoQuery {
             team_id: "marketing".into(),
             ..query(None, 10)
         };

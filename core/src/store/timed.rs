@@ -12,7 +12,9 @@
 use super::*;
 use crate::attachment::{AttachmentRecord, ObjectDeletion};
 use crate::events::OutboxEvent;
-use crate::model::{ApiKeyRecord, Bichito, BugPatch, BugQuery, Comment, Honeycomb, NewBichito};
+use crate::model::{
+    ApiKeyRecord, Bichito, BichitoPatch, BichitoQuery, Comment, Honeycomb, NewBichito,
+};
 use crate::spec::DeletionPolicy;
 use std::future::Future;
 use std::time::Duration;
@@ -147,7 +149,7 @@ impl<S: Store> ReportStore for Timed<S> {
         self.bounded(self.inner.bichito(id)).await
     }
 
-    async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
+    async fn list_bichitos(&self, query: &BichitoQuery) -> Result<Vec<Bichito>> {
         self.bounded(self.inner.list_bichitos(query)).await
     }
 }
@@ -157,7 +159,7 @@ impl<S: Store> EditStore for Timed<S> {
     async fn update_bichito(
         &self,
         id: i64,
-        patch: &BugPatch,
+        patch: &BichitoPatch,
         now: DateTime<Utc>,
     ) -> Result<Option<Bichito>> {
         let written = self
@@ -179,8 +181,8 @@ impl<S: Store> EditStore for Timed<S> {
         self.events(written, |_| true)
     }
 
-    async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
-        self.bounded(self.inner.comments(bug_id)).await
+    async fn comments(&self, bichito_id: i64) -> Result<Vec<Comment>> {
+        self.bounded(self.inner.comments(bichito_id)).await
     }
 
     async fn delete_bichito(&self, bichito: &Bichito, now: DateTime<Utc>) -> Result<bool> {

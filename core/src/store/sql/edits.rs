@@ -5,7 +5,7 @@ use super::reports::bichito_for_update;
 use super::{Dialect, SqlStore};
 use crate::Result;
 use crate::events::{self, EventType};
-use crate::model::{Bichito, BugPatch, Comment};
+use crate::model::{Bichito, BichitoPatch, Comment};
 use crate::store::EditStore;
 use chrono::{DateTime, Utc};
 
@@ -14,7 +14,7 @@ impl EditStore for SqlStore {
     async fn update_bichito(
         &self,
         id: i64,
-        patch: &BugPatch,
+        patch: &BichitoPatch,
         now: DateTime<Utc>,
     ) -> Result<Option<Bichito>> {
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
@@ -89,7 +89,7 @@ impl EditStore for SqlStore {
         .await?;
         let comment = Comment {
             id,
-            bug_id: bichito.id,
+            bichito_id: bichito.id,
             author_id: author_id.to_owned(),
             body: body.to_owned(),
             created_at: now,
@@ -107,12 +107,12 @@ impl EditStore for SqlStore {
         Ok(comment)
     }
 
-    async fn comments(&self, bug_id: i64) -> Result<Vec<Comment>> {
+    async fn comments(&self, bichito_id: i64) -> Result<Vec<Comment>> {
         Ok(sqlx::query_as(
             "SELECT id, bichito_id, author_id, body, created_at FROM comments \
              WHERE bichito_id = $1 ORDER BY id",
         )
-        .bind(bug_id)
+        .bind(bichito_id)
         .fetch_all(self.pool())
         .await?)
     }

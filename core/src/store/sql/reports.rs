@@ -6,7 +6,7 @@ use super::rows::{ATTACHMENT_COLUMNS, BICHITO_COLUMNS};
 use super::{Connection, Db, Dialect, SqlStore};
 use crate::attachment::{Attachment, AttachmentRecord};
 use crate::events::{self, EventType};
-use crate::model::{Bichito, BugQuery, NewBichito, Status};
+use crate::model::{Bichito, BichitoQuery, NewBichito, Status};
 use crate::store::{IdempotencyClaim, IdempotencyStore, Inserted, ReportStore, StoredResponse};
 use crate::{Error, Result};
 use sqlx::AssertSqlSafe;
@@ -73,7 +73,7 @@ impl ReportStore for SqlStore {
         Ok(Some(bichito))
     }
 
-    async fn list_bichitos(&self, query: &BugQuery) -> Result<Vec<Bichito>> {
+    async fn list_bichitos(&self, query: &BichitoQuery) -> Result<Vec<Bichito>> {
         let mut sql = sqlx::QueryBuilder::<Db>::new(format!(
             "SELECT {BICHITO_COLUMNS} FROM bichitos WHERE team_id = "
         ));

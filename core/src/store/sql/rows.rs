@@ -157,7 +157,7 @@ impl FromRow<'_, Row> for Comment {
     fn from_row(row: &Row) -> sqlx::Result<Self> {
         Ok(Comment {
             id: row.try_get("id")?,
-            bug_id: row.try_get("bichito_id")?,
+            bichito_id: row.try_get("bichito_id")?,
             author_id: row.try_get("author_id")?,
             body: row.try_get("body")?,
             created_at: row.try_get("created_at")?,
