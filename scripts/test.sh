@@ -306,6 +306,7 @@ run_step() {
 }
 
 run_step cargo fmt --all -- --check
+run_step python3 scripts/import_cycles.py api/src core/src operator/src bench/src
 run_step cargo clippy --workspace --all-targets --locked -- -D warnings
 # cargo's last "test result" line belongs to a doc-test run that may hold no test; the summary
 # below adds up every runner's counts so the suite ends on one line that says what ran.

@@ -3,7 +3,7 @@
 //! signature covers the method, the object, the expiry and, for an upload, the content type
 //! and exact length, which the request's headers must repeat.
 
-use super::storage::{DownloadTarget, ObjectInfo, Result, UploadRequest};
+use super::objects::{DownloadTarget, ObjectInfo, Result, UploadRequest};
 use aws_lc_rs::hmac;
 use bichito_core::attachment::ImageType;
 use chrono::{DateTime, Utc};

@@ -14,13 +14,15 @@
 //!   there then is final, so nothing uploaded becomes a rejection.
 
 mod local;
+mod objects;
 mod s3;
 mod storage;
 pub mod sweeper;
 
 pub use local::{LocalStorage, ROUTE_PREFIX, Refusal, is_object_name};
+pub use objects::{DownloadTarget, ObjectInfo, StorageError, UploadRequest};
 pub use s3::{S3Settings, S3Storage};
-pub use storage::{DownloadTarget, ObjectInfo, Storage, StorageError, UploadRequest};
+pub use storage::Storage;
 
 use crate::metrics::{AttachmentOutcome, Metrics};
 use bichito_core::attachment::{

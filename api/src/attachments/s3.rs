@@ -2,7 +2,7 @@
 //! which the upload's content type and exact length are signed headers, so the store itself
 //! refuses a body of another length or type.
 
-use super::storage::{DownloadTarget, ObjectInfo, Result, StorageError, UploadRequest};
+use super::objects::{DownloadTarget, ObjectInfo, Result, StorageError, UploadRequest};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

@@ -3,6 +3,7 @@
 //! `bichito_core::attachment::{upload_object, stored_object}`.
 
 use super::local::LocalStorage;
+use super::objects::{DownloadTarget, ObjectInfo, Result, UploadRequest};
 use super::s3::S3Storage;
 use bichito_core::attachment::ImageType;
 use chrono::{DateTime, Utc};
@@ -10,40 +11,6 @@ use chrono::{DateTime, Utc};
 pub enum Storage {
     S3(S3Storage),
     Local(LocalStorage),
-}
-
-/// How a client uploads: `PUT url` with exactly these headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UploadRequest {
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub size: i64,
-    /// As the store recorded it; the local folder records none (its upload URL already
-    /// refused any other type).
-    pub content_type: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("object storage: {0}")]
-    Backend(String),
-    #[error("object storage: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("cannot sign a storage URL: {0}")]
-    Signing(String),
-}
-
-pub type Result<T> = std::result::Result<T, StorageError>;
-
-/// What a download URL serves.
-pub struct DownloadTarget<'a> {
-    pub object: &'a str,
-    pub filename: &'a str,
-    pub content_type: ImageType,
 }
 
 impl Storage {

@@ -5,8 +5,8 @@ pub mod memory;
 pub mod nats;
 
 use crate::config::{BusBackend, StreamArgs};
-use axum::body::Bytes;
-use bichito_core::events::{EventType, OutboxEvent};
+pub use crate::stream::event::BusEvent;
+use bichito_core::events::OutboxEvent;
 use std::sync::Arc;
 
 /// The bus `SSE_BACKEND` names.
@@ -28,33 +28,6 @@ pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
             .await?,
         ),
     })
-}
-
-/// An event as streams see it: `id` is its position in the bus (the SSE `id:`), and `frame` the
-/// whole SSE event (its JSON in the `data:` line), serialized once for every subscriber. The
-/// JSON is not kept apart: nothing but streams reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusEvent {
-    pub id: u64,
-    pub team_id: String,
-    pub event_type: EventType,
-    pub frame: Bytes,
-}
-
-impl BusEvent {
-    pub fn new(id: u64, team_id: String, event_type: EventType, payload: &str) -> Self {
-        Self {
-            id,
-            frame: crate::stream::sse::frame(id, event_type.as_str(), payload),
-            team_id,
-            event_type,
-        }
-    }
-
-    /// The SSE event, as every subscriber writes it.
-    pub fn frame(&self) -> Bytes {
-        self.frame.clone()
-    }
 }
 
 /// What a reconnecting client missed since the id it last saw.

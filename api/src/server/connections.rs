@@ -21,7 +21,7 @@
 //! method, HTTP/1.0, a request with a body, a head that does not parse) goes to the router
 //! through hyper, with the bytes already read replayed in front of the socket.
 
-use super::hyper_errors::HyperErrors;
+use super::hyper_errors::{HyperErrors, LINGER};
 use crate::config::HttpArgs;
 use crate::error::ApiError;
 use crate::http::cors::add_dashboard_headers;
@@ -48,8 +48,6 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Once the shutdown timeout has dropped the connections, how long their tasks get to end.
 const DROP_GRACE: Duration = Duration::from_secs(1);
-/// How long a connection closed after an error keeps reading what the client still sends.
-pub(super) const LINGER: Duration = Duration::from_secs(2);
 
 /// Serves `router` (and on a lean path the team stream of `streams`, when given) until
 /// `shutdown` resolves; then ends the streams, lets other requests in flight finish, and

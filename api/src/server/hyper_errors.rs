@@ -1,12 +1,15 @@
 //! hyper's own error answers (400, 414 and 431 with an empty body) rewritten into the API's
 //! JSON errors on their way out to the client.
 
-use super::connections::LINGER;
 use crate::error::ApiError;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How long a connection closed after an error keeps reading what the client still sends.
+pub(super) const LINGER: Duration = Duration::from_secs(2);
 
 /// The socket hyper writes to, with hyper's own error answers (400, 414 and 431 with an empty
 /// body, written when a request head does not parse) replaced by the API's JSON errors.

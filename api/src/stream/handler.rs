@@ -6,9 +6,10 @@
 //! falls more than its queue behind loses its oldest events and gets `stream.gap`, whose id is
 //! the last event it did get: resuming from it replays what was dropped.
 
+use super::event::BusEvent;
 use super::hub::TeamSubscription;
 use super::sse;
-use crate::bus::{BusEvent, Replay};
+use crate::bus::Replay;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{PathParam, QueryParams};
 use crate::state::StreamState;

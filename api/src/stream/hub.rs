@@ -5,7 +5,7 @@
 //! channel keeps the newest `queue_size` events; a subscriber that falls further behind skips
 //! its oldest events and learns how many it lost. Publishing never waits for anyone.
 
-use crate::bus::BusEvent;
+use super::event::BusEvent;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -7,6 +7,7 @@
 //! path every stream takes where the server reads connections itself), or hyper does, when
 //! the request came through the router.
 
+pub mod event;
 mod handler;
 pub mod hub;
 pub mod lean;
