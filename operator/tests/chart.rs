@@ -487,6 +487,10 @@ fn the_all_options_render_validates_against_the_kubernetes_schemas() {
         env_value(container(&rendered, "bugs-api"), "DATABASE_TIMEOUT"),
         Some("3s")
     );
+    assert_eq!(
+        env_value(container(&rendered, "bugs-api"), "DATABASE_INSERT_QUEUE"),
+        Some("1024")
+    );
 }
 
 #[test]

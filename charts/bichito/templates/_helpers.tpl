@@ -248,6 +248,8 @@ files on); each S3 variable only when its value is set. */}}
 {{- include "bichito.env.database" . }}
 - name: DATABASE_MAX_CONNECTIONS
   value: {{ $api.databaseMaxConnections | int64 | quote }}
+- name: DATABASE_INSERT_QUEUE
+  value: {{ $api.databaseInsertQueue | int64 | quote }}
 - name: BODY_LIMIT_BYTES
   value: {{ $api.bodyLimitBytes | int64 | quote }}
 - name: DEFAULT_REPORTS_PER_MINUTE
