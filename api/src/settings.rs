@@ -4,7 +4,10 @@
 
 use bichito_core::model::{ApiKeyRecord, Honeycomb};
 use bichito_core::store::Store;
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -37,10 +40,8 @@ impl SettingsCache {
         }
     }
 
-    fn fresh<T: Clone>(&self, entry: Option<&Entry<T>>, version: u64) -> Option<T> {
-        entry
-            .filter(|entry| entry.version == version && entry.fetched.elapsed() < self.ttl)
-            .map(|entry| entry.value.clone())
+    fn is_fresh<T>(&self, entry: &Entry<T>, version: u64) -> bool {
+        entry.version == version && entry.fetched.elapsed() < self.ttl
     }
 
     fn entry<T>(&self, version: u64, value: T) -> Entry<T> {
@@ -51,10 +52,34 @@ impl SettingsCache {
         }
     }
 
-    /// The store's settings version, to look settings up at: read it before the lookups of one
-    /// request (a change committed in between makes what they cache stale, never fresh).
-    pub async fn version(&self, store: &dyn Store) -> bichito_core::Result<u64> {
-        store.settings_version().await
+    /// `key`'s value in `map` if fresh at `version`; otherwise what `load` reads, kept when
+    /// found (stale entries are dropped then, so the map holds one settings version at most).
+    async fn cached<K, Q, T, F>(
+        &self,
+        map: &RwLock<HashMap<K, Entry<T>>>,
+        key: &Q,
+        version: u64,
+        load: impl FnOnce() -> F,
+    ) -> bichito_core::Result<Option<T>>
+    where
+        K: Borrow<Q> + Eq + Hash,
+        Q: ToOwned<Owned = K> + Eq + Hash + ?Sized,
+        T: Clone,
+        F: Future<Output = bichito_core::Result<Option<T>>>,
+    {
+        if let Some(entry) = read(map)
+            .get(key)
+            .filter(|entry| self.is_fresh(entry, version))
+        {
+            return Ok(Some(entry.value.clone()));
+        }
+        let value = load().await?;
+        if let Some(value) = &value {
+            let mut map = write(map);
+            map.retain(|_, entry| self.is_fresh(entry, version));
+            map.insert(key.to_owned(), self.entry(version, value.clone()));
+        }
+        Ok(value)
     }
 
     pub async fn api_key(
@@ -63,16 +88,10 @@ impl SettingsCache {
         version: u64,
         prefix: &str,
     ) -> bichito_core::Result<Option<ApiKeyRecord>> {
-        if let Some(hit) = self.fresh(read(&self.keys).get(prefix), version) {
-            return Ok(Some(hit));
-        }
-        let record = store.api_key_by_prefix(prefix).await?;
-        if let Some(record) = &record {
-            let mut keys = write(&self.keys);
-            keys.retain(|_, entry| entry.version == version && entry.fetched.elapsed() < self.ttl);
-            keys.insert(prefix.to_owned(), self.entry(version, record.clone()));
-        }
-        Ok(record)
+        self.cached(&self.keys, prefix, version, || {
+            store.api_key_by_prefix(prefix)
+        })
+        .await
     }
 
     /// Drops a key the store found revoked, before the change is announced.
@@ -86,17 +105,10 @@ impl SettingsCache {
         version: u64,
         id: i64,
     ) -> bichito_core::Result<Option<Arc<Honeycomb>>> {
-        if let Some(hit) = self.fresh(read(&self.honeycombs).get(&id), version) {
-            return Ok(Some(hit));
-        }
-        let honeycomb = store.honeycomb(id).await?.map(Arc::new);
-        if let Some(honeycomb) = &honeycomb {
-            let mut honeycombs = write(&self.honeycombs);
-            honeycombs
-                .retain(|_, entry| entry.version == version && entry.fetched.elapsed() < self.ttl);
-            honeycombs.insert(id, self.entry(version, honeycomb.clone()));
-        }
-        Ok(honeycomb)
+        self.cached(&self.honeycombs, &id, version, || async move {
+            Ok(store.honeycomb(id).await?.map(Arc::new))
+        })
+        .await
     }
 
     /// Every origin some honeycomb allows (`*` included when one allows any).
@@ -105,8 +117,11 @@ impl SettingsCache {
         store: &dyn Store,
     ) -> bichito_core::Result<Arc<HashSet<String>>> {
         let version = store.settings_version().await?;
-        if let Some(hit) = self.fresh(read(&self.origins).as_ref(), version) {
-            return Ok(hit);
+        if let Some(entry) = read(&self.origins)
+            .as_ref()
+            .filter(|entry| self.is_fresh(entry, version))
+        {
+            return Ok(entry.value.clone());
         }
         let origins: Arc<HashSet<String>> =
             Arc::new(store.all_allowed_origins().await?.into_iter().collect());

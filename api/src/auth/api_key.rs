@@ -51,7 +51,9 @@ pub async fn authenticate_key(
         .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?
         .trim();
     let prefix = keys::prefix_of(presented).ok_or(ApiError::InvalidApiKey("unknown API key"))?;
-    let version = state.settings().version(state.store()).await?;
+    // Read before the lookups: a change committed in between makes what they cache stale,
+    // never fresh.
+    let version = state.store().settings_version().await?;
     let record = state
         .settings()
         .api_key(state.store(), version, prefix)
