@@ -53,7 +53,8 @@ impl PostgresStore {
         report: &NewBichito,
         monthly_cap: Option<u32>,
     ) -> Result<Inserted> {
-        let tail = events::created_payload_tail(&report.clone().into_bichito(0))?;
+        let mut bichito = report.clone().into_bichito(0);
+        let tail = events::created_payload_tail(&bichito)?;
         let row = bind_report(sqlx::query(AssertSqlSafe(ONE_STATEMENT.as_str())), report)
             .bind(crate::clock::usage_period(report.created_at))
             .bind(monthly_cap.is_some())
@@ -67,7 +68,10 @@ impl PostgresStore {
             return Ok(Inserted::KeyRevoked);
         }
         match row.try_get::<Option<i64>, _>("id")? {
-            Some(id) => Ok(Inserted::Stored(Box::new(report.clone().into_bichito(id)))),
+            Some(id) => {
+                bichito.id = id;
+                Ok(Inserted::Stored(Box::new(bichito)))
+            }
             None => Ok(Inserted::OverCap),
         }
     }

@@ -85,17 +85,7 @@ impl AttachmentStore for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Bichito>> {
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
-        let stamped: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "UPDATE attachments SET uploaded_at = $3 \
-             WHERE bichito_id = $1 AND object_key = $2 AND uploaded_at IS NULL \
-                 AND rejected_at IS NULL \
-             RETURNING upload_expires_at",
-        )
-        .bind(bichito_id)
-        .bind(key)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let stamped = settle_pending(&mut tx, bichito_id, key, Settled::Uploaded, now).await?;
         let Some(expires) = stamped else {
             tx.rollback().await?;
             return Ok(None);
@@ -112,14 +102,7 @@ impl AttachmentStore for SqlStore {
         // The verified copy is all that is kept; the upload object goes once its URL is dead.
         schedule_deletion(&mut tx, &attachment::upload_object(key), now.max(expires)).await?;
         let payload = events::attached_payload(&bichito);
-        push_event(
-            &mut tx,
-            &bichito.team_id,
-            EventType::BugUpdated,
-            &payload,
-            now,
-        )
-        .await?;
+        push_event(&mut tx, &bichito, EventType::BugUpdated, &payload, now).await?;
         tx.commit().await?;
         Ok(Some(bichito))
     }
@@ -132,18 +115,8 @@ impl AttachmentStore for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
-        let rejected: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "UPDATE attachments SET rejected_at = $3, rejection = $4 \
-             WHERE bichito_id = $1 AND object_key = $2 AND uploaded_at IS NULL \
-                 AND rejected_at IS NULL \
-             RETURNING upload_expires_at",
-        )
-        .bind(bichito_id)
-        .bind(key)
-        .bind(now)
-        .bind(reason)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let settled = Settled::Rejected(reason);
+        let rejected = settle_pending(&mut tx, bichito_id, key, settled, now).await?;
         let Some(expires) = rejected else {
             tx.rollback().await?;
             return Ok(false);
@@ -200,6 +173,40 @@ impl AttachmentStore for SqlStore {
         .await?;
         Ok(())
     }
+}
+
+/// How a pending attachment ends.
+enum Settled<'a> {
+    Uploaded,
+    Rejected(&'a str),
+}
+
+/// Ends a pending attachment (neither uploaded nor rejected yet) at `now`, inside the caller's
+/// transaction; answers when its upload URL expires, or `None` when it was no longer pending.
+async fn settle_pending(
+    conn: &mut Connection,
+    bichito_id: i64,
+    key: &str,
+    settled: Settled<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let (column, rejection) = match settled {
+        Settled::Uploaded => ("uploaded_at", None),
+        Settled::Rejected(reason) => ("rejected_at", Some(reason)),
+    };
+    let update = format!(
+        "UPDATE attachments SET {column} = $3, rejection = $4 \
+         WHERE bichito_id = $1 AND object_key = $2 AND uploaded_at IS NULL \
+             AND rejected_at IS NULL \
+         RETURNING upload_expires_at"
+    );
+    Ok(sqlx::query_scalar(AssertSqlSafe(update))
+        .bind(bichito_id)
+        .bind(key)
+        .bind(now)
+        .bind(rejection)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// Schedules a storage object for deletion, inside the caller's transaction.

@@ -57,14 +57,7 @@ impl EditStore for SqlStore {
             }
         }
         let payload = events::updated_payload(&bichito, &changes);
-        push_event(
-            &mut tx,
-            &bichito.team_id,
-            EventType::BugUpdated,
-            &payload,
-            now,
-        )
-        .await?;
+        push_event(&mut tx, &bichito, EventType::BugUpdated, &payload, now).await?;
         tx.commit().await?;
         Ok(Some(bichito))
     }
@@ -95,14 +88,7 @@ impl EditStore for SqlStore {
             created_at: now,
         };
         let payload = events::commented_payload(bichito, comment.id, author_id);
-        push_event(
-            &mut tx,
-            &bichito.team_id,
-            EventType::BugCommented,
-            &payload,
-            now,
-        )
-        .await?;
+        push_event(&mut tx, bichito, EventType::BugCommented, &payload, now).await?;
         tx.commit().await?;
         Ok(comment)
     }
@@ -135,14 +121,7 @@ impl EditStore for SqlStore {
             return Ok(false);
         }
         let payload = events::deleted_payload(bichito);
-        push_event(
-            &mut tx,
-            &bichito.team_id,
-            EventType::BugDeleted,
-            &payload,
-            now,
-        )
-        .await?;
+        push_event(&mut tx, bichito, EventType::BugDeleted, &payload, now).await?;
         tx.commit().await?;
         Ok(true)
     }

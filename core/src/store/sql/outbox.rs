@@ -3,15 +3,17 @@
 
 use super::{Connection, Dialect, SqlStore};
 use crate::events::{EventType, OutboxEvent};
+use crate::model::Bichito;
 use crate::store::OutboxStore;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-/// Writes an event to the outbox, inside the caller's transaction.
+/// Writes an event about `bichito` to the outbox (for its team's stream), inside the caller's
+/// transaction.
 pub(super) async fn push_event(
     conn: &mut Connection,
-    team_id: &str,
+    bichito: &Bichito,
     event: EventType,
     payload: &str,
     now: DateTime<Utc>,
@@ -19,7 +21,7 @@ pub(super) async fn push_event(
     sqlx::query(
         "INSERT INTO outbox (team_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)",
     )
-    .bind(team_id)
+    .bind(&bichito.team_id)
     .bind(event.as_str())
     .bind(payload)
     .bind(now)

@@ -142,7 +142,7 @@ impl SqlStore {
         let body = events::created_payload(&bichito)?;
         push_event(
             &mut tx,
-            &report.team_id,
+            &bichito,
             EventType::BugCreated,
             &body,
             report.created_at,
