@@ -7,7 +7,7 @@ use crate::model::Bichito;
 use crate::store::OutboxStore;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
-use sqlx::AssertSqlSafe;
+use std::sync::LazyLock;
 
 /// Writes an event about `bichito` to the outbox (for its team's stream), inside the caller's
 /// transaction.
@@ -29,6 +29,14 @@ pub(super) async fn push_event(
     .await?;
     Ok(())
 }
+
+/// `$2`, a JSON array of ids, stamped published at `$1`. Built once per backend.
+static MARK_PUBLISHED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
+        SqlStore::IDS_IN_JSON_ARRAY
+    )
+});
 
 // The outbox queries are planned at each run (not prepared once): a plan made while the table
 // was small (a seq scan) would stay cached as it grows.
@@ -52,11 +60,7 @@ impl OutboxStore for SqlStore {
         // The ids go as one JSON array: one statement text whatever the batch's size, instead
         // of a new text (and a new parse) per list length.
         let ids = serde_json::to_string(ids).map_err(|err| Error::Corrupt(err.to_string()))?;
-        let update = format!(
-            "UPDATE outbox SET published_at = $1 WHERE id IN ({})",
-            Self::IDS_IN_JSON_ARRAY
-        );
-        sqlx::query(AssertSqlSafe(update))
+        sqlx::query(MARK_PUBLISHED.as_str())
             .persistent(false)
             .bind(now)
             .bind(ids)

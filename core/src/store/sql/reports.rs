@@ -11,6 +11,23 @@ use crate::store::{IdempotencyClaim, IdempotencyStore, Inserted, ReportStore, St
 use crate::{Error, Result};
 use sqlx::AssertSqlSafe;
 use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// Stores a report (`$1`–`$15`, see [`bind_report`]) only while its key (`$16`) is valid,
+/// checked (and the key share-locked) by the statement that stores it. Built once per backend:
+/// it runs for every report SQLite stores.
+static INSERT_REPORT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, \
+             environment, app_version, stack_trace, url, user_agent, reporter_email, \
+             reporter_identifier, extra, created_at, updated_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 \
+         WHERE $16 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = $16 \
+             AND (expires_at IS NULL OR expires_at > $15){}) \
+         RETURNING id",
+        SqlStore::FOR_KEY_SHARE
+    )
+});
 
 /// A query with a report's columns bound as `$1`–`$15`, in the order of the insert statements.
 pub(super) fn bind_report<'q>(
@@ -116,19 +133,7 @@ impl SqlStore {
         idempotency: Option<&IdempotencyClaim>,
     ) -> Result<Inserted> {
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
-        // Stored only while its key is valid, checked (and the key share-locked) by the
-        // statement that stores it.
-        let insert = format!(
-            "INSERT INTO bichitos (honeycomb_id, team_id, title, description, status, severity, \
-                 environment, app_version, stack_trace, url, user_agent, reporter_email, \
-                 reporter_identifier, extra, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15 \
-             WHERE $16 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = $16 \
-                 AND (expires_at IS NULL OR expires_at > $15){}) \
-             RETURNING id",
-            Self::FOR_KEY_SHARE
-        );
-        let stored: Option<i64> = bind_report(sqlx::query(AssertSqlSafe(insert)), report)
+        let stored: Option<i64> = bind_report(sqlx::query(INSERT_REPORT.as_str()), report)
             .bind(report.api_key_id)
             .fetch_optional(&mut *tx)
             .await?
