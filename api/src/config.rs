@@ -69,7 +69,7 @@ pub struct GlobalArgs {
     pub database_timeout: Duration,
     /// Most reports waiting to be stored together (Postgres): past it, a report answers 503
     /// with `Retry-After` instead of waiting in memory.
-    #[arg(long, env = "DATABASE_INSERT_QUEUE", default_value_t = bichito_core::store::DEFAULT_INSERT_QUEUE, global = true)]
+    #[arg(long, env = "DATABASE_INSERT_QUEUE", default_value_t = bichito_core::store::DEFAULT_INSERT_QUEUE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), global = true)]
     pub database_insert_queue: usize,
 }
 
@@ -365,4 +365,27 @@ pub struct TokenArgs {
     pub ttl: Duration,
     #[command(flatten)]
     pub jwt: JwtArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_insert_queue_reaches_the_pool_settings_and_must_hold_a_report() {
+        let cli = Cli::try_parse_from(["bichito", "--database-insert-queue", "64", "migrate"])
+            .expect("parses");
+        assert_eq!(cli.global.pool_settings().insert_queue, 64);
+        let default = Cli::try_parse_from(["bichito", "migrate"]).expect("parses");
+        assert_eq!(
+            default.global.pool_settings().insert_queue,
+            bichito_core::store::DEFAULT_INSERT_QUEUE
+        );
+        let zero = Cli::try_parse_from(["bichito", "--database-insert-queue", "0", "migrate"])
+            .expect_err("a queue of no report is refused");
+        assert!(
+            zero.to_string().contains("--database-insert-queue"),
+            "{zero}"
+        );
+    }
 }
