@@ -12,14 +12,18 @@ pub enum EventType {
     BugUpdated,
     BugCommented,
     BugDeleted,
+    /// The team's last honeycomb was deleted: the team is gone. Not forwarded to clients: the
+    /// streams of the team end with `stream.expired` (reason `team_removed`).
+    TeamRemoved,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::BugCreated,
         EventType::BugUpdated,
         EventType::BugCommented,
         EventType::BugDeleted,
+        EventType::TeamRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +32,7 @@ impl EventType {
             EventType::BugUpdated => "bug.updated",
             EventType::BugCommented => "bug.commented",
             EventType::BugDeleted => "bug.deleted",
+            EventType::TeamRemoved => "team.removed",
         }
     }
 
@@ -98,6 +103,10 @@ pub fn attached_payload(bichito: &Bichito) -> String {
 pub fn commented_payload(bichito: &Bichito, comment_id: i64, author_id: &str) -> String {
     json!({"bug_id": bichito.id, "project_id": bichito.honeycomb_id, "comment_id": comment_id, "author_id": author_id})
         .to_string()
+}
+
+pub fn team_removed_payload(team_id: &str) -> String {
+    json!({"team_id": team_id}).to_string()
 }
 
 pub fn deleted_payload(bichito: &Bichito) -> String {

@@ -9,6 +9,7 @@
 //! - [`model`]: the canonical bichito payload and the runtime honeycomb configuration.
 //! - [`attachment`]: image attachments: types, signatures, and the states of an upload.
 //! - [`events`]: team events and their payloads, written to the outbox with each change.
+//! - [`session`]: dashboard sessions and one-time sign-ins, named by secrets kept hashed.
 //! - [`blocklist`]: the pure matcher for a honeycomb's blocklist rules.
 //! - [`store`]: one [`store::Store`] trait implemented once in SQL for two sqlx backends,
 //!   Postgres (production) and SQLite (the embedded default), chosen by the URL scheme; every
@@ -25,6 +26,7 @@ pub mod events;
 pub mod keys;
 pub mod model;
 pub mod provision;
+pub mod session;
 pub mod shutdown;
 pub mod spec;
 pub mod store;

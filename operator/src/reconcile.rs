@@ -276,7 +276,7 @@ async fn cleanup(honeycomb: &Honeycomb, ctx: &Context, namespace: &str) -> Resul
                 retired.deleted_bichitos
             ),
         };
-        tracing::info!(honeycomb = %object_key(honeycomb), revoked_keys = retired.revoked_keys, deleted_bichitos = retired.deleted_bichitos, "honeycomb retired");
+        tracing::info!(honeycomb = %object_key(honeycomb), revoked_keys = retired.revoked_keys, deleted_bichitos = retired.deleted_bichitos, team_removed = retired.team_removed, "honeycomb retired");
         let notice = Notice {
             warning: false,
             reason: "Retired",

@@ -22,6 +22,7 @@ use crate::events::OutboxEvent;
 use crate::model::{
     ApiKeyRecord, Bichito, BichitoPatch, BichitoQuery, Comment, Honeycomb, NewBichito,
 };
+use crate::session::{SessionRecord, SignIn};
 use crate::spec::{DeletionPolicy, Plan};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -42,6 +43,7 @@ pub trait Store:
     + OutboxStore
     + LimitStore
     + IdempotencyStore
+    + SessionStore
     + Send
     + Sync
     + 'static
@@ -247,6 +249,21 @@ pub trait IdempotencyStore: Send + Sync {
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
+/// Dashboard sessions and the one-time sign-ins that open them.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<()>;
+    /// The session whose secret hashes to `id_hash`, revoked and expired ones included.
+    async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
+    /// Marks a session revoked at `at`; false when it was not there or already revoked.
+    async fn revoke_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<bool>;
+    async fn insert_sign_in(&self, id_hash: &str, sign_in: &SignIn) -> Result<()>;
+    /// Takes a sign-in out of the store: of several takes, even concurrent ones, one gets it.
+    async fn take_sign_in(&self, id_hash: &str) -> Result<Option<SignIn>>;
+    /// Deletes sessions and sign-ins that expired before `before`; returns how many.
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
 /// See [`PoolSettings::insert_queue`].
 pub const DEFAULT_INSERT_QUEUE: usize = 4096;
 
@@ -327,6 +344,9 @@ pub struct Retired {
     pub revoked_keys: u64,
     /// Bichitos deleted (always 0 under `Retain`).
     pub deleted_bichitos: u64,
+    /// The honeycomb was its team's last, and went (under `Delete`): the team went with it,
+    /// announced by a `team.removed` event.
+    pub team_removed: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -35,6 +35,8 @@ mod outbox;
 mod reports;
 #[path = "sql/rows.rs"]
 mod rows;
+#[path = "sql/sessions.rs"]
+mod sessions;
 #[path = "sql/store.rs"]
 mod store;
 
@@ -152,6 +154,11 @@ impl SqliteStore {
                 4,
                 "rate grants",
                 include_str!("../../migrations/sqlite/0004_rate_grants.sql"),
+            ),
+            (
+                5,
+                "sessions",
+                include_str!("../../migrations/sqlite/0005_sessions.sql"),
             ),
         ])
     }

@@ -20,6 +20,9 @@ on_both_backends!(
     migrations_can_run_twice,
     reports_stored_together_each_get_their_own_id_and_event,
     a_report_the_database_refuses_does_not_take_the_others_with_it,
+    sessions_read_back_and_are_revoked_once,
+    a_sign_in_is_taken_once_even_by_concurrent_takers,
+    deleting_a_teams_last_honeycomb_removes_the_team_with_an_event,
 );
 
 fn t0() -> chrono::DateTime<chrono::Utc> {
@@ -973,7 +976,8 @@ mod dashboard {
             Retired {
                 honeycomb_id,
                 revoked_keys: 1,
-                deleted_bichitos: 0
+                deleted_bichitos: 0,
+                team_removed: false,
             }
         );
         let record = store
@@ -1040,15 +1044,19 @@ mod dashboard {
         let expected = [
             events::deleted_payload(&first),
             events::deleted_payload(&second),
+            events::team_removed_payload("payments"),
         ];
         assert_eq!(
             raw,
             vec![
                 (EventType::BugDeleted, expected[0].as_str()),
                 (EventType::BugDeleted, expected[1].as_str()),
+                // The team's only honeycomb went: the team goes too, after its reports.
+                (EventType::TeamRemoved, expected[2].as_str()),
             ],
             "byte for byte the payload the dashboard's own deletes write"
         );
+        assert!(retired.team_removed);
         assert!(
             retire(&*store, crate::spec::DeletionPolicy::Delete, t0())
                 .await
@@ -1397,4 +1405,146 @@ async fn writes_that_add_events_wake_the_outbox_and_reads_do_not(backend: Backen
     assert!(woken().await, "a comment");
     assert!(store.delete_bichito(&bichito, t0()).await.expect("delete"));
     assert!(woken().await, "a deletion");
+}
+
+async fn sessions_read_back_and_are_revoked_once(backend: Backend) {
+    use crate::session::SessionRecord;
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let session = SessionRecord {
+        id_hash: "ab".repeat(32),
+        user_id: "ana".into(),
+        teams: vec!["payments".into(), "checkout web".into()],
+        created_at: t0(),
+        expires_at: t0() + TimeDelta::hours(1),
+        revoked_at: None,
+    };
+    store.insert_session(&session).await.expect("insert");
+    let read = store.session(&session.id_hash).await.expect("read");
+    assert_eq!(read.as_ref(), Some(&session));
+    assert!(session.is_live_at(t0()));
+    assert!(!session.is_live_at(t0() + TimeDelta::hours(1)));
+    assert_eq!(store.session(&"cd".repeat(32)).await.expect("read"), None);
+
+    let at = t0() + TimeDelta::minutes(5);
+    assert!(
+        store
+            .revoke_session(&session.id_hash, at)
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_session(&session.id_hash, at)
+            .await
+            .expect("again")
+    );
+    let revoked = store
+        .session(&session.id_hash)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(revoked.revoked_at, Some(at));
+    assert!(!revoked.is_live_at(at));
+
+    let purged = store
+        .purge_sessions(t0() + TimeDelta::hours(2))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1);
+    assert_eq!(store.session(&session.id_hash).await.expect("read"), None);
+}
+
+async fn a_sign_in_is_taken_once_even_by_concurrent_takers(backend: Backend) {
+    use crate::session::SignIn;
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let link = SignIn::Link {
+        user_id: "dev".into(),
+        teams: vec!["payments".into()],
+        return_to: "/inbox".into(),
+        expires_at: t0() + TimeDelta::minutes(10),
+    };
+    let login = SignIn::Oidc {
+        verifier: "v".repeat(43),
+        nonce: "n1".into(),
+        return_to: "/inbox?team=payments".into(),
+        expires_at: t0() + TimeDelta::minutes(10),
+    };
+    store
+        .insert_sign_in("link", &link)
+        .await
+        .expect("insert link");
+    store
+        .insert_sign_in("login", &login)
+        .await
+        .expect("insert login");
+
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_sign_in("link").await })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for taker in takers {
+        if let Some(sign_in) = taker.await.expect("task").expect("take") {
+            taken.push(sign_in);
+        }
+    }
+    assert_eq!(taken, vec![link]);
+    assert_eq!(
+        store.take_sign_in("login").await.expect("take"),
+        Some(login)
+    );
+    assert_eq!(store.take_sign_in("login").await.expect("again"), None);
+}
+
+async fn deleting_a_teams_last_honeycomb_removes_the_team_with_an_event(backend: Backend) {
+    use crate::events::{EventType, OutboxEvent};
+    use crate::spec::DeletionPolicy;
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().await;
+    let spec = example_spec();
+    for name in ["checkout-web", "checkout-ios"] {
+        provision(&*store, "payments", name, &spec, None, t0())
+            .await
+            .expect("provision");
+    }
+    let team_events = |events: Vec<OutboxEvent>| -> Vec<OutboxEvent> {
+        events
+            .into_iter()
+            .filter(|event| event.event_type == EventType::TeamRemoved)
+            .collect()
+    };
+    // Another honeycomb of the team remains: the team stays.
+    let first = store
+        .retire_honeycomb("payments", "checkout-web", DeletionPolicy::Delete, t0())
+        .await
+        .expect("retire")
+        .expect("existed");
+    assert!(!first.team_removed);
+    assert!(team_events(store.unpublished_events(100).await.expect("outbox")).is_empty());
+    // Retained, the last one keeps its team (its reports are still there to read).
+    let retained = store
+        .retire_honeycomb("payments", "checkout-ios", DeletionPolicy::Retain, t0())
+        .await
+        .expect("retire")
+        .expect("existed");
+    assert!(!retained.team_removed);
+    // Deleted, it takes the team with it, announced once.
+    let last = store
+        .retire_honeycomb("payments", "checkout-ios", DeletionPolicy::Delete, t0())
+        .await
+        .expect("retire")
+        .expect("existed");
+    assert!(last.team_removed);
+    let removed = team_events(store.unpublished_events(100).await.expect("outbox"));
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].team_id, "payments");
+    assert_eq!(removed[0].payload, r#"{"team_id":"payments"}"#);
+    // The team can come back.
+    provision(&*store, "payments", "checkout-web", &spec, None, t0())
+        .await
+        .expect("provision again");
 }

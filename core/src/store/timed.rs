@@ -15,6 +15,7 @@ use crate::events::OutboxEvent;
 use crate::model::{
     ApiKeyRecord, Bichito, BichitoPatch, BichitoQuery, Comment, Honeycomb, NewBichito,
 };
+use crate::session::{SessionRecord, SignIn};
 use crate::spec::DeletionPolicy;
 use std::future::Future;
 use std::time::Duration;
@@ -110,7 +111,7 @@ impl<S: Store> HoneycombStore for Timed<S> {
             .bulk(self.inner.retire_honeycomb(namespace, name, policy, now))
             .await;
         self.events(written, |retired| {
-            retired.is_some_and(|retired| retired.deleted_bichitos > 0)
+            retired.is_some_and(|retired| retired.deleted_bichitos > 0 || retired.team_removed)
         })
     }
 
@@ -331,5 +332,33 @@ impl<S: Store> IdempotencyStore for Timed<S> {
 
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64> {
         self.bulk(self.inner.purge_idempotency(before)).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> SessionStore for Timed<S> {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<()> {
+        self.bounded(self.inner.insert_session(session)).await
+    }
+
+    async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        self.bounded(self.inner.session(id_hash)).await
+    }
+
+    async fn revoke_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<bool> {
+        self.bounded(self.inner.revoke_session(id_hash, at)).await
+    }
+
+    async fn insert_sign_in(&self, id_hash: &str, sign_in: &SignIn) -> Result<()> {
+        self.bounded(self.inner.insert_sign_in(id_hash, sign_in))
+            .await
+    }
+
+    async fn take_sign_in(&self, id_hash: &str) -> Result<Option<SignIn>> {
+        self.bounded(self.inner.take_sign_in(id_hash)).await
+    }
+
+    async fn purge_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.bulk(self.inner.purge_sessions(before)).await
     }
 }

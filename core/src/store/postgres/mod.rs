@@ -35,6 +35,8 @@ mod outbox;
 mod reports;
 #[path = "../sql/rows.rs"]
 mod rows;
+#[path = "../sql/sessions.rs"]
+mod sessions;
 #[path = "../sql/store.rs"]
 mod store;
 
@@ -109,6 +111,11 @@ impl PostgresStore {
                 4,
                 "rate grants",
                 include_str!("../../../migrations/postgres/0004_rate_grants.sql"),
+            ),
+            (
+                5,
+                "sessions",
+                include_str!("../../../migrations/postgres/0005_sessions.sql"),
             ),
         ])
     }

@@ -120,13 +120,13 @@ impl HoneycombStore for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Retired>> {
         let mut tx = self.pool().begin_with(Self::BEGIN_WRITE).await?;
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM honeycombs WHERE namespace = $1 AND name = $2")
+        let found: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, team_id FROM honeycombs WHERE namespace = $1 AND name = $2")
                 .bind(namespace)
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some(id) = found else {
+        let Some((id, team_id)) = found else {
             tx.rollback().await?;
             return Ok(None);
         };
@@ -142,6 +142,7 @@ impl HoneycombStore for SqlStore {
         .await?
         .rows_affected();
         let mut deleted_bichitos = 0;
+        let mut team_removed = false;
         if policy == DeletionPolicy::Delete {
             // One `bug.deleted` per bichito, written by the database so that a large
             // honeycomb costs one statement.
@@ -169,6 +170,7 @@ impl HoneycombStore for SqlStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            team_removed = remove_team_if_empty(&mut tx, &team_id, now).await?;
         }
         sqlx::query(Self::NOTIFY_SETTINGS).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -177,6 +179,7 @@ impl HoneycombStore for SqlStore {
             honeycomb_id: id,
             revoked_keys,
             deleted_bichitos,
+            team_removed,
         }))
     }
 
@@ -258,4 +261,34 @@ async fn lock_keys(conn: &mut Connection, honeycomb_id: i64) -> Result<()> {
         .fetch_all(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Removes a team that has no honeycomb left, with its `team.removed` event; false when some
+/// honeycomb still names it.
+async fn remove_team_if_empty(
+    tx: &mut Connection,
+    team_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let removed = sqlx::query(
+        "DELETE FROM teams WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM honeycombs WHERE team_id = $1)",
+    )
+    .bind(team_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if removed {
+        sqlx::query(
+            "INSERT INTO outbox (team_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(team_id)
+        .bind(EventType::TeamRemoved.as_str())
+        .bind(events::team_removed_payload(team_id))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(removed)
 }

@@ -196,3 +196,49 @@ impl FromRow<'_, Row> for ObjectDeletion {
         })
     }
 }
+
+fn teams(json: &str) -> sqlx::Result<Vec<String>> {
+    serde_json::from_str(json).map_err(|_| corrupt(format!("teams {json:?}")))
+}
+
+impl FromRow<'_, Row> for crate::session::SessionRecord {
+    fn from_row(row: &Row) -> sqlx::Result<Self> {
+        Ok(Self {
+            id_hash: row.try_get("id_hash")?,
+            user_id: row.try_get("user_id")?,
+            teams: teams(row.try_get("teams")?)?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }
+}
+
+/// A link names its user; a login in flight has a PKCE verifier instead.
+impl FromRow<'_, Row> for crate::session::SignIn {
+    fn from_row(row: &Row) -> sqlx::Result<Self> {
+        let return_to: String = row.try_get("return_to")?;
+        let expires_at = row.try_get("expires_at")?;
+        let verifier: Option<String> = row.try_get("verifier")?;
+        let nonce: Option<String> = row.try_get("nonce")?;
+        let user_id: Option<String> = row.try_get("user_id")?;
+        let team_list: Option<&str> = row.try_get("teams")?;
+        match (verifier, nonce, user_id, team_list) {
+            (Some(verifier), Some(nonce), None, None) => Ok(Self::Oidc {
+                verifier,
+                nonce,
+                return_to,
+                expires_at,
+            }),
+            (None, None, Some(user_id), Some(team_list)) => Ok(Self::Link {
+                user_id,
+                teams: teams(team_list)?,
+                return_to,
+                expires_at,
+            }),
+            _ => Err(corrupt(
+                "a sign-in that is neither a link nor a login".into(),
+            )),
+        }
+    }
+}
