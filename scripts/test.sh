@@ -238,9 +238,18 @@ ensure_nchan() {
 
 # ---------------------------------------------------------- browser tests
 
-# Browser tests drive Debian's Chromium with playwright-core (npm, run by Node.js), installed
-# into the tools cache: no browser download, nothing needed to build or run bichito itself.
+# Browser tests drive Debian's Chromium with playwright-core (npm, run by Node.js), and sign in
+# through a real OpenID Connect provider, the certified `oidc-provider` package (npm), both
+# installed into the tools cache: no browser download, nothing needed to build or run bichito
+# itself. (oidc-provider 8 is the line that supports Debian's Node.js 20.)
 PLAYWRIGHT_VERSION=1.65.1
+OIDC_PROVIDER_VERSION=8.8.1
+npm_package_is() {
+    local dir=$1 package=$2 version=$3
+    [[ -f $dir/node_modules/$package/package.json ]] \
+        && grep -q "\"version\": \"$version\"" "$dir/node_modules/$package/package.json"
+}
+
 ensure_browser() {
     if [[ ! -x /usr/bin/chromium ]]; then
         log "installing chromium (Debian)"
@@ -251,13 +260,14 @@ ensure_browser() {
         apt_install nodejs npm
     fi
     local dir="$BICHITO_TOOLS_DIR/browser"
-    if [[ ! -f $dir/node_modules/playwright-core/package.json ]] \
-        || ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$dir/node_modules/playwright-core/package.json"; then
-        log "installing playwright-core $PLAYWRIGHT_VERSION (npm) into $dir"
+    if ! npm_package_is "$dir" playwright-core "$PLAYWRIGHT_VERSION" \
+        || ! npm_package_is "$dir" oidc-provider "$OIDC_PROVIDER_VERSION"; then
+        log "installing playwright-core $PLAYWRIGHT_VERSION and oidc-provider $OIDC_PROVIDER_VERSION (npm) into $dir"
         mkdir -p "$dir"
-        (cd "$dir" && npm install --no-audit --no-fund --no-save "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+        (cd "$dir" && npm install --no-audit --no-fund --no-save \
+            "playwright-core@$PLAYWRIGHT_VERSION" "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null)
     fi
-    log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n 1), node $(node --version), playwright-core $PLAYWRIGHT_VERSION"
+    log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n 1), node $(node --version), playwright-core $PLAYWRIGHT_VERSION, oidc-provider $OIDC_PROVIDER_VERSION"
 }
 
 # ---------------------------------------------------- leftover test databases

@@ -6,12 +6,14 @@ use crate::config::{
     ApplyArgs, AttachmentBackend, BusBackend, Cli, Command, DevArgs, GlobalArgs, JwtArgs,
     ServerArgs, SseArgs, TokenArgs,
 };
+use crate::http::SIGN_IN_LIFETIME;
 use crate::metrics::Metrics;
 use crate::server::{Role, serve_role, serve_streams, shutdown_signal};
 use crate::state::{AppState, Settings, StreamState};
 use bichito_core::clock::{Clock, SystemClock};
 use bichito_core::model::{NewBichito, Severity};
 use bichito_core::provision::{KeyAction, provision};
+use bichito_core::session::{SignIn, new_secret, secret_hash};
 use bichito_core::spec::parse_documents;
 use bichito_core::store::{self, Store};
 use chrono::TimeDelta;
@@ -63,7 +65,7 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Apply(args) => apply(global, args).await,
-        Command::Token(args) => token(global, args),
+        Command::Token(args) => token(global, args).await,
     }
 }
 
@@ -121,9 +123,11 @@ async fn run_server(
     role: Role,
 ) -> Result<(), CommandError> {
     let stream = args.stream.clone();
-    let bus = crate::bus::connect(&stream).await?;
+    let bus = crate::bus::connect(&stream, Some(store.clone())).await?;
     let address = listener.local_addr().map_err(io("no local address"))?;
     let attachments = open_attachments(global, &args, address).await?;
+    check_sign_in(&args.sessions)?;
+    let public_url = public_url(&args, address);
     let state = AppState::new(
         store,
         bus,
@@ -133,9 +137,13 @@ async fn run_server(
             limits: args.limits,
             stream,
             cors: args.cors,
+            sessions: args.sessions,
+            public_url: Some(public_url),
         },
         attachments,
     );
+    let jwt = state.jwt.clone();
+    tokio::spawn(async move { jwt.prefetch().await });
     announce(&listener)?;
     serve_role(listener, state, role, args.http, shutdown_signal())
         .await
@@ -150,15 +158,17 @@ async fn sse(args: SseArgs) -> Result<(), CommandError> {
         ));
     }
     let jwt = Arc::new(JwtVerifier::from_args(&args.jwt, None)?);
-    let bus = crate::bus::connect(&args.stream).await?;
+    let (bus, grants) = crate::bus::connect(&args.stream, None).await?;
     let state = StreamState::new(
         bus,
-        jwt,
+        grants,
+        jwt.clone(),
         Arc::new(Metrics::new()),
         Arc::new(SystemClock),
         args.stream,
         args.cors,
     );
+    tokio::spawn(async move { jwt.prefetch().await });
     let listener = bind_address(args.listen).await?;
     announce(&listener)?;
     serve_streams(listener, state, args.http, shutdown_signal())
@@ -191,19 +201,27 @@ async fn dev(global: &GlobalArgs, args: DevArgs) -> Result<(), CommandError> {
     )?;
     let jwt = JwtVerifier::from_args(&args.server.jwt, Some(&secret))?;
     let listener = bind(&args.server).await?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(io("no local address"))?
-    );
-    print_welcome(global, &base, first, &token);
+    let address = listener.local_addr().map_err(io("no local address"))?;
+    let base = public_url(&args.server, address);
+    let link = sign_in_link(
+        &*store,
+        &base,
+        "dev",
+        std::slice::from_ref(&first.team),
+        &args.server.sessions.dashboard_path,
+    )
+    .await?;
+    print_welcome(global, &base, first, &token, &link);
     run_server(global, listener, store, jwt, args.server, Role::All).await
 }
 
-fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &str) {
+fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &str, link: &str) {
     let key = &honeycomb.api_key;
     println!(
         "\nbichito dev: embedded mode, data in {data}\n\
-         \n  honeycomb  {name} (team {team}, project_id {id})\
+         \n  sign in    {link}\
+         \n             (open it in a browser: one use, 10 minutes; `bichito token --sub dev --team {team} --link` mints another)\
+         \n\n  honeycomb  {name} (team {team}, project_id {id})\
          \n  API key    {key}\
          \n  JWT        {token}\
          \n             (user `dev`, team `{team}`, valid 30 days; mint others with `bichito token`)\
@@ -290,7 +308,67 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> Result<(), CommandError>
     Ok(())
 }
 
-fn token(global: &GlobalArgs, args: TokenArgs) -> Result<(), CommandError> {
+/// Stores a one-time sign-in link for `user_id` and `teams`; its URL under `base`.
+async fn sign_in_link(
+    store: &dyn Store,
+    base: &str,
+    user_id: &str,
+    teams: &[String],
+    return_to: &str,
+) -> Result<String, CommandError> {
+    let code = new_secret("");
+    store
+        .insert_sign_in(
+            &secret_hash(&code),
+            &SignIn::Link {
+                user_id: user_id.to_owned(),
+                teams: teams.to_vec(),
+                return_to: return_to.to_owned(),
+                expires_at: SystemClock.now() + SIGN_IN_LIFETIME,
+            },
+        )
+        .await?;
+    Ok(format!("{}/login?code={code}", base.trim_end_matches('/')))
+}
+
+/// The base URL clients reach this server at: `BICHITO_PUBLIC_URL`, else the listen address.
+fn public_url(args: &ServerArgs, address: std::net::SocketAddr) -> String {
+    args.attachments
+        .public_url
+        .clone()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{address}"))
+}
+
+/// Sign-in with a provider needs both its issuer and this server's client id.
+fn check_sign_in(args: &crate::config::SessionArgs) -> Result<(), CommandError> {
+    if args.oidc_issuer.is_some() != args.oidc_client_id.is_some() {
+        return Err(CommandError::Usage(
+            "sign-in with OpenID Connect needs both OIDC_ISSUER and OIDC_CLIENT_ID".into(),
+        ));
+    }
+    if !args.dashboard_path.starts_with('/') || args.dashboard_path.starts_with("//") {
+        return Err(CommandError::Usage(
+            "DASHBOARD_PATH must be a path of this server, like /api/v1/session".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn token(global: &GlobalArgs, args: TokenArgs) -> Result<(), CommandError> {
+    if args.link {
+        let store = open_store(global).await?;
+        let link = sign_in_link(
+            &*store,
+            &args.public_url,
+            &args.sub,
+            &args.teams,
+            &crate::config::SessionArgs::default().dashboard_path,
+        )
+        .await?;
+        println!("{link}");
+        return Ok(());
+    }
     let secret = match &args.jwt.jwt_secret {
         Some(secret) => secret.clone(),
         None => dev_secret(&global.data_dir)?,

@@ -112,6 +112,8 @@ pub struct ServerArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub cors: CorsArgs,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -220,6 +222,16 @@ pub struct StreamArgs {
     /// First token of the event subjects: `<prefix>.team.<team_id>.<event type>`.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "bichito")]
     pub nats_subject_prefix: String,
+    /// Whether a stream may be opened with `?token=<JWT>` (seed 000). Tokens in URLs end up in
+    /// proxies' access logs: `refuse` leaves the session cookie, `Authorization` and tickets.
+    #[arg(long, env = "STREAM_URL_TOKENS", value_enum, default_value_t = UrlTokens::Allow)]
+    pub stream_url_tokens: UrlTokens,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UrlTokens {
+    Allow,
+    Refuse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -239,6 +251,7 @@ impl Default for StreamArgs {
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_stream: "BICHITO".into(),
             nats_subject_prefix: "bichito".into(),
+            stream_url_tokens: UrlTokens::Allow,
         }
     }
 }
@@ -310,7 +323,7 @@ impl Default for LimitArgs {
     }
 }
 
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct JwtArgs {
     /// HS256 shared secret for dashboard JWTs (development and small installs).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -331,6 +344,85 @@ pub struct JwtArgs {
     /// Required `aud`, when set.
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// URL of the JSON Web Key Set an identity provider publishes (instead of a secret or a
+    /// key file): keys are fetched, kept, and fetched again for a key id not seen before.
+    #[arg(long, env = "JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// How long a fetched key set is trusted before it is fetched again (a key the provider
+    /// removed stops verifying within this).
+    #[arg(long, env = "JWT_JWKS_REFRESH", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwt_jwks_refresh: Duration,
+}
+
+impl Default for JwtArgs {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_algorithm: None,
+            jwt_teams_claim: "teams".into(),
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_jwks_url: None,
+            jwt_jwks_refresh: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Sign-in: sessions, and the OpenID Connect provider people sign in with.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// The longest a session lasts (one opened with a token ends at the token's expiry when
+    /// that comes first). At most 30 days.
+    #[arg(long, env = "SESSION_MAX_AGE", default_value = "12h", value_parser = parse_session_age)]
+    pub session_max_age: Duration,
+    /// Where people land after signing in (a path of this server). Until bichito serves its
+    /// own dashboard, the session itself: who is signed in, on which teams, until when.
+    #[arg(long, env = "DASHBOARD_PATH", default_value = "/api/v1/session")]
+    pub dashboard_path: String,
+    /// Issuer URL of the OpenID Connect provider people sign in with (its discovery document
+    /// is `<issuer>/.well-known/openid-configuration`). Sign-in is off when unset.
+    #[arg(long, env = "OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// This server's client id at the provider.
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// This server's client secret at the provider (none for a public client: PKCE alone).
+    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Scopes asked for, space-separated.
+    #[arg(long, env = "OIDC_SCOPES", default_value = "openid profile email")]
+    pub oidc_scopes: String,
+    /// The ID token claim listing the user's teams (a list, or a space- or comma-separated
+    /// string).
+    #[arg(long, env = "OIDC_TEAMS_CLAIM", default_value = "groups")]
+    pub oidc_teams_claim: String,
+}
+
+impl Default for SessionArgs {
+    fn default() -> Self {
+        Self {
+            session_max_age: Duration::from_secs(12 * 3600),
+            dashboard_path: "/api/v1/session".into(),
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_scopes: "openid profile email".into(),
+            oidc_teams_claim: "groups".into(),
+        }
+    }
+}
+
+/// Sessions last from a minute to 30 days (the bucket that shares them with stream processes
+/// keeps entries that long).
+pub const MAX_SESSION_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn parse_session_age(text: &str) -> Result<Duration, String> {
+    let age = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if age < Duration::from_secs(60) || age > MAX_SESSION_AGE {
+        return Err("a session lasts from 1m to 30days".into());
+    }
+    Ok(age)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -363,6 +455,17 @@ pub struct TokenArgs {
     /// Lifetime of the token.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
+    /// Print a one-time sign-in link instead (single use, valid 10 minutes, stored in the
+    /// database): opened in a browser, it signs the user in and opens the dashboard.
+    #[arg(long)]
+    pub link: bool,
+    /// Base URL the link points at.
+    #[arg(
+        long,
+        env = "BICHITO_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
     #[command(flatten)]
     pub jwt: JwtArgs,
 }

@@ -66,6 +66,9 @@ pub enum ApiError {
     AttachmentsDisabled,
     #[error("rate limit exceeded: retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A feature this server is not configured for.
+    #[error("{0}")]
+    NotConfigured(&'static str),
     #[error("temporarily unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -77,7 +80,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) | ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotConfigured(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -131,6 +134,13 @@ impl From<bichito_core::Error> for ApiError {
         } else {
             ApiError::Internal(Box::new(err))
         }
+    }
+}
+
+impl From<crate::grants::GrantError> for ApiError {
+    fn from(err: crate::grants::GrantError) -> Self {
+        tracing::warn!(error = %err, "sessions and tickets unavailable");
+        ApiError::Unavailable
     }
 }
 

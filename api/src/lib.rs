@@ -6,7 +6,8 @@
 //!   for the api and sse processes): every connection read within its timeouts, graceful on
 //!   SIGTERM / Ctrl-C within the shutdown timeout.
 //! - [`http`]: `app(state) -> Router`, one module per resource: `ingest` (API key: reports and
-//!   widget info), `bugs` (JWT: the dashboard API), `cors`, `health` (`/healthz`, `/readyz`,
+//!   widget info), `bugs` (JWT or session: the dashboard API), `session` (sign-in, sign-out,
+//!   stream tickets), `cors`, `health` (`/healthz`, `/readyz`,
 //!   `/metrics`).
 //! - [`stream`]: the team SSE stream: the per-team hub of subscribers, the SSE format, the
 //!   handler, and the lean path that writes streams without hyper.
@@ -14,7 +15,9 @@
 //!   dashboard edits, comments and list filters.
 //! - [`attachments`]: image attachments: storage (S3-compatible or a local folder), the
 //!   checks an upload must pass before it is stamped, and the sweeper.
-//! - [`auth`]: dashboard JWTs (HS256 secret or RS/PS/ES/EdDSA public key).
+//! - [`auth`]: who calls: dashboard JWTs (HS256 secret, RS/PS/ES/EdDSA public key, or a
+//!   provider's JWKS), session cookies, API keys; [`login`]: sign-in with OpenID Connect;
+//!   [`grants`]: sessions and single-use stream tickets as every streaming process sees them.
 //! - [`bus`]: the event bus (in-process, or NATS JetStream); [`outbox`]: the relay from the
 //!   outbox table to the bus.
 //! - [`rate_limit`]: reports per minute per key, exact across processes: grants taken from a
@@ -32,7 +35,9 @@ pub mod commands;
 pub mod config;
 pub mod edits;
 pub mod error;
+pub mod grants;
 pub mod http;
+pub mod login;
 pub mod metrics;
 pub mod outbox;
 pub mod rate_limit;

@@ -76,6 +76,7 @@ pub struct Metrics {
     stream_events_dropped: IntCounter,
     stream_resumes: IntCounter,
     stream_resets: IntCounter,
+    streams_expired: IntCounterVec,
     team_subscriptions: IntGauge,
     outbox_backlog: IntGauge,
     publish_latency: prometheus::Histogram,
@@ -153,6 +154,14 @@ impl Metrics {
             "bichito_sse_resets_total",
             "Streams told to refetch (stream.reset).",
         );
+        let streams_expired = IntCounterVec::new(
+            Opts::new(
+                "bichito_sse_expired_total",
+                "Streams ended because their authorization did (stream.expired), by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric definition");
         let team_subscriptions = gauge(
             "bichito_bus_team_subscriptions",
             "Teams this process subscribes to on the bus (on NATS, all read through one consumer).",
@@ -171,7 +180,7 @@ impl Metrics {
             ]),
         )
         .expect("valid metric definition");
-        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(reports.clone()),
@@ -182,6 +191,7 @@ impl Metrics {
             Box::new(stream_events_dropped.clone()),
             Box::new(stream_resumes.clone()),
             Box::new(stream_resets.clone()),
+            Box::new(streams_expired.clone()),
             Box::new(team_subscriptions.clone()),
             Box::new(outbox_backlog.clone()),
             Box::new(publish_latency.clone()),
@@ -203,6 +213,7 @@ impl Metrics {
             stream_events_dropped,
             stream_resumes,
             stream_resets,
+            streams_expired,
             team_subscriptions,
             outbox_backlog,
             publish_latency,
@@ -259,6 +270,10 @@ impl Metrics {
 
     pub fn stream_reset(&self) {
         self.stream_resets.inc();
+    }
+
+    pub fn stream_expired(&self, reason: &str) {
+        self.streams_expired.with_label_values(&[reason]).inc();
     }
 
     /// Counts an answered request and writes its access log line.

@@ -4,7 +4,8 @@
 use crate::attachments::{Attachments, Settling};
 use crate::auth::JwtVerifier;
 use crate::bus::Bus;
-use crate::config::{CorsArgs, LimitArgs, StreamArgs};
+use crate::config::{CorsArgs, LimitArgs, SessionArgs, StreamArgs};
+use crate::grants::Grants;
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
 use crate::rate_limit::RateLimiter;
@@ -30,6 +31,11 @@ pub struct Inner {
     pub bus: Arc<dyn Bus>,
     pub relay: Arc<Relay>,
     pub attachments: Arc<Attachments>,
+    pub sessions: SessionArgs,
+    /// The base URL clients reach this server at, when configured (`BICHITO_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// Sign-in with an OpenID Connect provider, when configured.
+    pub oidc: Option<Arc<crate::login::Oidc>>,
     /// What the team streams of this process share (also all an `sse` process has).
     pub streams: StreamState,
     /// Cancelled when the server shuts down (streams are ended by the bus: `close_streams`).
@@ -49,12 +55,14 @@ pub struct Settings {
     pub limits: LimitArgs,
     pub stream: StreamArgs,
     pub cors: CorsArgs,
+    pub sessions: SessionArgs,
+    pub public_url: Option<String>,
 }
 
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
+        (bus, grants): (Arc<dyn Bus>, Arc<dyn Grants>),
         jwt: JwtVerifier,
         clock: Arc<dyn Clock>,
         settings: Settings,
@@ -64,7 +72,13 @@ impl AppState {
             limits,
             stream,
             cors,
+            sessions,
+            public_url,
         } = settings;
+        let oidc = public_url
+            .as_deref()
+            .and_then(|url| crate::login::Oidc::from_args(&sessions, url))
+            .map(Arc::new);
         let settings = SettingsCache::new(limits.honeycomb_cache_ttl);
         let jwt = Arc::new(jwt);
         let metrics = Arc::new(Metrics::new());
@@ -76,6 +90,7 @@ impl AppState {
         ));
         let streams = StreamState::new(
             bus.clone(),
+            grants,
             jwt.clone(),
             metrics.clone(),
             clock.clone(),
@@ -93,6 +108,9 @@ impl AppState {
             bus,
             relay,
             attachments: Arc::new(attachments),
+            sessions,
+            public_url,
+            oidc,
             shutdown: streams.shutdown.clone(),
             streams,
         }))
@@ -111,9 +129,27 @@ impl AppState {
     }
 }
 
-impl FromRef<AppState> for Arc<JwtVerifier> {
-    fn from_ref(state: &AppState) -> Arc<JwtVerifier> {
-        state.jwt.clone()
+impl crate::auth::SessionCheck for AppState {
+    fn jwt(&self) -> &JwtVerifier {
+        &self.jwt
+    }
+
+    fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    fn allowed_origin(&self, origin: &str, headers: &axum::http::HeaderMap) -> bool {
+        crate::auth::session::is_own_origin(origin, headers, self.public_url.as_deref())
+            || self
+                .streams
+                .cors
+                .dashboard_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin))
     }
 }
 
@@ -149,6 +185,8 @@ pub struct StreamState(Arc<StreamInner>);
 
 pub struct StreamInner {
     pub bus: Arc<dyn Bus>,
+    /// Sessions and stream tickets, as every process that streams shares them.
+    pub grants: Arc<dyn Grants>,
     pub jwt: Arc<JwtVerifier>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -169,6 +207,7 @@ impl Deref for StreamState {
 impl StreamState {
     pub fn new(
         bus: Arc<dyn Bus>,
+        grants: Arc<dyn Grants>,
         jwt: Arc<JwtVerifier>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
@@ -177,6 +216,7 @@ impl StreamState {
     ) -> Self {
         Self(Arc::new(StreamInner {
             bus,
+            grants,
             jwt,
             metrics,
             clock,

@@ -30,8 +30,8 @@ fn sign(algorithm: Algorithm, key: EncodingKey, claims: &Value) -> String {
     encode(&Header::new(algorithm), claims, &key).expect("sign")
 }
 
-#[test]
-fn rs256_es256_and_eddsa_tokens_verify_with_their_public_keys() {
+#[tokio::test]
+async fn rs256_es256_and_eddsa_tokens_verify_with_their_public_keys() {
     let pem = |name: &str| std::fs::read(fixture(name)).expect("fixture");
     let cases = [
         (
@@ -57,6 +57,7 @@ fn rs256_es256_and_eddsa_tokens_verify_with_their_public_keys() {
         let verifier = JwtVerifier::from_args(&args(public, name), None).expect("verifier");
         let caller = verifier
             .verify(&sign(algorithm, private, &claims()))
+            .await
             .expect(name);
         assert_eq!(caller.user_id, "ana");
         assert_eq!(caller.teams, ["payments", "web"]);
@@ -66,14 +67,14 @@ fn rs256_es256_and_eddsa_tokens_verify_with_their_public_keys() {
             &claims(),
         );
         assert!(
-            verifier.verify(&forged).is_err(),
+            verifier.verify(&forged).await.is_err(),
             "{name} verifier refuses HS256"
         );
     }
 }
 
-#[test]
-fn the_teams_claim_name_issuer_and_audience_are_configurable() {
+#[tokio::test]
+async fn the_teams_claim_name_issuer_and_audience_are_configurable() {
     let secret = "shared-secret-shared-secret-shared";
     let verifier = JwtVerifier::from_args(
         &JwtArgs {
@@ -92,6 +93,7 @@ fn the_teams_claim_name_issuer_and_audience_are_configurable() {
     assert_eq!(
         verifier
             .verify(&sign(Algorithm::HS256, key(), &good))
+            .await
             .expect("valid")
             .teams,
         ["ops"]
@@ -101,6 +103,7 @@ fn the_teams_claim_name_issuer_and_audience_are_configurable() {
     assert!(
         verifier
             .verify(&sign(Algorithm::HS256, key(), &wrong_issuer))
+            .await
             .is_err()
     );
     let mut wrong_audience = good;
@@ -108,12 +111,13 @@ fn the_teams_claim_name_issuer_and_audience_are_configurable() {
     assert!(
         verifier
             .verify(&sign(Algorithm::HS256, key(), &wrong_audience))
+            .await
             .is_err()
     );
 }
 
-#[test]
-fn a_mismatched_key_and_algorithm_is_a_configuration_error() {
+#[tokio::test]
+async fn a_mismatched_key_and_algorithm_is_a_configuration_error() {
     assert!(JwtVerifier::from_args(&args("rsa_public.pem", "HS256"), None).is_err());
     assert!(JwtVerifier::from_args(&args("rsa_public.pem", "XX999"), None).is_err());
     assert!(

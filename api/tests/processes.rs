@@ -16,6 +16,7 @@ async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
         ("DATABASE_URL", db.url.as_str()),
         ("JWT_SECRET", JWT_SECRET),
         ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "info,bichito=debug"),
     ];
     let processes = [
         start(&["api", "--listen", "127.0.0.1:0"], &env),
@@ -52,6 +53,37 @@ async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
         .await
         .expect("sent");
     assert_eq!(read.status(), 200);
+    // A session and a stream ticket, whose secrets must not reach a log line either.
+    let session = client
+        .post(format!("{}/api/v1/session", processes[1].base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(session.status(), 201);
+    let cookie = session.headers()["set-cookie"].to_str().expect("ascii");
+    let cookie = cookie.split(';').next().expect("name=value").to_owned();
+    let session_secret = cookie.split_once('=').expect("pair").1.to_owned();
+    let ticket = json_of(
+        client
+            .post(format!(
+                "{}/api/v1/teams/payments/stream/tickets",
+                processes[1].base
+            ))
+            .header("cookie", &cookie)
+            .header("origin", &processes[1].base),
+    )
+    .await;
+    let ticket = ticket["ticket"].as_str().expect("ticket").to_owned();
+    let used = client
+        .get(format!(
+            "{}/api/v1/teams/payments/stream?ticket={ticket}",
+            processes[1].base
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(used.status(), 404, "the api alone serves no stream");
 
     for process in processes {
         let (status, logs) = process.terminate();
@@ -63,6 +95,9 @@ async fn two_api_processes_share_the_rate_limit_and_stop_cleanly_on_sigterm() {
         );
         assert!(!logs.contains(&key), "the API key never reaches a log line");
         assert!(!logs.contains(&token), "the token never reaches a log line");
+        assert!(!logs.contains(&session_secret), "nor a session's secret");
+        assert!(!logs.contains(&ticket), "nor a stream ticket");
+        assert!(!logs.contains(&ticket[3..]), "nor any part of one");
     }
 }
 
@@ -144,6 +179,15 @@ async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
     let client = reqwest::Client::new();
     let id = report_id(&client, &first.base, &key).await;
     assert!(id > 3, "demo reports came first");
+    // The printed link signs in once, as `dev` on the honeycomb's team.
+    let link = line_value(&first.stdout_lines, "sign in");
+    assert!(
+        link.starts_with(&format!("{}/login?code=", first.base)),
+        "{link}"
+    );
+    assert_eq!(signed_in_as(&client, &first.base, &link).await, "dev");
+    let again = client.get(&link).send().await.expect("sent");
+    assert_eq!(again.status(), 401, "a sign-in link works once");
     let (status, _) = first.terminate();
     assert!(status.success());
 
@@ -173,12 +217,40 @@ async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
     // Attachments work out of the box: a local folder, URLs served by the process itself.
     let attached = attach_png(&client, &second.base, &key, id).await;
     assert_eq!(attached["attachment"]["filename"], "shot.png");
+    // `bichito token --link` mints another link for the same data folder.
+    let minted = std::process::Command::new(env!("CARGO_BIN_EXE_bichito"))
+        .args(["token", "--sub", "ana", "--team", "payments", "--link"])
+        .args(["--public-url", &second.base, "--data-dir", data_dir])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run bichito token --link");
+    assert!(minted.status.success(), "{minted:?}");
+    let link = String::from_utf8(minted.stdout).expect("utf-8");
+    assert_eq!(
+        signed_in_as(&client, &second.base, link.trim()).await,
+        "ana"
+    );
     let stored = std::fs::read_dir(data.join("attachments/attachments"))
         .expect("the data folder holds the attachments")
         .count();
     assert_eq!(stored, 1);
     drop(second);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Follows a sign-in link; the user of the session its cookie opens.
+async fn signed_in_as(client: &reqwest::Client, base: &str, link: &str) -> String {
+    let page = client.get(link).send().await.expect("sent");
+    assert_eq!(page.status(), 200, "{link}");
+    let cookie = page.headers()["set-cookie"].to_str().expect("ascii");
+    let cookie = cookie.split(';').next().expect("name=value").to_owned();
+    let session = json_of(
+        client
+            .get(format!("{base}/api/v1/session"))
+            .header("cookie", cookie),
+    )
+    .await;
+    session["sub"].as_str().expect("sub").to_owned()
 }
 
 #[test]

@@ -5,26 +5,11 @@ mod common;
 
 use common::*;
 use eventsource_stream::{Event, Eventsource};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
-use std::pin::Pin;
 use std::time::Duration;
 
-/// Each stream test runs on the in-process bus (with either database) and on NATS JetStream.
-macro_rules! on_every_bus {
-    ($($name:ident),* $(,)?) => {
-        mod memory_postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres, super::BusKind::Memory).await })*
-        }
-        mod memory_sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite, super::BusKind::Memory).await })*
-        }
-        mod nats_postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres, super::BusKind::Nats).await })*
-        }
-    };
-}
-
+// Each stream test runs on the in-process bus (with either database) and on NATS JetStream.
 on_every_bus!(
     each_event_type_arrives_once_with_the_seed_payload,
     hello_comes_first_with_the_server_time,
@@ -36,8 +21,6 @@ on_every_bus!(
     heartbeats_arrive_as_comments,
     a_stalled_subscriber_loses_its_oldest_events_and_gets_stream_gap,
 );
-
-type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 
 async fn connect(
     app: &TestApp,
@@ -69,19 +52,7 @@ async fn open(
     assert_eq!(headers["cache-control"], "no-cache");
     assert_eq!(headers["x-accel-buffering"], "no");
     assert!(headers.get("content-encoding").is_none());
-    Box::pin(
-        response
-            .bytes_stream()
-            .eventsource()
-            .map(|event| event.expect("well-formed SSE")),
-    )
-}
-
-async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("an event within 10 s")
-        .expect("stream open")
+    events_of(response)
 }
 
 /// Asserts that nothing but heartbeats arrives for a short while.

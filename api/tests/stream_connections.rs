@@ -14,7 +14,7 @@ use bichito::metrics::Metrics;
 use bichito::state::StreamState;
 use bichito_core::clock::ManualClock;
 use bichito_core::events::{EventType, OutboxEvent};
-use common::{JWT_SECRET, team_token, test_stream_args};
+use common::{Backend, JWT_SECRET, TestDatabase, team_token, test_stream_args};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,8 @@ struct StreamServer {
     streams: StreamState,
     stop: Option<oneshot::Sender<()>>,
     served: JoinHandle<()>,
+    /// Where the process's sessions would be (none are used here).
+    _db: TestDatabase,
 }
 
 /// `bichito sse` in this process, on the in-process bus, with heartbeats every `heartbeat`.
@@ -42,8 +44,11 @@ async fn stream_server(heartbeat: Duration) -> StreamServer {
         args.replay_window,
     ));
     let jwt = JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let grants = Arc::new(bichito::grants::local::LocalGrants::new(db.store().await));
     let streams = StreamState::new(
         bus,
+        grants,
         Arc::new(jwt),
         Arc::new(Metrics::new()),
         Arc::new(ManualClock::new(chrono::Utc::now())),
@@ -69,6 +74,7 @@ async fn stream_server(heartbeat: Duration) -> StreamServer {
         streams,
         stop: Some(stop),
         served,
+        _db: db,
     }
 }
 

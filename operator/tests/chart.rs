@@ -307,6 +307,57 @@ fn attachments_are_on_s3_with_a_bucket_and_off_without() {
     );
 }
 
+#[test]
+fn sign_in_sessions_and_jwks_reach_the_pods_that_use_them() {
+    let all = Rendered::ci(ALL_OPTIONS);
+    let api = container(&all, "bugs-api");
+    for (name, value) in [
+        ("BICHITO_PUBLIC_URL", "https://bugs.example.com"),
+        ("SESSION_MAX_AGE", "8h"),
+        ("DASHBOARD_PATH", "/inbox"),
+        ("OIDC_ISSUER", "https://sso.example.com"),
+        ("OIDC_CLIENT_ID", "bichito"),
+        ("OIDC_SCOPES", "openid email groups"),
+        ("OIDC_TEAMS_CLAIM", "groups"),
+    ] {
+        assert_eq!(env_value(api, name), Some(value), "api {name}");
+    }
+    let sse = container(&all, "bugs-sse");
+    assert_eq!(env_value(sse, "STREAM_URL_TOKENS"), Some("refuse"));
+    for name in ["OIDC_ISSUER", "OIDC_CLIENT_SECRET", "SESSION_MAX_AGE"] {
+        assert!(
+            env_var(sse, name).is_none(),
+            "sse pods sign no one in: {name}"
+        );
+    }
+    // Sign-in is off by default; URL tokens are allowed (seed 000).
+    let minimal = Rendered::ci(MINIMAL);
+    assert!(env_var(container(&minimal, "bichito-api"), "OIDC_ISSUER").is_none());
+    assert_eq!(
+        env_value(container(&minimal, "bichito-sse"), "STREAM_URL_TOKENS"),
+        Some("allow")
+    );
+
+    // A provider's key set instead of a secret or a key file, on both token-checking pods.
+    let scratch = Scratch::new("jwks");
+    let jwks = scratch.values(
+        "jwks.yaml",
+        "jwt:\n  secret:\n    existingSecret: \"\"\n  jwksUrl: https://sso.example.com/jwks\n  jwksRefresh: 2m\n",
+    );
+    let rendered = Rendered::try_with("jwks", &[chart().join(MINIMAL), jwks])
+        .unwrap_or_else(|refusal| panic!("{refusal}"));
+    for component in ["bichito-api", "bichito-sse"] {
+        let container = container(&rendered, component);
+        assert_eq!(
+            env_value(container, "JWT_JWKS_URL"),
+            Some("https://sso.example.com/jwks"),
+            "{component}"
+        );
+        assert_eq!(env_value(container, "JWT_JWKS_REFRESH"), Some("2m"));
+        assert!(env_var(container, "JWT_SECRET").is_none(), "{component}");
+    }
+}
+
 /// The one container of a component's Deployment.
 fn container<'a>(rendered: &'a Rendered, deployment: &str) -> &'a Value {
     let containers =
@@ -606,6 +657,7 @@ fn secrets_are_referenced_never_inlined() {
             "bugs-s3",
             "AWS_SECRET_ACCESS_KEY",
         ),
+        ("api", "OIDC_CLIENT_SECRET", "bugs-oidc", "client-secret"),
     ];
     for (values, prefix, refs) in [
         (MINIMAL, "bichito", minimal),
@@ -638,6 +690,7 @@ fn secrets_are_referenced_never_inlined() {
             "JWT_SECRET",
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
+            "OIDC_CLIENT_SECRET",
         ];
         for deployment in rendered.of_kind("Deployment") {
             let name = &deployment["metadata"]["name"];
@@ -836,6 +889,21 @@ fn values_the_schema_forbids_are_refused_with_the_key_named() {
             "two-jwt-keys.yaml",
             "jwt:\n  publicKey:\n    existingSecret: jwt-public-key\n",
             "set exactly one of jwt.secret.existingSecret",
+        ),
+        (
+            "jwks-and-secret.yaml",
+            "jwt:\n  jwksUrl: https://sso.example.com/jwks\n",
+            "set exactly one of jwt.secret.existingSecret",
+        ),
+        (
+            "oidc-without-client.yaml",
+            "signIn:\n  oidc:\n    issuer: https://sso.example.com\n",
+            "signIn.oidc.issuer needs signIn.oidc.clientId and signIn.publicUrl",
+        ),
+        (
+            "bad-url-tokens.yaml",
+            "sse:\n  urlTokens: sometimes\n",
+            "at '/sse/urlTokens'",
         ),
         (
             "replicas-without-lease.yaml",

@@ -5,28 +5,48 @@ pub mod memory;
 pub mod nats;
 
 use crate::config::{BusBackend, StreamArgs};
+use crate::grants::Grants;
+use crate::grants::local::LocalGrants;
+use crate::grants::nats::NatsGrants;
 pub use crate::stream::event::BusEvent;
 use bichito_core::events::OutboxEvent;
+use bichito_core::store::Store;
 use std::sync::Arc;
 
-/// The bus `SSE_BACKEND` names.
-pub async fn connect(args: &StreamArgs) -> Result<Arc<dyn Bus>, BusError> {
+/// The bus `SSE_BACKEND` names, and the sessions and stream tickets shared the same way: in
+/// this process (sessions read from `store`), or through NATS.
+pub async fn connect(
+    args: &StreamArgs,
+    store: Option<Arc<dyn Store>>,
+) -> Result<(Arc<dyn Bus>, Arc<dyn Grants>), BusError> {
     Ok(match args.sse_backend {
-        BusBackend::Memory => Arc::new(memory::MemoryBus::new(
-            args.sse_queue_size,
-            args.replay_capacity,
-            args.replay_window,
-        )),
-        BusBackend::Nats => Arc::new(
-            nats::NatsBus::connect(nats::NatsSettings {
+        BusBackend::Memory => {
+            let store = store.ok_or_else(|| {
+                BusError::Unavailable(
+                    "the in-process bus serves only a process with a database".into(),
+                )
+            })?;
+            let bus = memory::MemoryBus::new(
+                args.sse_queue_size,
+                args.replay_capacity,
+                args.replay_window,
+            );
+            (Arc::new(bus), Arc::new(LocalGrants::new(store)))
+        }
+        BusBackend::Nats => {
+            let bus = nats::NatsBus::connect(nats::NatsSettings {
                 url: args.nats_url.clone(),
                 stream_name: args.nats_stream.clone(),
                 subject_prefix: args.nats_subject_prefix.clone(),
                 retention: args.replay_window,
                 queue_size: args.sse_queue_size,
             })
-            .await?,
-        ),
+            .await?;
+            let grants = NatsGrants::connect(bus.jetstream(), &args.nats_stream)
+                .await
+                .map_err(|err| BusError::Unavailable(err.to_string()))?;
+            (Arc::new(bus), Arc::new(grants))
+        }
     })
 }
 

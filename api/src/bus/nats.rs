@@ -155,6 +155,11 @@ impl NatsBus {
         })
     }
 
+    /// The JetStream context, for what else the process shares through NATS.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
     async fn stream_state(&self) -> Result<stream::State, BusError> {
         let stream = self
             .jetstream

@@ -6,8 +6,10 @@
 //! unaffected.
 //!
 //! The dashboard API and the team stream: allowed from the origins in `DASHBOARD_ORIGINS`
-//! only (dashboards hosted elsewhere than bichito). Tokens travel in headers or the stream's
-//! query, never in cookies, so no credentials are allowed.
+//! only (dashboards hosted elsewhere than bichito), with credentials: such a dashboard signs
+//! in with the session cookie (`fetch(…, {credentials: "include"})`,
+//! `new EventSource(url, {withCredentials: true})`). The origins are listed one by one, never
+//! `*`, so no other site can read what the cookie opens.
 
 use crate::error::ApiError;
 use crate::state::{AppState, StreamState};
@@ -92,6 +94,10 @@ pub fn add_dashboard_headers(headers: &mut HeaderMap, origin: Option<HeaderValue
     if let Some(origin) = origin {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(DASHBOARD_EXPOSED_HEADERS),
         );
@@ -103,7 +109,12 @@ pub async fn dashboard_preflight(State(state): State<StreamState>, headers: Head
     if state.dashboard_origin(&headers).is_none() {
         return ApiError::Forbidden("origin not allowed").into_response();
     }
-    preflight_answer(DASHBOARD_METHODS, DASHBOARD_HEADERS, &state)
+    let mut response = preflight_answer(DASHBOARD_METHODS, DASHBOARD_HEADERS, &state);
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    response
 }
 
 async fn is_known(state: &AppState, origin: &HeaderValue) -> bool {

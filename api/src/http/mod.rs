@@ -6,7 +6,10 @@ pub(crate) mod cors;
 pub mod extract;
 mod health;
 mod ingest;
+mod session;
 mod storage;
+
+pub use session::SIGN_IN_LIFETIME;
 
 use crate::attachments::ROUTE_PREFIX;
 use crate::error::ApiError;
@@ -100,11 +103,25 @@ fn api_routes(state: AppState) -> Router {
                 .post(bugs::create_comment)
                 .options(cors::dashboard_preflight),
         )
+        .route(
+            "/api/v1/session",
+            post(session::create_session)
+                .get(session::get_session)
+                .delete(session::delete_session)
+                .options(cors::dashboard_preflight),
+        )
+        .route(
+            "/api/v1/teams/{team_id}/stream/tickets",
+            post(session::create_ticket).options(cors::dashboard_preflight),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.streams.clone(),
             cors::allow_dashboard_origins,
         ))
         .layer(DefaultBodyLimit::max(extract::DASHBOARD_BODY_LIMIT));
+    let login_routes = Router::new()
+        .route("/login", get(session::login))
+        .route("/login/callback", get(session::login_callback));
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -112,6 +129,7 @@ fn api_routes(state: AppState) -> Router {
     Router::new()
         .merge(widget_routes)
         .merge(dashboard_routes)
+        .merge(login_routes)
         .merge(operability_routes)
         .route_layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -17,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Sign-ins in flight cost a row each to anyone who opens `/login`: their expired rows (and
+/// expired sessions) go every minute, so that table holds at most minutes of them.
+const SIGN_IN_PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// What a process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,7 @@ pub async fn serve_role(
         Role::Api => api_app(state.clone()),
     };
     let purge = tokio::spawn(purge_expired_rows(state.clone()));
+    let purge_sign_ins = tokio::spawn(purge_expired_sign_ins(state.clone()));
     let rate_counts = tokio::spawn(flush_rate_counts(state.clone()));
     let relay = tokio::spawn(state.relay.clone().run(state.shutdown.clone()));
     let sweeper = state.attachments.storage.is_some().then(|| {
@@ -66,6 +70,7 @@ pub async fn serve_role(
     // The relay and the sweeper stop on this token (on `All`, it is already cancelled).
     state.shutdown.cancel();
     purge.abort();
+    purge_sign_ins.abort();
     rate_counts.abort();
     let background = async {
         let _ = relay.await;
@@ -145,6 +150,19 @@ async fn purge_expired_rows(state: AppState) {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "published outbox events purged"),
             Err(err) => tracing::warn!(error = %err, "outbox purge failed"),
+        }
+    }
+}
+
+/// Expired sessions and sign-ins serve no one: they are deleted.
+async fn purge_expired_sign_ins(state: AppState) {
+    let mut every = tokio::time::interval(SIGN_IN_PURGE_EVERY);
+    loop {
+        every.tick().await;
+        match state.store.purge_sessions(state.clock.now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired sessions and sign-ins purged"),
+            Err(err) => tracing::warn!(error = %err, "session purge failed"),
         }
     }
 }

@@ -5,20 +5,28 @@
 //! they are out of the window, then live events. Every event has an `id:`. A subscriber that
 //! falls more than its queue behind loses its oldest events and gets `stream.gap`, whose id is
 //! the last event it did get: resuming from it replays what was dropped.
+//!
+//! A stream lasts as long as what authorized it: at the JWT's `exp`, the session's expiry or
+//! its sign-out, or when its team is removed, it sends `stream.expired {reason}` and ends. The
+//! client renews its authorization and resumes from that event's id, losing nothing.
 
 use super::event::BusEvent;
 use super::hub::TeamSubscription;
 use super::sse;
+use crate::auth::session::session_secret;
 use crate::bus::Replay;
+use crate::config::UrlTokens;
 use crate::error::{ApiError, FieldError};
+use crate::grants::SessionWatch;
 use crate::http::extract::{PathParam, QueryParams};
 use crate::state::StreamState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use bichito_core::events::EventType;
-use chrono::SecondsFormat;
+use bichito_core::session::secret_hash;
+use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -52,13 +60,7 @@ pub async fn open(
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<TeamStream, ApiError> {
-    let caller = match params.get("token") {
-        Some(token) => state.jwt.verify(token)?,
-        None => state.jwt.caller(headers)?,
-    };
-    if !caller.is_member_of(team_id) {
-        return Err(ApiError::NotFound);
-    }
+    let auth = authorize(state, team_id, headers, params).await?;
     let types = parse_types(params.get("types"))?;
     let resume_from = headers
         .get("last-event-id")
@@ -113,16 +115,117 @@ pub async fn open(
         json!({"serverTime": state.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true)});
     initial.push_front(sse::frame(hello_id, "hello", &hello.to_string()));
 
+    let now = Instant::now();
+    let ends = now
+        + (auth.ends_at - state.clock.now())
+            .to_std()
+            .unwrap_or_default();
+    let first_timer = (now + state.settings.sse_heartbeat_interval).min(ends);
     Ok(TeamStream(Connection {
         state: state.clone(),
         initial,
         subscription,
         last_sent,
         types,
-        heartbeat: Box::pin(tokio::time::sleep(state.settings.sse_heartbeat_interval)),
-        last_frame: Instant::now(),
+        heartbeat: Box::pin(tokio::time::sleep_until(first_timer)),
+        last_frame: now,
+        ends,
+        auth,
+        ended: false,
         _open: OpenStream::new(state),
     }))
+}
+
+const URL_TOKENS_REFUSED: &str = "tokens in stream URLs are refused here (STREAM_URL_TOKENS=refuse): sign in for a session cookie, send Authorization: Bearer, or open the stream with ?ticket= from POST /api/v1/teams/{team_id}/stream/tickets";
+
+/// What authorized a stream, and so when and why it ends.
+struct StreamAuth {
+    ends_at: DateTime<Utc>,
+    /// `stream.expired`'s reason when `ends_at` comes.
+    expiry: &'static str,
+    /// The session it depends on: its sign-out ends the stream (reason `signed_out`).
+    session: Option<SessionWatch>,
+}
+
+/// Who may open `team_id`'s stream: a ticket (`?ticket=`, once), a JWT (`?token=`, unless
+/// refused, or `Authorization: Bearer`), or the session cookie. Not a member: 404, as for a
+/// team that does not exist.
+async fn authorize(
+    state: &StreamState,
+    team_id: &str,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<StreamAuth, ApiError> {
+    let now = state.clock.now();
+    if let Some(ticket) = params.get("ticket") {
+        let ticket = state
+            .grants
+            .redeem_ticket(&secret_hash(ticket), now)
+            .await?
+            .filter(|ticket| ticket.team_id == team_id)
+            .ok_or(ApiError::Unauthorized(
+                "unknown, used or expired stream ticket: ask for a new one",
+            ))?;
+        let session = match ticket.session {
+            Some(id_hash) => Some(live_session(state, &id_hash, now).await?.0),
+            None => None,
+        };
+        return Ok(StreamAuth {
+            ends_at: ticket.grant_expires_at,
+            expiry: if session.is_some() {
+                "session_expired"
+            } else {
+                "token_expired"
+            },
+            session,
+        });
+    }
+    let caller = if let Some(token) = params.get("token") {
+        if state.settings.stream_url_tokens == UrlTokens::Refuse {
+            return Err(ApiError::Unauthorized(URL_TOKENS_REFUSED));
+        }
+        state.jwt.verify(token).await?
+    } else if headers.contains_key(header::AUTHORIZATION) {
+        state.jwt.caller(headers).await?
+    } else if let Some(secret) = session_secret(headers) {
+        let (watch, session) = live_session(state, &secret_hash(secret), now).await?;
+        if !session.teams.iter().any(|team| team == team_id) {
+            return Err(ApiError::NotFound);
+        }
+        return Ok(StreamAuth {
+            ends_at: session.expires_at,
+            expiry: "session_expired",
+            session: Some(watch),
+        });
+    } else {
+        return Err(ApiError::Unauthorized(
+            "missing bearer token, session cookie or stream ticket",
+        ));
+    };
+    if !caller.is_member_of(team_id) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(StreamAuth {
+        ends_at: caller.expires_at,
+        expiry: "token_expired",
+        session: None,
+    })
+}
+
+/// The session `id_hash` names, watched from before it is read: a sign-out after the read
+/// still reaches the stream.
+async fn live_session(
+    state: &StreamState,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(SessionWatch, crate::grants::SessionGrant), ApiError> {
+    let watch = state.grants.watch_session(id_hash);
+    let session = state
+        .grants
+        .session(id_hash, now)
+        .await?
+        .ok_or(ApiError::Unauthorized("session expired or signed out"))?;
+    Ok((watch, session))
 }
 
 /// An open subscription to a team's stream: its SSE frames, shared with every other
@@ -143,6 +246,9 @@ impl TeamStream {
     /// A frame that is ready now, without waiting (none when the next one is not).
     pub fn ready_frame(&mut self) -> Option<Bytes> {
         let connection = &mut self.0;
+        if connection.ended {
+            return None;
+        }
         if let Some(frame) = connection.queued() {
             return Some(frame);
         }
@@ -184,7 +290,7 @@ fn parse_types(value: Option<&String>) -> Result<Option<Vec<EventType>>, ApiErro
         .map(str::trim)
         .filter(|name| !name.is_empty())
     {
-        match EventType::parse(name) {
+        match EventType::parse(name).filter(|event_type| *event_type != EventType::TeamRemoved) {
             Some(event_type) => types.push(event_type),
             None => {
                 return Err(ApiError::Validation(vec![FieldError::new(
@@ -199,8 +305,11 @@ fn parse_types(value: Option<&String>) -> Result<Option<Vec<EventType>>, ApiErro
     Ok(Some(types))
 }
 
+/// Whether a client gets `event`: of the types it asked for, and never `team.removed`, which
+/// ends a live stream instead (and is skipped in a replay: the team it names may be back).
 fn wanted(types: Option<&[EventType]>, event: &BusEvent) -> bool {
-    types.is_none_or(|types| types.contains(&event.event_type))
+    event.event_type != EventType::TeamRemoved
+        && types.is_none_or(|types| types.contains(&event.event_type))
 }
 
 struct Connection {
@@ -209,13 +318,38 @@ struct Connection {
     subscription: TeamSubscription,
     last_sent: u64,
     types: Option<Vec<EventType>>,
-    /// Fires a heartbeat interval after `last_frame` (or earlier, and is then moved).
+    /// Fires a heartbeat interval after `last_frame` (or earlier, and is then moved), or at
+    /// `ends` when that comes first.
     heartbeat: Pin<Box<Sleep>>,
     last_frame: Instant,
+    /// When the authorization ends.
+    ends: Instant,
+    auth: StreamAuth,
+    /// `stream.expired` was sent: nothing follows.
+    ended: bool,
     _open: OpenStream,
 }
 
+/// Waits for the session to end; forever when the stream has none.
+async fn signed_out(session: Option<&SessionWatch>) {
+    match session {
+        Some(watch) => watch.ended().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
+    if connection.ended {
+        return None;
+    }
+    if connection
+        .auth
+        .session
+        .as_ref()
+        .is_some_and(SessionWatch::is_ended)
+    {
+        return Some(connection.expire("signed_out"));
+    }
     if let Some(frame) = connection.queued() {
         return Some(frame);
     }
@@ -223,12 +357,20 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
         // No shutdown branch: on shutdown the bus closes every subscription (`close_streams`).
         let received = tokio::select! {
             () = connection.heartbeat.as_mut() => {
+                let now = Instant::now();
+                if now >= connection.ends {
+                    let reason = connection.auth.expiry;
+                    return Some(connection.expire(reason));
+                }
                 let due = connection.last_frame + connection.state.settings.sse_heartbeat_interval;
-                if Instant::now() < due {
-                    connection.heartbeat.as_mut().reset(due);
+                if now < due {
+                    connection.heartbeat.as_mut().reset(due.min(connection.ends));
                     continue;
                 }
                 return Some(sse::HEARTBEAT);
+            }
+            () = signed_out(connection.auth.session.as_ref()) => {
+                return Some(connection.expire("signed_out"));
             }
             received = connection.subscription.receiver.recv() => received,
         };
@@ -242,6 +384,21 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
 }
 
 impl Connection {
+    /// The last frame of a stream whose authorization ended: its id is the last event sent,
+    /// so resuming from it loses nothing.
+    fn expire(&mut self, reason: &'static str) -> Bytes {
+        self.ended = true;
+        self.state.metrics.stream_expired(reason);
+        let message = match reason {
+            "signed_out" => "the session was signed out: sign in again, then resume from this id",
+            "session_expired" => "the session expired: sign in again, then resume from this id",
+            "team_removed" => "the team's last honeycomb was deleted: the team is gone",
+            _ => "the token expired: renew it, then resume from this id",
+        };
+        let body = json!({"reason": reason, "message": message});
+        sse::frame(self.last_sent, "stream.expired", &body.to_string())
+    }
+
     /// The next of the frames queued when the stream opened (`hello`, a replay or a reset).
     fn queued(&mut self) -> Option<Bytes> {
         let frame = self.initial.pop_front()?;
@@ -258,6 +415,9 @@ impl Connection {
                     return None;
                 }
                 self.last_sent = event.id;
+                if event.event_type == EventType::TeamRemoved {
+                    return Some(self.expire("team_removed"));
+                }
                 if !wanted(self.types.as_deref(), &event) {
                     return None;
                 }

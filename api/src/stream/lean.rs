@@ -118,7 +118,8 @@ pub async fn write(socket: TcpStream, head: String, mut team_stream: TeamStream)
             () = &mut gone => return,
         };
         let Some(frame) = next else {
-            // The server is shutting down: end the body properly.
+            // The stream ended (its authorization did, or the server is shutting down): end
+            // the body properly.
             let _ = write_all(&socket, &mut [IoSlice::new(b"0\r\n\r\n")]).await;
             return;
         };

@@ -10,7 +10,10 @@ use bichito::bus::Bus;
 use bichito::bus::memory::MemoryBus;
 use bichito::bus::nats::{NatsBus, NatsSettings};
 use bichito::commands::jwt_args_with_secret;
-use bichito::config::{CorsArgs, HttpArgs, LimitArgs, StreamArgs};
+use bichito::config::{CorsArgs, HttpArgs, LimitArgs, SessionArgs, StreamArgs};
+use bichito::grants::Grants;
+use bichito::grants::local::LocalGrants;
+use bichito::grants::nats::NatsGrants;
 use bichito::metrics::Metrics;
 use bichito::server::Role;
 use bichito::state::{AppState, Settings, StreamState};
@@ -28,6 +31,59 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+
+/// Runs each named `async fn(Backend, BusKind)` on the in-process bus (with either database)
+/// and on NATS JetStream (with Postgres), as one test each.
+#[macro_export]
+macro_rules! on_every_bus {
+    ($($name:ident),* $(,)?) => {
+        mod memory_postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres, super::BusKind::Memory).await })*
+        }
+        mod memory_sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite, super::BusKind::Memory).await })*
+        }
+        mod nats_postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres, super::BusKind::Nats).await })*
+        }
+    };
+}
+
+/// A stream's SSE events, read with a real SSE client library.
+pub type Events =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = eventsource_stream::Event> + Send>>;
+
+/// The events of a stream's response; a malformed event fails the test.
+pub fn events_of(response: reqwest::Response) -> Events {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    Box::pin(
+        response
+            .bytes_stream()
+            .eventsource()
+            .map(|event| event.expect("well-formed SSE")),
+    )
+}
+
+/// The next event, within 10 s, of a stream that stays open.
+pub async fn next(events: &mut Events) -> eventsource_stream::Event {
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("stream open")
+}
+
+/// A request's JSON answer.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
 
 /// Which event bus a test server uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,15 +121,28 @@ pub fn nats_url() -> String {
     std::env::var("BICHITO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
-/// Deletes a test's JetStream stream (from a thread of its own: `Drop` cannot await).
+/// Deletes a test's JetStream stream and the buckets named after it (from a thread of its
+/// own: `Drop` cannot await).
 pub fn delete_nats_stream(name: String) {
     bichito_core::testing::run_cleanup(move || async move {
         if let Ok(client) = async_nats::connect(nats_url()).await {
-            let _ = async_nats::jetstream::new(client)
-                .delete_stream(&name)
-                .await;
+            let jetstream = async_nats::jetstream::new(client);
+            let _ = jetstream.delete_stream(&name).await;
+            for bucket in ["SESSIONS", "TICKETS"] {
+                let _ = jetstream.delete_key_value(format!("{name}_{bucket}")).await;
+            }
         }
     });
+}
+
+/// What a test server is set up with, besides its database and bus.
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub storage: Option<StorageKind>,
+    pub cors: CorsArgs,
+    pub sessions: SessionArgs,
+    /// Stream settings; [`test_stream_args`] when `None`.
+    pub stream: Option<StreamArgs>,
 }
 
 /// A server; the database stays alive as long as the `TestApp` that created it.
@@ -117,14 +186,11 @@ impl TestApp {
 
     /// A server keeping attachments in `storage`.
     pub async fn start_with_storage(backend: Backend, storage: StorageKind) -> Self {
-        Self::start_full_with(
-            backend,
-            BusKind::Memory,
-            example_spec(),
-            storage,
-            CorsArgs::default(),
-        )
-        .await
+        let setup = Setup {
+            storage: Some(storage),
+            ..Setup::default()
+        };
+        Self::start_full_with(backend, BusKind::Memory, example_spec(), setup).await
     }
 
     /// A server (and on NATS a separate stream server) that dashboards hosted at
@@ -134,31 +200,39 @@ impl TestApp {
         bus: BusKind,
         dashboard_origins: Vec<String>,
     ) -> Self {
-        let cors = CorsArgs {
-            dashboard_origins,
-            ..CorsArgs::default()
+        let setup = Setup {
+            cors: CorsArgs {
+                dashboard_origins,
+                ..CorsArgs::default()
+            },
+            ..Setup::default()
         };
-        Self::start_full_with(backend, bus, example_spec(), StorageKind::Disabled, cors).await
+        Self::start_full_with(backend, bus, example_spec(), setup).await
+    }
+
+    /// A server (and on NATS a separate stream server) set up as `setup` says.
+    pub async fn start_setup(backend: Backend, bus: BusKind, setup: Setup) -> Self {
+        Self::start_full_with(backend, bus, example_spec(), setup).await
     }
 
     async fn start_full(backend: Backend, bus_kind: BusKind, spec: HoneycombSpec) -> Self {
-        Self::start_full_with(
-            backend,
-            bus_kind,
-            spec,
-            StorageKind::Disabled,
-            CorsArgs::default(),
-        )
-        .await
+        Self::start_full_with(backend, bus_kind, spec, Setup::default()).await
     }
 
     async fn start_full_with(
         backend: Backend,
         bus_kind: BusKind,
         spec: HoneycombSpec,
-        storage: StorageKind,
-        cors: CorsArgs,
+        setup: Setup,
     ) -> Self {
+        let Setup {
+            storage,
+            cors,
+            sessions,
+            stream,
+        } = setup;
+        let storage = storage.unwrap_or(StorageKind::Disabled);
+        let stream = stream.unwrap_or_else(test_stream_args);
         let bus_kind_for_stream = bus_kind.clone();
         let db = TestDatabase::new(backend).await;
         let store = db.store().await;
@@ -173,16 +247,15 @@ impl TestApp {
         )
         .await
         .expect("provision");
-        let stream = test_stream_args();
-        let (bus, nats_stream): (Arc<dyn Bus>, Option<String>) = match bus_kind {
-            BusKind::Memory => (memory_bus(&stream), None),
+        let (bus, nats_stream): (BusParts, Option<String>) = match bus_kind {
+            BusKind::Memory => (memory_bus(&stream, store.clone()), None),
             BusKind::Nats | BusKind::NatsAt(_) => {
                 let mut settings = unique_nats_settings();
                 if let BusKind::NatsAt(url) = bus_kind {
                     settings.url = url;
                 }
                 let name = settings.stream_name.clone();
-                (Arc::new(nats_bus(settings).await), Some(name))
+                (nats_parts(settings).await, Some(name))
             }
         };
         let separate_stream_server = nats_stream.is_some();
@@ -196,7 +269,7 @@ impl TestApp {
             bus,
             clock.clone(),
             LimitArgs::default(),
-            (stream.clone(), cors.clone()),
+            (stream.clone(), cors.clone(), sessions),
             role,
             storage,
         )
@@ -223,11 +296,11 @@ impl TestApp {
         let store = self.db.as_ref().expect("owns the database").store().await;
         let stream = test_stream_args();
         let mut app = Self::serve(
-            store,
-            memory_bus(&stream),
+            store.clone(),
+            memory_bus(&stream, store),
             self.clock.clone(),
             LimitArgs::default(),
-            (stream, CorsArgs::default()),
+            (stream, CorsArgs::default(), SessionArgs::default()),
             Role::All,
             StorageKind::Disabled,
         )
@@ -239,10 +312,10 @@ impl TestApp {
 
     async fn serve(
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
+        bus: BusParts,
         clock: Arc<ManualClock>,
         limits: LimitArgs,
-        (stream, cors): (StreamArgs, CorsArgs),
+        (stream, cors, sessions): (StreamArgs, CorsArgs, SessionArgs),
         role: Role,
         storage: StorageKind,
     ) -> Self {
@@ -260,6 +333,8 @@ impl TestApp {
                 limits,
                 stream,
                 cors,
+                sessions,
+                public_url: Some(base.clone()),
             },
             attachments,
         );
@@ -320,9 +395,10 @@ impl TestApp {
     ) {
         let jwt =
             JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
-        let bus: Arc<dyn Bus> = Arc::new(nats_bus(settings).await);
+        let (bus, grants) = nats_parts(settings).await;
         let streams = StreamState::new(
             bus,
+            grants,
             Arc::new(jwt),
             Arc::new(Metrics::new()),
             clock,
@@ -633,12 +709,26 @@ async fn nats_bus(settings: NatsSettings) -> NatsBus {
         .expect("NATS with JetStream must be reachable for tests")
 }
 
-fn memory_bus(stream: &StreamArgs) -> Arc<dyn Bus> {
-    Arc::new(MemoryBus::new(
+/// A bus and the sessions and tickets shared the same way.
+pub type BusParts = (Arc<dyn Bus>, Arc<dyn Grants>);
+
+fn memory_bus(stream: &StreamArgs, store: Arc<dyn Store>) -> BusParts {
+    let bus = MemoryBus::new(
         stream.sse_queue_size,
         stream.replay_capacity,
         stream.replay_window,
-    ))
+    );
+    (Arc::new(bus), Arc::new(LocalGrants::new(store)))
+}
+
+/// A NATS bus and the buckets of its stream.
+pub async fn nats_parts(settings: NatsSettings) -> BusParts {
+    let name = settings.stream_name.clone();
+    let bus = nats_bus(settings).await;
+    let grants = NatsGrants::connect(bus.jetstream(), &name)
+        .await
+        .expect("NATS key-value buckets for sessions and tickets");
+    (Arc::new(bus), Arc::new(grants))
 }
 
 pub fn minimal_report() -> Value {

@@ -110,8 +110,16 @@ capabilities:
 {{/* Refuses value combinations the schema cannot express, with the fix in the message. */}}
 {{- define "bichito.validate" -}}
 {{- $jwt := .Values.jwt }}
-{{- if eq (empty $jwt.secret.existingSecret) (empty $jwt.publicKey.existingSecret) }}
-{{- fail "jwt: set exactly one of jwt.secret.existingSecret (an HMAC secret: HS256/384/512) and jwt.publicKey.existingSecret (a PEM public key: RS/PS/ES/EdDSA); the api and sse pods verify dashboard tokens with it" }}
+{{- $keys := 0 }}
+{{- range (list $jwt.secret.existingSecret $jwt.publicKey.existingSecret $jwt.jwksUrl) }}
+{{- if . }}{{ $keys = add1 $keys }}{{ end }}
+{{- end }}
+{{- if ne (int $keys) 1 }}
+{{- fail "jwt: set exactly one of jwt.secret.existingSecret (an HMAC secret: HS256/384/512), jwt.publicKey.existingSecret (a PEM public key: RS/PS/ES/EdDSA) and jwt.jwksUrl (an identity provider's key set); the api and sse pods verify dashboard tokens with it" }}
+{{- end }}
+{{- $oidc := .Values.signIn.oidc }}
+{{- if and $oidc.issuer (or (not $oidc.clientId) (not .Values.signIn.publicUrl)) }}
+{{- fail "signIn.oidc.issuer needs signIn.oidc.clientId and signIn.publicUrl (the provider sends people back to <publicUrl>/login/callback)" }}
 {{- end }}
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) }}
 {{- fail "operator.replicas > 1 needs operator.leaderElection.enabled: without the Lease, replicas would reconcile at once" }}
@@ -158,6 +166,11 @@ capabilities:
 {{- if $jwt.publicKey.existingSecret }}
 - name: JWT_PUBLIC_KEY_FILE
   value: {{ printf "/etc/bichito/jwt/%s" $jwt.publicKey.key | quote }}
+{{- else if $jwt.jwksUrl }}
+- name: JWT_JWKS_URL
+  value: {{ $jwt.jwksUrl | quote }}
+- name: JWT_JWKS_REFRESH
+  value: {{ $jwt.jwksRefresh | quote }}
 {{- else }}
 - name: JWT_SECRET
   valueFrom:
@@ -258,13 +271,48 @@ files on); each S3 variable only when its value is set. */}}
   value: {{ $api.honeycombCacheTtl | quote }}
 - name: CORS_MAX_AGE
   value: {{ $api.corsMaxAge | quote }}
+{{- include "bichito.env.signIn" . | trim | nindent 0 }}
 {{- include "bichito.env.http" . | trim | nindent 0 }}
 {{- include "bichito.env.jwt" . | trim | nindent 0 }}
 {{- include "bichito.env.nats" . | trim | nindent 0 }}
 {{- include "bichito.env.s3" . }}
 {{- end }}
 
+{{/* Sessions and sign-in with an OpenID Connect provider (api). */}}
+{{- define "bichito.env.signIn" -}}
+{{- $signIn := .Values.signIn }}
+- name: SESSION_MAX_AGE
+  value: {{ $signIn.sessionMaxAge | quote }}
+- name: DASHBOARD_PATH
+  value: {{ $signIn.dashboardPath | quote }}
+{{- with $signIn.publicUrl }}
+- name: BICHITO_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $signIn.oidc }}
+{{- if .issuer }}
+- name: OIDC_ISSUER
+  value: {{ .issuer | quote }}
+- name: OIDC_CLIENT_ID
+  value: {{ .clientId | quote }}
+- name: OIDC_SCOPES
+  value: {{ .scopes | quote }}
+- name: OIDC_TEAMS_CLAIM
+  value: {{ .teamsClaim | quote }}
+{{- if .clientSecret.existingSecret }}
+- name: OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .clientSecret.existingSecret }}
+      key: {{ .clientSecret.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "bichito.env.sse" -}}
+- name: STREAM_URL_TOKENS
+  value: {{ .Values.sse.urlTokens | quote }}
 - name: SSE_HEARTBEAT_INTERVAL
   value: {{ .Values.sse.heartbeatInterval | quote }}
 - name: SSE_QUEUE_SIZE
