@@ -2,7 +2,10 @@
 //! independent OpenID Connect provider (the certified `oidc-provider` package from npm, on
 //! loopback), with the authorization code flow and PKCE. Then, like a dashboard: the session
 //! by cookie, the team stream by cookie (no token or ticket in any URL), forged cross-site and
-//! cross-origin form posts refused, and sign-out ending the open stream within 5 s.
+//! cross-origin form posts refused, and sign-out ending the open stream within 5 s. Once
+//! straight to bichito, once through a reverse proxy (Debian's nginx, as configured by most
+//! people: `Host` rewritten to the upstream, no forwarded headers), whose access log must hold
+//! no credential either.
 
 mod common;
 
@@ -59,6 +62,67 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A private nginx on `port`, proxying everything to `upstream` (`host:port`) with no buffering
+/// (the stream) and nginx's default `Host` (the upstream's); its access log file, and the
+/// process, killed when dropped.
+async fn start_proxy(port: u16, upstream: &str) -> (std::path::PathBuf, tokio::process::Child) {
+    let prefix = std::env::temp_dir().join(format!("bichito-proxy-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&prefix).expect("proxy folder");
+    let log = prefix.join("access.log");
+    let config = prefix.join("nginx.conf");
+    let p = prefix.display();
+    std::fs::write(
+        &config,
+        format!(
+            "daemon off;
+master_process off;
+worker_processes 1;
+error_log {p}/error.log warn;
+pid {p}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log {p}/access.log;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
+    }}
+}}
+"
+        ),
+    )
+    .expect("proxy config");
+    let child = tokio::process::Command::new("/usr/sbin/nginx")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&config)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nginx runs (scripts/test.sh installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx listens within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (log, child)
+}
+
 /// The provider, running until dropped.
 async fn start_provider(port: u16, redirect_uri: &str) -> tokio::process::Child {
     let script = concat!(
@@ -98,8 +162,20 @@ async fn start_provider(port: u16, redirect_uri: &str) -> tokio::process::Child 
 
 #[tokio::test]
 async fn a_person_signs_in_with_openid_connect_streams_by_cookie_and_signs_out() {
+    signs_in_streams_and_signs_out(false).await;
+}
+
+#[tokio::test]
+async fn the_same_through_a_reverse_proxy_that_rewrites_host() {
+    signs_in_streams_and_signs_out(true).await;
+}
+
+async fn signs_in_streams_and_signs_out(through_proxy: bool) {
     let provider_port = free_port();
+    let proxy_port = free_port();
+    let public_url = through_proxy.then(|| format!("http://127.0.0.1:{proxy_port}"));
     let setup = Setup {
+        public_url: public_url.clone(),
         sessions: SessionArgs {
             oidc_issuer: Some(format!("http://127.0.0.1:{provider_port}")),
             oidc_client_id: Some("bichito".into()),
@@ -111,7 +187,12 @@ async fn a_person_signs_in_with_openid_connect_streams_by_cookie_and_signs_out()
         ..Setup::default()
     };
     let app = TestApp::start_setup(Backend::Postgres, BusKind::Memory, setup).await;
-    let _provider = start_provider(provider_port, &app.url("/login/callback")).await;
+    let proxy = match through_proxy {
+        true => Some(start_proxy(proxy_port, app.base.trim_start_matches("http://")).await),
+        false => None,
+    };
+    let bichito = public_url.unwrap_or_else(|| app.base.clone());
+    let _provider = start_provider(provider_port, &format!("{bichito}/login/callback")).await;
     let bug = app.created_report().await;
     let bug_id = bug["id"].as_i64().expect("id");
     // `localhost` is another site than `127.0.0.1`; another port of 127.0.0.1 is the same site
@@ -120,10 +201,13 @@ async fn a_person_signs_in_with_openid_connect_streams_by_cookie_and_signs_out()
     let same_site = forging_site("127.0.0.1").await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/sign_in.cjs");
-    let screenshot = std::env::temp_dir().join("bichito-signed-out.png");
+    let screenshot = std::env::temp_dir().join(format!(
+        "bichito-signed-out{}.png",
+        if through_proxy { "-proxied" } else { "" }
+    ));
     let run = tokio::process::Command::new("node")
         .arg(script)
-        .args([&app.base, &other_site, &same_site, &app.api_key])
+        .args([&bichito, &other_site, &same_site, &app.api_key])
         .arg(bug_id.to_string())
         .arg(&screenshot)
         .env("NODE_PATH", node_path())
@@ -170,7 +254,7 @@ async fn a_person_signs_in_with_openid_connect_streams_by_cookie_and_signs_out()
     }
     assert!(
         urls.iter()
-            .any(|url| url.as_str() == Some(&app.url("/api/v1/teams/payments/stream"))),
+            .any(|url| url.as_str() == Some(&format!("{bichito}/api/v1/teams/payments/stream"))),
         "the stream was opened by cookie alone: {urls:?}"
     );
 
@@ -200,4 +284,19 @@ async fn a_person_signs_in_with_openid_connect_streams_by_cookie_and_signs_out()
     )
     .await;
     assert_eq!(comments["items"], serde_json::json!([]));
+
+    if let Some((access_log, _nginx)) = proxy {
+        let log = std::fs::read_to_string(&access_log).expect("the proxy's access log");
+        assert!(
+            log.contains("GET /api/v1/teams/payments/stream HTTP/1.1"),
+            "the stream went through the proxy: {log}"
+        );
+        for line in log.lines() {
+            assert!(
+                !line.contains("token=") && !line.contains("ticket=") && !line.contains(secret),
+                "a credential in the proxy's access log: {line}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(access_log.parent().expect("folder"));
+    }
 }

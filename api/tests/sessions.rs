@@ -460,9 +460,34 @@ async fn a_cookie_change_from_another_origin_is_refused(backend: Backend, bus: B
     assert_eq!(comments.status(), 200, "still signed in");
     let comments: Value = comments.json().await.expect("json");
     assert_eq!(comments["items"], json!([]), "nothing was written");
-    // From this server's own origin, the same request works; a bearer token needs no origin.
+    // The browser saying "same site" (another port, a sibling subdomain) is not enough.
+    let same_site = app
+        .client
+        .post(app.url(&format!("/api/v1/bugs/{id}/comments")))
+        .header("cookie", &cookie)
+        .header("origin", "http://127.0.0.1:1")
+        .header("sec-fetch-site", "same-site")
+        .json(&json!({"body": "from next door"}))
+        .send()
+        .await
+        .expect("sent");
+    expect_error(same_site, 403).await;
+    // From this server's own origin, the same request works: by `Origin`, or by the browser's
+    // `Sec-Fetch-Site: same-origin` behind a proxy that rewrote `Host`. A bearer token needs
+    // no origin.
     let own = comment(Some(&app.base)).await.expect("sent");
     assert_eq!(own.status(), 201);
+    let proxied = app
+        .client
+        .post(app.url(&format!("/api/v1/bugs/{id}/comments")))
+        .header("cookie", &cookie)
+        .header("origin", "https://bugs.example.com")
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({"body": "through the proxy"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(proxied.status(), 201);
     let by_token = app
         .client
         .post(app.url(&format!("/api/v1/bugs/{id}/comments")))

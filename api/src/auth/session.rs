@@ -4,9 +4,12 @@
 //! The cookie is HttpOnly and SameSite=Strict, and Secure (with the `__Host-` prefix, which
 //! pins it to this host and path `/`) wherever the browser keeps Secure cookies: over HTTPS,
 //! and on loopback hosts in development. A state-changing request authenticated by the cookie
-//! must also come from an allowed origin (`Origin` of this server, or one of
-//! `DASHBOARD_ORIGINS`): SameSite already stops cross-site requests in current browsers, and
-//! the origin check stops them everywhere else.
+//! must also come from this server's own pages or an allowed origin: SameSite already stops
+//! cross-site requests in current browsers, and this check stops the rest (other origins of
+//! the same site, older browsers). Own pages are told by the browser itself
+//! (`Sec-Fetch-Site: same-origin`, which no page can forge), or by an `Origin` equal to the
+//! host the request was sent to (`Host`, or a proxy's `X-Forwarded-Host`: headers no
+//! cross-site form or fetch can set) or to `BICHITO_PUBLIC_URL`.
 
 use super::jwt::{Caller, JwtVerifier};
 use crate::error::ApiError;
@@ -80,6 +83,12 @@ pub fn check_same_origin(
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
+    let same_origin_fetch = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"same-origin"));
+    if same_origin_fetch {
+        return Ok(());
+    }
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|origin| origin.to_str().ok());
@@ -91,8 +100,8 @@ pub fn check_same_origin(
     }
 }
 
-/// Whether `origin` is the origin the request was sent to (its `Host`, any scheme) or the
-/// configured public URL's.
+/// Whether `origin` is the origin the request was sent to (its `Host` or a proxy's
+/// `X-Forwarded-Host`, any scheme) or the configured public URL's.
 pub fn is_own_origin(origin: &str, headers: &HeaderMap, public_url: Option<&str>) -> bool {
     let origin = origin.trim_end_matches('/');
     if let Some(public) = public_url
@@ -103,10 +112,13 @@ pub fn is_own_origin(origin: &str, headers: &HeaderMap, public_url: Option<&str>
     let authority = origin
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));
-    let host = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok());
-    matches!((authority, host), (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host))
+    let Some(authority) = authority else {
+        return false;
+    };
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name)?.to_str().ok())
+        .any(|host| host.trim().eq_ignore_ascii_case(authority))
 }
 
 /// The session secret of the request's cookie, if any (either name).
@@ -127,12 +139,13 @@ pub fn cookie<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
-/// Whether the browser will keep a Secure cookie from this request: HTTPS (directly, behind a
-/// proxy that says so, or by the public URL), or a loopback host.
+/// Whether the browser will keep a Secure cookie from this request: HTTPS (behind a proxy that
+/// says so, or by the public URL), or a loopback host, which browsers treat as secure.
+///
+/// The host is the public URL's when there is one (`serve` and `dev` always have one: the
+/// listen address by default), as a proxy in front may have rewritten `Host`; the request's
+/// `Host` otherwise.
 pub fn secure_context(headers: &HeaderMap, public_url: Option<&str>) -> bool {
-    if public_url.is_some_and(|url| url.starts_with("https://")) {
-        return true;
-    }
     let forwarded_https = headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())
@@ -140,16 +153,30 @@ pub fn secure_context(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     if forwarded_https {
         return true;
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or_default();
+    let host = match public_url {
+        Some(url) if url.starts_with("https://") => return true,
+        Some(url) => url
+            .strip_prefix("http://")
+            .unwrap_or(url)
+            .split('/')
+            .next()
+            .unwrap_or_default(),
+        None => headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or_default(),
+    };
+    is_loopback(host)
+}
+
+/// `localhost`, `*.localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => name,
         _ => host,
     };
     name.eq_ignore_ascii_case("localhost")
-        || name.ends_with(".localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
         || name.starts_with("127.")
         || name == "[::1]"
 }
@@ -227,6 +254,15 @@ mod tests {
             &headers(&[("host", "bugs.lan")]),
             Some("https://bugs.example.com")
         ));
+        // The public URL's host decides, not a `Host` a proxy rewrote to its upstream.
+        assert!(!secure_context(
+            &headers(&[("host", "127.0.0.1:8080")]),
+            Some("http://bugs.lan")
+        ));
+        assert!(secure_context(
+            &headers(&[("host", "bugs.lan")]),
+            Some("http://127.0.0.1:8080")
+        ));
         let secure = session_cookie("bs_1", 60, true);
         let secure = secure.to_str().expect("ascii");
         assert!(secure.starts_with("__Host-bichito_session=bs_1; Path=/;"));
@@ -248,5 +284,12 @@ mod tests {
             Some("https://bugs.example.com/")
         ));
         assert!(!is_own_origin("null", &sent, None));
+        // Behind a proxy that rewrites Host but says where the request was sent.
+        let proxied = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "bugs.example.com"),
+        ]);
+        assert!(is_own_origin("https://bugs.example.com", &proxied, None));
+        assert!(!is_own_origin("https://evil.example", &proxied, None));
     }
 }

@@ -143,6 +143,8 @@ pub struct Setup {
     pub sessions: SessionArgs,
     /// Stream settings; [`test_stream_args`] when `None`.
     pub stream: Option<StreamArgs>,
+    /// Where clients reach the server (`BICHITO_PUBLIC_URL`), when not directly.
+    pub public_url: Option<String>,
 }
 
 /// A server; the database stays alive as long as the `TestApp` that created it.
@@ -230,6 +232,7 @@ impl TestApp {
             cors,
             sessions,
             stream,
+            public_url,
         } = setup;
         let storage = storage.unwrap_or(StorageKind::Disabled);
         let stream = stream.unwrap_or_else(test_stream_args);
@@ -269,7 +272,7 @@ impl TestApp {
             bus,
             clock.clone(),
             LimitArgs::default(),
-            (stream.clone(), cors.clone(), sessions),
+            (stream.clone(), cors.clone(), sessions, public_url),
             role,
             storage,
         )
@@ -300,7 +303,7 @@ impl TestApp {
             memory_bus(&stream, store),
             self.clock.clone(),
             LimitArgs::default(),
-            (stream, CorsArgs::default(), SessionArgs::default()),
+            (stream, CorsArgs::default(), SessionArgs::default(), None),
             Role::All,
             StorageKind::Disabled,
         )
@@ -315,7 +318,7 @@ impl TestApp {
         bus: BusParts,
         clock: Arc<ManualClock>,
         limits: LimitArgs,
-        (stream, cors, sessions): (StreamArgs, CorsArgs, SessionArgs),
+        (stream, cors, sessions, public_url): (StreamArgs, CorsArgs, SessionArgs, Option<String>),
         role: Role,
         storage: StorageKind,
     ) -> Self {
@@ -334,7 +337,7 @@ impl TestApp {
                 stream,
                 cors,
                 sessions,
-                public_url: Some(base.clone()),
+                public_url: Some(public_url.unwrap_or_else(|| base.clone())),
             },
             attachments,
         );
