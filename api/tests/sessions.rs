@@ -30,14 +30,18 @@ on_every_bus!(
 
 #[tokio::test]
 async fn a_ticket_is_redeemed_once_across_processes_even_concurrently() {
-    // On NATS the stream is served by a separate server that shares nothing with the api but
-    // NATS: the ticket issued by one is redeemed on the other, once.
-    let app = TestApp::start_on(Backend::Postgres, BusKind::Nats).await;
+    // On NATS the api and two stream servers share nothing but NATS: a ticket issued by the
+    // api, used at once on both stream servers, opens exactly one stream.
+    let mut app = TestApp::start_on(Backend::Postgres, BusKind::Nats).await;
+    let second = app.another_stream_server().await;
     let token = app.token(&["payments"]);
     for _ in 0..5 {
         let ticket = ticket(&app, Auth::Bearer(&token), "payments").await;
-        let url = app.stream_url(&format!("/api/v1/teams/payments/stream?ticket={ticket}"));
-        let (one, two) = tokio::join!(app.client.get(&url).send(), app.client.get(&url).send());
+        let path = format!("/api/v1/teams/payments/stream?ticket={ticket}");
+        let (one, two) = tokio::join!(
+            app.client.get(app.stream_url(&path)).send(),
+            app.client.get(format!("{second}{path}")).send()
+        );
         let mut statuses = [
             one.expect("sent").status().as_u16(),
             two.expect("sent").status().as_u16(),
@@ -45,6 +49,23 @@ async fn a_ticket_is_redeemed_once_across_processes_even_concurrently() {
         statuses.sort_unstable();
         assert_eq!(statuses, [200, 401], "exactly one of two concurrent uses");
     }
+    // And one used on the second server works there once.
+    let ticket = ticket(&app, Auth::Bearer(&token), "payments").await;
+    let path = format!("/api/v1/teams/payments/stream?ticket={ticket}");
+    let first = app
+        .client
+        .get(format!("{second}{path}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(first.status(), 200);
+    let again = app
+        .client
+        .get(app.stream_url(&path))
+        .send()
+        .await
+        .expect("sent");
+    expect_error(again, 401).await;
 }
 
 #[tokio::test]

@@ -161,6 +161,10 @@ pub struct TestApp {
     pub stream_base: String,
     pub streams: StreamState,
     stream_shutdown: Option<oneshot::Sender<()>>,
+    /// How the stream server was set up (on NATS), to start others alike.
+    stream_setup: Option<(NatsSettings, StreamArgs, CorsArgs)>,
+    /// Other stream servers; each stops when its sender is dropped.
+    other_stream_servers: Vec<oneshot::Sender<()>>,
     nats_stream: Option<String>,
     /// Where the server keeps attachments, to look at from outside.
     pub objects: TestObjects,
@@ -361,6 +365,8 @@ impl TestApp {
             stream_base: base.clone(),
             streams: state.streams.clone(),
             stream_shutdown: None,
+            stream_setup: None,
+            other_stream_servers: Vec::new(),
             base,
             client: reqwest::Client::new(),
             store,
@@ -396,31 +402,21 @@ impl TestApp {
         stream: StreamArgs,
         cors: CorsArgs,
     ) {
-        let jwt =
-            JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
-        let (bus, grants) = nats_parts(settings).await;
-        let streams = StreamState::new(
-            bus,
-            grants,
-            Arc::new(jwt),
-            Arc::new(Metrics::new()),
-            clock,
-            stream,
-            cors,
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        self.stream_base = format!("http://{}", listener.local_addr().expect("address"));
-        self.streams = streams.clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            bichito::server::serve_streams(listener, streams, HttpArgs::default(), shutdown)
-                .await
-                .expect("stream server runs");
-        });
-        self.stream_shutdown = Some(tx);
+        self.stream_setup = Some((settings.clone(), stream.clone(), cors.clone()));
+        let (base, streams, shutdown) = spawn_stream_server(settings, clock, stream, cors).await;
+        self.stream_base = base;
+        self.streams = streams;
+        self.stream_shutdown = Some(shutdown);
+    }
+
+    /// Another stream server on the same NATS stream and buckets, like another `bichito sse`
+    /// process: its base URL. It stops with the app.
+    pub async fn another_stream_server(&mut self) -> String {
+        let (settings, stream, cors) = self.stream_setup.clone().expect("a server on NATS");
+        let (base, _, shutdown) =
+            spawn_stream_server(settings, self.clock.clone(), stream, cors).await;
+        self.other_stream_servers.push(shutdown);
+        base
     }
 
     /// Re-applies the honeycomb with `spec`, handing over the current key; returns the new key.
@@ -710,6 +706,39 @@ async fn nats_bus(settings: NatsSettings) -> NatsBus {
     NatsBus::connect(settings)
         .await
         .expect("NATS with JetStream must be reachable for tests")
+}
+
+/// `bichito sse` in this process: its base URL, state, and the sender that stops it.
+async fn spawn_stream_server(
+    settings: NatsSettings,
+    clock: Arc<ManualClock>,
+    stream: StreamArgs,
+    cors: CorsArgs,
+) -> (String, StreamState, oneshot::Sender<()>) {
+    let jwt = JwtVerifier::from_args(&jwt_args_with_secret(JWT_SECRET), None).expect("jwt config");
+    let (bus, grants) = nats_parts(settings).await;
+    let streams = StreamState::new(
+        bus,
+        grants,
+        Arc::new(jwt),
+        Arc::new(Metrics::new()),
+        clock,
+        stream,
+        cors,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let served = streams.clone();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        bichito::server::serve_streams(listener, served, HttpArgs::default(), shutdown)
+            .await
+            .expect("stream server runs");
+    });
+    (base, streams, tx)
 }
 
 /// A bus and the sessions and tickets shared the same way.
