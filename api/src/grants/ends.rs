@@ -2,8 +2,11 @@
 //! ends: a stream holds a [`SessionWatch`] and ends when it fires.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio_util::sync::CancellationToken;
+use std::task::{Context, Poll};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 #[derive(Default)]
 pub struct SessionEnds {
@@ -32,6 +35,7 @@ impl SessionEnds {
             });
         entry.watchers += 1;
         SessionWatch {
+            waiting: Box::pin(entry.ended.clone().cancelled_owned()),
             ended: entry.ended.clone(),
             id_hash: id_hash.to_owned(),
             ends: self.clone(),
@@ -57,15 +61,17 @@ impl SessionEnds {
 
 /// A stream's watch on its session; dropping it stops watching.
 pub struct SessionWatch {
+    /// The wait for the end, made once: a stream polls it among its other waits.
+    waiting: Pin<Box<WaitForCancellationFutureOwned>>,
     ended: CancellationToken,
     id_hash: String,
     ends: Arc<SessionEnds>,
 }
 
 impl SessionWatch {
-    /// Resolves when the session ends.
-    pub async fn ended(&self) {
-        self.ended.cancelled().await;
+    /// Ready once the session ended.
+    pub fn poll_ended(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waiting.as_mut().poll(cx)
     }
 
     pub fn is_ended(&self) -> bool {

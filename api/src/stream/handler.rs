@@ -33,6 +33,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
@@ -121,6 +122,9 @@ pub async fn open(
             .to_std()
             .unwrap_or_default();
     let first_timer = (now + state.settings.sse_heartbeat_interval).min(ends);
+    let StreamAuth {
+        expiry, session, ..
+    } = auth;
     Ok(TeamStream(Connection {
         state: state.clone(),
         initial,
@@ -130,7 +134,9 @@ pub async fn open(
         heartbeat: Box::pin(tokio::time::sleep_until(first_timer)),
         last_frame: now,
         ends,
-        auth,
+        expiry,
+        // Boxed: most streams have none, and this stays one pointer for them.
+        session: session.map(Box::new),
         ended: false,
         _open: OpenStream::new(state),
     }))
@@ -138,11 +144,44 @@ pub async fn open(
 
 const URL_TOKENS_REFUSED: &str = "tokens in stream URLs are refused here (STREAM_URL_TOKENS=refuse): sign in for a session cookie, send Authorization: Bearer, or open the stream with ?ticket= from POST /api/v1/teams/{team_id}/stream/tickets";
 
+/// Why a stream ended (`stream.expired`'s reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    TokenExpired,
+    SessionExpired,
+    SignedOut,
+    TeamRemoved,
+}
+
+impl Expiry {
+    fn reason(self) -> &'static str {
+        match self {
+            Expiry::TokenExpired => "token_expired",
+            Expiry::SessionExpired => "session_expired",
+            Expiry::SignedOut => "signed_out",
+            Expiry::TeamRemoved => "team_removed",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Expiry::TokenExpired => "the token expired: renew it, then resume from this id",
+            Expiry::SessionExpired => {
+                "the session expired: sign in again, then resume from this id"
+            }
+            Expiry::SignedOut => {
+                "the session was signed out: sign in again, then resume from this id"
+            }
+            Expiry::TeamRemoved => "the team's last honeycomb was deleted: the team is gone",
+        }
+    }
+}
+
 /// What authorized a stream, and so when and why it ends.
 struct StreamAuth {
     ends_at: DateTime<Utc>,
-    /// `stream.expired`'s reason when `ends_at` comes.
-    expiry: &'static str,
+    /// Why the stream ends when `ends_at` comes.
+    expiry: Expiry,
     /// The session it depends on: its sign-out ends the stream (reason `signed_out`).
     session: Option<SessionWatch>,
 }
@@ -173,9 +212,9 @@ async fn authorize(
         return Ok(StreamAuth {
             ends_at: ticket.grant_expires_at,
             expiry: if session.is_some() {
-                "session_expired"
+                Expiry::SessionExpired
             } else {
-                "token_expired"
+                Expiry::TokenExpired
             },
             session,
         });
@@ -194,7 +233,7 @@ async fn authorize(
         }
         return Ok(StreamAuth {
             ends_at: session.expires_at,
-            expiry: "session_expired",
+            expiry: Expiry::SessionExpired,
             session: Some(watch),
         });
     } else {
@@ -207,7 +246,7 @@ async fn authorize(
     }
     Ok(StreamAuth {
         ends_at: caller.expires_at,
-        expiry: "token_expired",
+        expiry: Expiry::TokenExpired,
         session: None,
     })
 }
@@ -322,19 +361,22 @@ struct Connection {
     /// `ends` when that comes first.
     heartbeat: Pin<Box<Sleep>>,
     last_frame: Instant,
-    /// When the authorization ends.
+    /// When the authorization ends, and why.
     ends: Instant,
-    auth: StreamAuth,
+    expiry: Expiry,
+    /// The session the stream depends on: its end ends the stream.
+    session: Option<Box<SessionWatch>>,
     /// `stream.expired` was sent: nothing follows.
     ended: bool,
     _open: OpenStream,
 }
 
-/// Waits for the session to end; forever when the stream has none.
-async fn signed_out(session: Option<&SessionWatch>) {
+/// Ready when the stream's session ended; never for a stream without one. A plain poll of
+/// the watch's own wait, so that the state of a waiting stream does not grow by a future.
+fn poll_signed_out(session: &mut Option<Box<SessionWatch>>, cx: &mut Context<'_>) -> Poll<()> {
     match session {
-        Some(watch) => watch.ended().await,
-        None => std::future::pending().await,
+        Some(watch) => watch.poll_ended(cx),
+        None => Poll::Pending,
     }
 }
 
@@ -343,12 +385,11 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
         return None;
     }
     if connection
-        .auth
         .session
-        .as_ref()
+        .as_deref()
         .is_some_and(SessionWatch::is_ended)
     {
-        return Some(connection.expire("signed_out"));
+        return Some(connection.expire(Expiry::SignedOut));
     }
     if let Some(frame) = connection.queued() {
         return Some(frame);
@@ -359,8 +400,8 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
             () = connection.heartbeat.as_mut() => {
                 let now = Instant::now();
                 if now >= connection.ends {
-                    let reason = connection.auth.expiry;
-                    return Some(connection.expire(reason));
+                    let expiry = connection.expiry;
+                    return Some(connection.expire(expiry));
                 }
                 let due = connection.last_frame + connection.state.settings.sse_heartbeat_interval;
                 if now < due {
@@ -369,8 +410,8 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
                 }
                 return Some(sse::HEARTBEAT);
             }
-            () = signed_out(connection.auth.session.as_ref()) => {
-                return Some(connection.expire("signed_out"));
+            () = std::future::poll_fn(|cx| poll_signed_out(&mut connection.session, cx)) => {
+                return Some(connection.expire(Expiry::SignedOut));
             }
             received = connection.subscription.receiver.recv() => received,
         };
@@ -386,16 +427,10 @@ async fn next_event_frame(connection: &mut Connection) -> Option<Bytes> {
 impl Connection {
     /// The last frame of a stream whose authorization ended: its id is the last event sent,
     /// so resuming from it loses nothing.
-    fn expire(&mut self, reason: &'static str) -> Bytes {
+    fn expire(&mut self, expiry: Expiry) -> Bytes {
         self.ended = true;
-        self.state.metrics.stream_expired(reason);
-        let message = match reason {
-            "signed_out" => "the session was signed out: sign in again, then resume from this id",
-            "session_expired" => "the session expired: sign in again, then resume from this id",
-            "team_removed" => "the team's last honeycomb was deleted: the team is gone",
-            _ => "the token expired: renew it, then resume from this id",
-        };
-        let body = json!({"reason": reason, "message": message});
+        self.state.metrics.stream_expired(expiry.reason());
+        let body = json!({"reason": expiry.reason(), "message": expiry.message()});
         sse::frame(self.last_sent, "stream.expired", &body.to_string())
     }
 
@@ -416,7 +451,7 @@ impl Connection {
                 }
                 self.last_sent = event.id;
                 if event.event_type == EventType::TeamRemoved {
-                    return Some(self.expire("team_removed"));
+                    return Some(self.expire(Expiry::TeamRemoved));
                 }
                 if !wanted(self.types.as_deref(), &event) {
                     return None;
