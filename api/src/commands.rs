@@ -349,7 +349,7 @@ fn check_sign_in(args: &crate::config::SessionArgs) -> Result<(), CommandError> 
     }
     if !args.dashboard_path.starts_with('/') || args.dashboard_path.starts_with("//") {
         return Err(CommandError::Usage(
-            "DASHBOARD_PATH must be a path of this server, like /api/v1/session".into(),
+            "DASHBOARD_PATH must be a path of this server, like /inbox".into(),
         ));
     }
     Ok(())

@@ -376,9 +376,8 @@ pub struct SessionArgs {
     /// that comes first). At most 30 days.
     #[arg(long, env = "SESSION_MAX_AGE", default_value = "12h", value_parser = parse_session_age)]
     pub session_max_age: Duration,
-    /// Where people land after signing in (a path of this server). Until bichito serves its
-    /// own dashboard, the session itself: who is signed in, on which teams, until when.
-    #[arg(long, env = "DASHBOARD_PATH", default_value = "/api/v1/session")]
+    /// Where people land after signing in (a path of this server).
+    #[arg(long, env = "DASHBOARD_PATH", default_value = "/inbox")]
     pub dashboard_path: String,
     /// Issuer URL of the OpenID Connect provider people sign in with (its discovery document
     /// is `<issuer>/.well-known/openid-configuration`). Sign-in is off when unset.
@@ -403,7 +402,7 @@ impl Default for SessionArgs {
     fn default() -> Self {
         Self {
             session_max_age: Duration::from_secs(12 * 3600),
-            dashboard_path: "/api/v1/session".into(),
+            dashboard_path: "/inbox".into(),
             oidc_issuer: None,
             oidc_client_id: None,
             oidc_client_secret: None,

@@ -224,7 +224,7 @@ async fn signs_in_streams_and_signs_out(through_proxy: bool) {
     );
     let seen: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
 
-    assert_eq!(seen["landedOn"], "/api/v1/session", "{seen}");
+    assert_eq!(seen["landedOn"], "/inbox", "{seen}");
     assert_eq!(seen["session"]["status"], 200, "{seen}");
     assert_eq!(seen["session"]["body"]["sub"], "ana");
     assert_eq!(

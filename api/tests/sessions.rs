@@ -8,7 +8,7 @@ mod common;
 
 use bichito::config::{SessionArgs, StreamArgs, UrlTokens};
 use bichito_core::clock::Clock;
-use bichito_core::session::{SignIn, secret_hash};
+use bichito_core::session::secret_hash;
 use common::*;
 use eventsource_stream::Event;
 use futures_util::StreamExt;
@@ -675,18 +675,9 @@ async fn a_ticket_stream_ends_with_the_session_it_was_issued_in(backend: Backend
 
 async fn a_sign_in_link_signs_in_once(backend: Backend, bus: BusKind) {
     let app = TestApp::start_on(backend, bus).await;
-    let code = "c0de".repeat(16);
-    let link = SignIn::Link {
-        user_id: "dev".into(),
-        teams: vec!["payments".into()],
-        return_to: "/inbox".into(),
-        expires_at: app.clock.now() + chrono::TimeDelta::minutes(10),
-    };
-    app.store
-        .insert_sign_in(&secret_hash(&code), &link)
-        .await
-        .expect("link");
-    let url = app.url(&format!("/login?code={code}"));
+    let url = app
+        .sign_in_link("dev", &["payments"], chrono::TimeDelta::minutes(10))
+        .await;
     let page = app.client.get(&url).send().await.expect("sent");
     assert_eq!(page.status(), 200);
     let cookie = cookie_of(page.headers()["set-cookie"].to_str().expect("ascii"));
@@ -710,23 +701,10 @@ async fn a_sign_in_link_signs_in_once(backend: Backend, bus: BusKind) {
         "{body}"
     );
     // A link that expired is refused too.
-    let late = "1a7e".repeat(16);
-    let expired = SignIn::Link {
-        user_id: "dev".into(),
-        teams: vec!["payments".into()],
-        return_to: "/inbox".into(),
-        expires_at: app.clock.now() - chrono::TimeDelta::seconds(1),
-    };
-    app.store
-        .insert_sign_in(&secret_hash(&late), &expired)
-        .await
-        .expect("link");
-    let refused = app
-        .client
-        .get(app.url(&format!("/login?code={late}")))
-        .send()
-        .await
-        .expect("sent");
+    let late = app
+        .sign_in_link("dev", &["payments"], chrono::TimeDelta::seconds(-1))
+        .await;
+    let refused = app.client.get(&late).send().await.expect("sent");
     expect_error(refused, 401).await;
 }
 

@@ -5,6 +5,7 @@ mod bugs;
 pub(crate) mod cors;
 pub mod extract;
 mod health;
+mod inbox;
 mod ingest;
 mod session;
 mod storage;
@@ -121,7 +122,10 @@ fn api_routes(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(extract::DASHBOARD_BODY_LIMIT));
     let login_routes = Router::new()
         .route("/login", get(session::login))
-        .route("/login/callback", get(session::login_callback));
+        .route("/login/callback", get(session::login_callback))
+        .route("/", get(inbox::home))
+        .route("/inbox", get(inbox::page))
+        .route("/inbox/{file}", get(inbox::file));
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

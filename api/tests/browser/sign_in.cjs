@@ -42,7 +42,7 @@ async function main() {
     if (!page.url().startsWith(bichito)) {
       await page.click("button[type=submit]");
     }
-    await page.waitForURL((url) => url.href === `${bichito}/api/v1/session`, { timeout: 15000 });
+    await page.waitForURL((url) => url.href === `${bichito}/inbox`, { timeout: 15000 });
     result.landedOn = new URL(page.url()).pathname;
     result.signedInAt = result.urls.length;
     result.cookies = (await context.cookies(bichito)).map((cookie) => ({

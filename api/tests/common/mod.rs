@@ -419,6 +419,28 @@ impl TestApp {
         base
     }
 
+    /// A one-time sign-in link for `user` on `teams`, valid until `expires_in` from now (what
+    /// `bichito token --link` stores): its URL.
+    pub async fn sign_in_link(
+        &self,
+        user: &str,
+        teams: &[&str],
+        expires_in: chrono::TimeDelta,
+    ) -> String {
+        let code = bichito_core::session::new_secret("");
+        let link = bichito_core::session::SignIn::Link {
+            user_id: user.into(),
+            teams: teams.iter().map(|team| (*team).to_owned()).collect(),
+            return_to: "/inbox".into(),
+            expires_at: self.clock.now() + expires_in,
+        };
+        self.store
+            .insert_sign_in(&bichito_core::session::secret_hash(&code), &link)
+            .await
+            .expect("a sign-in link");
+        self.url(&format!("/login?code={code}"))
+    }
+
     /// Re-applies the honeycomb with `spec`, handing over the current key; returns the new key.
     pub async fn reapply(&self, spec: &HoneycombSpec) -> String {
         let done = provision(

@@ -1,0 +1,95 @@
+//! The inbox (`/inbox`): the team's bug reports, live, in the browser. Its files are built
+//! into the binary (hand-written ES modules and CSS: nothing to build, no Node.js) and served
+//! with a Content-Security-Policy that lets them reach only this origin.
+
+use crate::auth::session::session_secret;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::extract::PathParam;
+
+/// `(name, content type, contents)` of every file under `/inbox/`.
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "inbox.css",
+        "text/css; charset=utf-8",
+        include_str!("../../inbox/inbox.css"),
+    ),
+    (
+        "inbox.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../inbox/inbox.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../inbox/api.js"),
+    ),
+    (
+        "rows.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../inbox/rows.js"),
+    ),
+    (
+        "stream.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../inbox/stream.js"),
+    ),
+];
+
+const PAGE: &str = include_str!("../../inbox/index.html");
+
+/// Scripts, styles, fetches and the stream: this origin only. Images may also come from
+/// attachment download URLs (another host with S3).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: data:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn served(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            // Files change with the binary: revalidated each load, cheap with the ETag.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /inbox`.
+pub async fn page() -> Response {
+    served("text/html; charset=utf-8", PAGE)
+}
+
+/// `GET /inbox/{file}`.
+pub async fn file(PathParam(name): PathParam) -> Result<Response, ApiError> {
+    FILES
+        .iter()
+        .find(|(file, _, _)| *file == name)
+        .map(|(_, content_type, body)| served(content_type, body))
+        .ok_or(ApiError::NotFound)
+}
+
+/// `GET /`: the inbox for someone signed in; otherwise sign-in, when a provider is set up.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
+    if session_secret(&headers).is_none() && state.oidc.is_some() {
+        return Redirect::to("/login?return_to=/inbox");
+    }
+    Redirect::to("/inbox")
+}

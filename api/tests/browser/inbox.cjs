@@ -1,0 +1,66 @@
+// Opens the inbox in headless Chromium, signed in by a one-time link, and follows what the
+// test does to the team's reports from outside (create, update, delete) as it shows on the
+// page. Commands come on stdin, one JSON per line; each answer is one JSON line on stdout.
+//
+//   node inbox.cjs SIGN_IN_LINK SCREENSHOT_PREFIX
+//
+// Commands: {"wait": "row", "id": 12, "status": "resolved"} waits for a row (with that
+// status), {"wait": "gone", "id": 12} for it to go, {"shot": "name", "dark": false} saves a
+// screenshot, {"quit": true} ends.
+const { chromium } = require("playwright-core");
+const readline = require("node:readline");
+
+async function main() {
+  const [link, shots] = process.argv.slice(2);
+  const browser = await chromium.launch({
+    executablePath: process.env.BICHITO_CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const answer = (value) => process.stdout.write(JSON.stringify(value) + "\n");
+  try {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+    const outside = [];
+    await context.route((url) => !["127.0.0.1", "localhost"].includes(url.hostname), (route) => {
+      outside.push(route.request().url());
+      route.abort();
+    });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(link);
+    await page.waitForURL((url) => url.pathname === "/inbox", { timeout: 15000 });
+    await page.waitForSelector("#connection[data-state=live]", { timeout: 10000 });
+    const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
+    answer({ ready: true, listed, who: await page.textContent("#who") });
+    const lines = readline.createInterface({ input: process.stdin });
+    for await (const line of lines) {
+      const command = JSON.parse(line);
+      const started = Date.now();
+      if (command.quit) break;
+      if (command.wait === "row") {
+        const selector = command.status
+          ? `#bugs tr[data-id="${command.id}"] .status:text-is("${command.status}")`
+          : `#bugs tr[data-id="${command.id}"]`;
+        await page.waitForSelector(selector, { timeout: 10000 });
+        const first = await page.$eval("#bugs tbody tr", (tr) => Number(tr.dataset.id));
+        answer({ ok: true, ms: Date.now() - started, first });
+      } else if (command.wait === "gone") {
+        await page.waitForSelector(`#bugs tr[data-id="${command.id}"]`, { state: "detached", timeout: 10000 });
+        answer({ ok: true, ms: Date.now() - started });
+      } else if (command.shot) {
+        await page.emulateMedia({ colorScheme: command.dark ? "dark" : "light" });
+        await page.screenshot({ path: `${shots}-${command.shot}.png` });
+        answer({ ok: true });
+      }
+    }
+    answer({ errors, outside });
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error.stack || error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,179 @@
+//! The inbox in a real browser (headless Chromium via playwright-core): signed in by a
+//! one-time link, it lists the team's reports and follows, live, what happens to them from
+//! outside: a report POSTed with an API key appears on top, a status change patches its row,
+//! a deletion removes it. Nothing is fetched from anywhere but bichito.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout};
+
+struct Browser {
+    stdin: ChildStdin,
+    answers: Lines<BufReader<ChildStdout>>,
+    _child: tokio::process::Child,
+}
+
+impl Browser {
+    async fn answer(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.answers.next_line())
+            .await
+            .expect("the browser answers within 30 s")
+            .expect("read")
+            .expect("the browser is still there (see its stderr)");
+        serde_json::from_str(&line).expect("one JSON line")
+    }
+
+    async fn ask(&mut self, command: Value) -> Value {
+        let line = format!("{command}\n");
+        self.stdin.write_all(line.as_bytes()).await.expect("write");
+        self.answer().await
+    }
+}
+
+fn node_path() -> std::path::PathBuf {
+    let tools = match std::env::var_os("BICHITO_TOOLS_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/bichito-tools"),
+    };
+    let path = tools.join("browser/node_modules");
+    assert!(
+        path.join("playwright-core").exists(),
+        "playwright-core must be installed in {} (scripts/test.sh installs it)",
+        path.display()
+    );
+    path
+}
+
+async fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/inbox.cjs");
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(link)
+        .arg(shots)
+        .env("NODE_PATH", node_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (scripts/test.sh installs Node.js)");
+    let stdin = child.stdin.take().expect("stdin");
+    let answers = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    Browser {
+        stdin,
+        answers,
+        _child: child,
+    }
+}
+
+#[tokio::test]
+async fn the_inbox_lists_the_team_and_follows_it_live() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let first = app.created_report().await["id"].as_i64().expect("id");
+    let link = app
+        .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
+        .await;
+    let shots = std::env::temp_dir().join("bichito-inbox");
+    let mut browser = open_inbox(&link, &shots).await;
+
+    let ready = browser.answer().await;
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["who"], "ana");
+    assert_eq!(ready["listed"], json!([first]), "the team's reports");
+
+    // A report from the widget's side shows on top within a second.
+    let created = app.created_report().await["id"].as_i64().expect("id");
+    let shown = browser.ask(json!({"wait": "row", "id": created})).await;
+    assert_eq!(shown["first"], created, "newest first: {shown}");
+    assert!(shown["ms"].as_u64().is_some_and(|ms| ms < 1000), "{shown}");
+    // A triage change from elsewhere patches the row.
+    let token = app.token(&["payments"]);
+    let patched = app
+        .client
+        .patch(app.url(&format!("/api/v1/bugs/{created}")))
+        .bearer_auth(&token)
+        .json(&json!({"status": "resolved"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(patched.status(), 200);
+    let updated = browser
+        .ask(json!({"wait": "row", "id": created, "status": "resolved"}))
+        .await;
+    assert_eq!(updated["ok"], true, "{updated}");
+    for (shot, dark) in [("light", false), ("dark", true)] {
+        assert_eq!(
+            browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
+            true
+        );
+    }
+    // A deletion removes it.
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/v1/bugs/{first}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), 204);
+    let gone = browser.ask(json!({"wait": "gone", "id": first})).await;
+    assert_eq!(gone["ok"], true, "{gone}");
+
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]), "no script error on the page");
+    assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
+}
+
+#[tokio::test]
+async fn the_inbox_files_are_served_with_a_strict_policy_and_unknown_ones_are_404() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    for (path, content_type) in [
+        ("/inbox", "text/html; charset=utf-8"),
+        ("/inbox/inbox.js", "text/javascript; charset=utf-8"),
+        ("/inbox/inbox.css", "text/css; charset=utf-8"),
+    ] {
+        let response = app.client.get(app.url(path)).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type);
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .expect("ascii");
+        assert!(policy.starts_with("default-src 'self'"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    }
+    expect_error(
+        app.client
+            .get(app.url("/inbox/../Cargo.toml"))
+            .send()
+            .await
+            .expect("sent"),
+        404,
+    )
+    .await;
+    expect_error(
+        app.client
+            .get(app.url("/inbox/secrets.js"))
+            .send()
+            .await
+            .expect("sent"),
+        404,
+    )
+    .await;
+    // `/` leads to the inbox (no provider is set up for sign-in).
+    let home = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(app.url("/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/inbox");
+}
