@@ -2,6 +2,7 @@
 import * as api from "./api.js";
 import * as rows from "./rows.js";
 import { follow } from "./stream.js";
+import * as keys from "./keys.js";
 
 const connection = document.getElementById("connection");
 const setState = (state) => {
@@ -63,6 +64,7 @@ async function start() {
     expired: () => notice("Your session ended: sign in again."),
   });
   await refetch();
+  keys.install();
 }
 
 start();

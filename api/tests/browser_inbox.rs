@@ -107,12 +107,41 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         .ask(json!({"wait": "row", "id": created, "status": "resolved"}))
         .await;
     assert_eq!(updated["ok"], true, "{updated}");
+    // Keyboard: j selects the newest row, j the next, Enter opens it in full with comments.
+    let commented = app
+        .client
+        .post(app.url(&format!("/api/v1/bugs/{first}/comments")))
+        .bearer_auth(&token)
+        .json(&json!({"body": "Reproduced on Safari 17.1"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(commented.status(), 201);
+    let detail = browser.ask(json!({"keys": ["j", "j", "Enter"]})).await;
+    assert_eq!(detail["selected"], first, "{detail}");
+    assert_eq!(
+        detail["title"],
+        format!("#{first} Login button broken"),
+        "{detail}"
+    );
+    assert_eq!(
+        detail["focused"], "detail-title",
+        "focus moves to the detail"
+    );
+    assert_eq!(
+        detail["comments"],
+        json!(["user-1: Reproduced on Safari 17.1"])
+    );
+    let text = detail["text"].as_str().expect("text");
+    assert!(text.contains("Nothing happens on click."), "{text}");
     for (shot, dark) in [("light", false), ("dark", true)] {
         assert_eq!(
             browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
             true
         );
     }
+    let closed = browser.ask(json!({"keys": ["Escape"]})).await;
+    assert_eq!(closed["ok"], true, "{closed}");
     // A deletion removes it.
     let deleted = app
         .client

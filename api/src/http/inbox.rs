@@ -11,33 +11,29 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::extract::PathParam;
 
-/// `(name, content type, contents)` of every file under `/inbox/`.
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// A file of `api/inbox/`, built in: `(name, content type, contents)`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        (
+            $name,
+            $content_type,
+            include_str!(concat!("../../inbox/", $name)),
+        )
+    };
+}
+
+/// Every file under `/inbox/`.
 const FILES: &[(&str, &str, &str)] = &[
-    (
-        "inbox.css",
-        "text/css; charset=utf-8",
-        include_str!("../../inbox/inbox.css"),
-    ),
-    (
-        "inbox.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../inbox/inbox.js"),
-    ),
-    (
-        "api.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../inbox/api.js"),
-    ),
-    (
-        "rows.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../inbox/rows.js"),
-    ),
-    (
-        "stream.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../inbox/stream.js"),
-    ),
+    asset!("inbox.css", CSS),
+    asset!("inbox.js", JS),
+    asset!("api.js", JS),
+    asset!("rows.js", JS),
+    asset!("stream.js", JS),
+    asset!("detail.js", JS),
+    asset!("keys.js", JS),
 ];
 
 const PAGE: &str = include_str!("../../inbox/index.html");

@@ -5,7 +5,8 @@
 //   node inbox.cjs SIGN_IN_LINK SCREENSHOT_PREFIX
 //
 // Commands: {"wait": "row", "id": 12, "status": "resolved"} waits for a row (with that
-// status), {"wait": "gone", "id": 12} for it to go, {"shot": "name", "dark": false} saves a
+// status), {"wait": "gone", "id": 12} for it to go, {"keys": ["j", "Enter"]} presses keys and
+// answers what the detail panel then shows, {"shot": "name", "dark": false} saves a
 // screenshot, {"quit": true} ends.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
@@ -48,6 +49,22 @@ async function main() {
       } else if (command.wait === "gone") {
         await page.waitForSelector(`#bugs tr[data-id="${command.id}"]`, { state: "detached", timeout: 10000 });
         answer({ ok: true, ms: Date.now() - started });
+      } else if (command.keys) {
+        for (const key of command.keys) await page.keyboard.press(key);
+        if (command.keys.includes("Escape")) {
+          await page.waitForSelector("#detail", { state: "hidden", timeout: 10000 });
+          answer({ ok: true, detail: null });
+        } else {
+          await page.waitForSelector("#detail:not([hidden]) #detail-title", { timeout: 10000 });
+          answer({
+            ok: true,
+            selected: await page.$eval('#bugs tr[aria-selected="true"]', (tr) => Number(tr.dataset.id)),
+            title: await page.textContent("#detail-title"),
+            focused: await page.evaluate(() => document.activeElement && document.activeElement.id),
+            comments: await page.$$eval("#detail .comments li", (items) => items.map((li) => li.textContent)),
+            text: await page.textContent("#detail"),
+          });
+        }
       } else if (command.shot) {
         await page.emulateMedia({ colorScheme: command.dark ? "dark" : "light" });
         await page.screenshot({ path: `${shots}-${command.shot}.png` });
