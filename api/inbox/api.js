@@ -14,4 +14,7 @@ export async function getJson(path) {
 
 export const session = () => getJson("/api/v1/session");
 
-export const teamBugs = (team) => getJson(`/api/v1/teams/${encodeURIComponent(team)}/bugs?limit=100`);
+export const teamBugs = (team, query = "") =>
+  getJson(`/api/v1/teams/${encodeURIComponent(team)}/bugs?limit=100${query ? `&${query}` : ""}`);
+
+export const bug = (id) => getJson(`/api/v1/bugs/${id}`);

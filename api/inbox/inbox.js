@@ -3,6 +3,7 @@ import * as api from "./api.js";
 import * as rows from "./rows.js";
 import { follow } from "./stream.js";
 import * as keys from "./keys.js";
+import * as filters from "./filters.js";
 
 const connection = document.getElementById("connection");
 const setState = (state) => {
@@ -44,22 +45,40 @@ async function start() {
   // and a report already listed is not listed twice.
   let waiting = null;
   const live = (apply) => (event) => (waiting ? waiting.push(() => apply(event)) : apply(event));
+  let active = filters.fromUrl();
   const refetch = async () => {
     waiting = waiting || [];
     try {
-      rows.replaceAll((await api.teamBugs(team)).items);
+      rows.replaceAll((await api.teamBugs(team, filters.query(active))).items);
     } finally {
       const queued = waiting;
       waiting = null;
       for (const apply of queued) apply();
     }
   };
+  // A change can take a report out of the filtered list, or into it.
+  const changed = async (id, changes) => {
+    rows.update(id, changes);
+    const touched = filters.FIELDS.some((field) => field in changes || (field === "label" && "labels" in changes));
+    if (!touched || Object.keys(active).length === 0) return;
+    try {
+      const bug = await api.bug(id);
+      if (!filters.matches(bug, active)) rows.remove(id);
+      else if (!rows.has(id)) rows.add(bug);
+    } catch (error) {
+      if (error.status === 404) rows.remove(id);
+    }
+  };
+  filters.bind(active, (next) => {
+    active = next;
+    refetch();
+  });
   waiting = [];
   follow(team, {
     state: setState,
     refetch,
-    created: live(rows.add),
-    updated: live((event) => rows.update(event.bug_id, event.changes)),
+    created: live((bug) => filters.matches(bug, active) && rows.add(bug)),
+    updated: live((event) => changed(event.bug_id, event.changes)),
     deleted: live((event) => rows.remove(event.bug_id)),
     expired: () => notice("Your session ended: sign in again."),
   });

@@ -43,14 +43,20 @@ export function replaceAll(bugs) {
   showEmpty();
 }
 
-/** A new report, on top; one already listed is not listed twice. */
+/** A report not listed yet, in its place (newest first); one already listed is not listed
+ * twice. */
 export function add(bug) {
   if (rows.has(bug.id)) return;
   const tr = render(bug);
   tr.classList.add("new");
   rows.set(bug.id, tr);
-  body().prepend(tr);
+  const older = Array.from(body().children).find((row) => Number(row.dataset.id) < bug.id);
+  body().insertBefore(tr, older || null);
   showEmpty();
+}
+
+export function has(id) {
+  return rows.has(id);
 }
 
 /** Applies a `bug.updated` change set to the row it names. */

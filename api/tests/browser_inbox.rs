@@ -5,6 +5,8 @@
 
 mod common;
 
+use bichito_core::clock::Clock;
+use bichito_core::spec::HoneycombSpec;
 use common::*;
 use serde_json::{Value, json};
 use std::process::Stdio;
@@ -153,6 +155,58 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     assert_eq!(deleted.status(), 204);
     let gone = browser.ask(json!({"wait": "gone", "id": first})).await;
     assert_eq!(gone["ok"], true, "{gone}");
+
+    // Filters: the list, the URL, and live events held to them.
+    let open_only = browser.ask(json!({"filter": {"status": "open"}})).await;
+    assert_eq!(open_only["search"], "?status=open", "{open_only}");
+    assert_eq!(open_only["listed"], json!([]), "{open_only}");
+    let fresh = app.created_report().await["id"].as_i64().expect("id");
+    browser.ask(json!({"wait": "row", "id": fresh})).await;
+    let resolved = app
+        .client
+        .patch(app.url(&format!("/api/v1/bugs/{fresh}")))
+        .bearer_auth(&token)
+        .json(&json!({"status": "resolved"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resolved.status(), 200);
+    let left = browser.ask(json!({"wait": "gone", "id": fresh})).await;
+    assert_eq!(
+        left["ok"], true,
+        "a resolved report leaves the open list: {left}"
+    );
+    let all = browser.ask(json!({"filter": {"status": ""}})).await;
+    assert_eq!(all["listed"], json!([fresh, created]), "{all}");
+
+    // Another team's reports never show, even live.
+    let other = bichito_core::provision::provision(
+        &*app.store,
+        "web",
+        "storefront",
+        &HoneycombSpec {
+            team: "web".into(),
+            ..example_spec()
+        },
+        None,
+        app.clock.now(),
+    )
+    .await
+    .expect("another team's honeycomb");
+    let foreign = app
+        .post_report_with_key(&other.api_key, &minimal_report())
+        .await;
+    assert_eq!(foreign.status(), 201);
+    let foreign: Value = foreign.json().await.expect("json");
+    let ours = app.created_report().await["id"].as_i64().expect("id");
+    browser.ask(json!({"wait": "row", "id": ours})).await;
+    let listed = browser.ask(json!({"list": true})).await;
+    assert_eq!(
+        listed["listed"],
+        json!([ours, fresh, created]),
+        "not {}: {listed}",
+        foreign["id"]
+    );
 
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]), "no script error on the page");

@@ -34,6 +34,7 @@ const FILES: &[(&str, &str, &str)] = &[
     asset!("stream.js", JS),
     asset!("detail.js", JS),
     asset!("keys.js", JS),
+    asset!("filters.js", JS),
 ];
 
 const PAGE: &str = include_str!("../../inbox/index.html");

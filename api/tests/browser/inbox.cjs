@@ -6,7 +6,9 @@
 //
 // Commands: {"wait": "row", "id": 12, "status": "resolved"} waits for a row (with that
 // status), {"wait": "gone", "id": 12} for it to go, {"keys": ["j", "Enter"]} presses keys and
-// answers what the detail panel then shows, {"shot": "name", "dark": false} saves a
+// answers what the detail panel then shows, {"filter": {"status": "open"}} sets the filter
+// form and answers the rows and the URL once the list is fetched again, {"list": true}
+// answers the rows, {"shot": "name", "dark": false} saves a
 // screenshot, {"quit": true} ends.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
@@ -65,6 +67,22 @@ async function main() {
             text: await page.textContent("#detail"),
           });
         }
+      } else if (command.filter) {
+        const [response] = await Promise.all([
+          page.waitForResponse((response) => response.url().includes("/bugs?")),
+          page.evaluate((values) => {
+            const form = document.getElementById("filters");
+            for (const [name, value] of Object.entries(values)) form.elements[name].value = value;
+            form.dispatchEvent(new Event("change"));
+          }, command.filter),
+        ]);
+        await response.finished();
+        await page.waitForTimeout(0);
+        const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
+        answer({ ok: true, listed, search: new URL(page.url()).search });
+      } else if (command.list) {
+        const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
+        answer({ ok: true, listed });
       } else if (command.shot) {
         await page.emulateMedia({ colorScheme: command.dark ? "dark" : "light" });
         await page.screenshot({ path: `${shots}-${command.shot}.png` });
