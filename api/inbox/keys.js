@@ -1,5 +1,7 @@
-// Keyboard: j/k move the selection, Enter or o opens it, Escape closes the detail.
+// Keyboard: j/k move the selection, Enter or o opens it, e resolves it, Escape closes the
+// detail.
 import * as detail from "./detail.js";
+import * as triage from "./triage.js";
 
 function rowsOf() {
   return Array.from(document.querySelectorAll("#bugs tbody tr"));
@@ -33,6 +35,8 @@ export function install() {
     else if (event.key === "k") move(-1);
     else if ((event.key === "Enter" || event.key === "o") && selected()) {
       detail.open(Number(selected().dataset.id));
+    } else if (event.key === "e" && selected()) {
+      triage.change(Number(selected().dataset.id), { status: "resolved" });
     } else if (event.key === "Escape") detail.closePanel();
     else return;
     event.preventDefault();

@@ -59,6 +59,16 @@ export function has(id) {
   return rows.has(id);
 }
 
+/** The status and severity a row shows. */
+export function values(id) {
+  const tr = rows.get(id);
+  if (!tr) return null;
+  return {
+    status: tr.querySelector(".status").textContent,
+    severity: tr.querySelector(".severity").textContent,
+  };
+}
+
 /** Applies a `bug.updated` change set to the row it names. */
 export function update(id, changes) {
   const tr = rows.get(id);

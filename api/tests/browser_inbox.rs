@@ -74,6 +74,19 @@ async fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
     }
 }
 
+/// Changes a report's status through the API, as another dashboard would.
+async fn set_status(app: &TestApp, token: &str, id: i64, status: &str) {
+    let patched = app
+        .client
+        .patch(app.url(&format!("/api/v1/bugs/{id}")))
+        .bearer_auth(token)
+        .json(&json!({ "status": status }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(patched.status(), 200);
+}
+
 #[tokio::test]
 async fn the_inbox_lists_the_team_and_follows_it_live() {
     let app = TestApp::start(Backend::Postgres).await;
@@ -96,15 +109,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     assert!(shown["ms"].as_u64().is_some_and(|ms| ms < 1000), "{shown}");
     // A triage change from elsewhere patches the row.
     let token = app.token(&["payments"]);
-    let patched = app
-        .client
-        .patch(app.url(&format!("/api/v1/bugs/{created}")))
-        .bearer_auth(&token)
-        .json(&json!({"status": "resolved"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(patched.status(), 200);
+    set_status(&app, &token, created, "resolved").await;
     let updated = browser
         .ask(json!({"wait": "row", "id": created, "status": "resolved"}))
         .await;
@@ -162,15 +167,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     assert_eq!(open_only["listed"], json!([]), "{open_only}");
     let fresh = app.created_report().await["id"].as_i64().expect("id");
     browser.ask(json!({"wait": "row", "id": fresh})).await;
-    let resolved = app
-        .client
-        .patch(app.url(&format!("/api/v1/bugs/{fresh}")))
-        .bearer_auth(&token)
-        .json(&json!({"status": "resolved"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(resolved.status(), 200);
+    set_status(&app, &token, fresh, "resolved").await;
     let left = browser.ask(json!({"wait": "gone", "id": fresh})).await;
     assert_eq!(
         left["ok"], true,
@@ -179,6 +176,18 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     let all = browser.ask(json!({"filter": {"status": ""}})).await;
     assert_eq!(all["listed"], json!([fresh, created]), "{all}");
 
+    // Triage by keyboard: `e` resolves the selected report at once, and it stays resolved.
+    set_status(&app, &token, fresh, "open").await;
+    browser
+        .ask(json!({"wait": "row", "id": fresh, "status": "open"}))
+        .await;
+    let resolved_here = browser
+        .ask(json!({"press": "e", "id": fresh, "status": "resolved"}))
+        .await;
+    assert_eq!(resolved_here["error"], Value::Null, "{resolved_here}");
+    assert_eq!(resolved_here["statuses"], json!(["open", "resolved"]));
+    let stored: Value = app.get_bug(fresh, &token).await.json().await.expect("json");
+    assert_eq!(stored["status"], "resolved", "the API has it");
     // Another team's reports never show, even live.
     let other = bichito_core::provision::provision(
         &*app.store,
@@ -207,6 +216,23 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         "not {}: {listed}",
         foreign["id"]
     );
+
+    // Refused by the API (503 on every PATCH): shown at once, taken back, and said why.
+    assert_eq!(
+        browser.ask(json!({"refusePatches": true})).await["ok"],
+        true
+    );
+    let refused = browser
+        .ask(json!({"press": "e", "id": ours, "status": "open", "expectError": true}))
+        .await;
+    assert_eq!(
+        refused["statuses"],
+        json!(["open", "resolved", "open"]),
+        "{refused}"
+    );
+    assert_eq!(refused["error"], "Not saved: temporarily unavailable");
+    let stored: Value = app.get_bug(ours, &token).await.json().await.expect("json");
+    assert_eq!(stored["status"], "open");
 
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]), "no script error on the page");

@@ -35,6 +35,7 @@ const FILES: &[(&str, &str, &str)] = &[
     asset!("detail.js", JS),
     asset!("keys.js", JS),
     asset!("filters.js", JS),
+    asset!("triage.js", JS),
 ];
 
 const PAGE: &str = include_str!("../../inbox/index.html");

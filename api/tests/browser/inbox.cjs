@@ -8,7 +8,9 @@
 // status), {"wait": "gone", "id": 12} for it to go, {"keys": ["j", "Enter"]} presses keys and
 // answers what the detail panel then shows, {"filter": {"status": "open"}} sets the filter
 // form and answers the rows and the URL once the list is fetched again, {"list": true}
-// answers the rows, {"shot": "name", "dark": false} saves a
+// answers the rows, {"press": "e", "id": 12, "status": "resolved"} selects row 12, presses a
+// key and waits for the row's status, {"refusePatches": true} makes every PATCH fail from here
+// on (503, as a database outage would), {"shot": "name", "dark": false} saves a
 // screenshot, {"quit": true} ends.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
@@ -80,6 +82,39 @@ async function main() {
         await page.waitForTimeout(0);
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed, search: new URL(page.url()).search });
+      } else if (command.press) {
+        // Select the row, record every status its cell shows, press the key, and wait for
+        // the status wanted (after the error, when one is expected).
+        await page.evaluate((id) => {
+          for (const other of document.querySelectorAll("#bugs tbody tr")) other.removeAttribute("aria-selected");
+          const tr = document.querySelector(`#bugs tr[data-id="${id}"]`);
+          tr.setAttribute("aria-selected", "true");
+          const cell = tr.querySelector(".status");
+          window.__statuses = [cell.textContent];
+          // Consecutive repeats are one state (a live update may write the same status again).
+          new MutationObserver(() => {
+            if (window.__statuses[window.__statuses.length - 1] !== cell.textContent) {
+              window.__statuses.push(cell.textContent);
+            }
+          })
+            .observe(cell, { childList: true, characterData: true, subtree: true });
+        }, command.id);
+        await page.keyboard.press(command.press);
+        if (command.expectError) await page.waitForSelector("#error:not([hidden])", { timeout: 10000 });
+        await page.waitForFunction(
+          ({ id, wanted }) => document.querySelector(`#bugs tr[data-id="${id}"] .status`).textContent === wanted,
+          { id: command.id, wanted: command.status },
+          { timeout: 10000 },
+        );
+        const statuses = await page.evaluate(() => window.__statuses);
+        const error = await page.$eval("#error", (element) => (element.hidden ? null : element.textContent));
+        answer({ ok: true, statuses, error });
+      } else if (command.refusePatches) {
+        await context.route("**/api/v1/bugs/*", (route) =>
+          route.request().method() === "PATCH"
+            ? route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"temporarily unavailable"}' })
+            : route.continue());
+        answer({ ok: true });
       } else if (command.list) {
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed });
