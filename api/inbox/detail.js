@@ -1,5 +1,5 @@
 // One bichito in full: every field of the canonical payload, its attachment and comments.
-import { getJson } from "./api.js";
+import { getJson, send } from "./api.js";
 
 const panel = () => document.getElementById("detail");
 
@@ -55,12 +55,8 @@ export async function open(id) {
   }
   const list = document.createElement("ol");
   list.className = "comments";
-  for (const comment of comments.items) {
-    const item = document.createElement("li");
-    item.textContent = `${comment.author_id}: ${comment.body}`;
-    list.append(item);
-  }
-  parts.push(labelled(`Comments (${comments.items.length})`, list));
+  showComments(list, comments.items);
+  parts.push(labelled("Comments", list), commentForm(bug.id, list));
   const close = document.createElement("button");
   close.type = "button";
   close.textContent = "Close";
@@ -71,6 +67,60 @@ export async function open(id) {
   panel().dataset.id = bug.id;
   heading.tabIndex = -1;
   heading.focus();
+}
+
+function showComments(list, comments) {
+  list.replaceChildren(
+    ...comments.map((comment) => {
+      const item = document.createElement("li");
+      item.textContent = `${comment.author_id}: ${comment.body}`;
+      return item;
+    }),
+  );
+}
+
+/** The form that adds a comment; the list is read again once it is stored. */
+function commentForm(id, list) {
+  const form = document.createElement("form");
+  form.className = "comment-form";
+  const label = document.createElement("label");
+  label.textContent = "Add a comment";
+  const text = document.createElement("textarea");
+  text.name = "body";
+  text.rows = 3;
+  text.required = true;
+  label.append(text);
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = "Comment";
+  const problem = document.createElement("p");
+  problem.className = "error";
+  problem.setAttribute("role", "alert");
+  problem.hidden = true;
+  form.append(label, button, problem);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    try {
+      await send("POST", `/api/v1/bugs/${id}/comments`, { body: text.value });
+      text.value = "";
+      problem.hidden = true;
+      await refreshComments(id);
+    } catch (error) {
+      problem.textContent = `Not saved: ${error.message}`;
+      problem.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+/** Reads the comments again when the detail shows report `id` (a `bug.commented` event). */
+export async function refreshComments(id) {
+  if (panel().hidden || Number(panel().dataset.id) !== id) return;
+  const list = panel().querySelector(".comments");
+  showComments(list, (await getJson(`/api/v1/bugs/${id}/comments`)).items);
 }
 
 function labelled(label, content) {

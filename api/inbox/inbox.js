@@ -4,6 +4,7 @@ import * as rows from "./rows.js";
 import { follow } from "./stream.js";
 import * as keys from "./keys.js";
 import * as filters from "./filters.js";
+import * as detail from "./detail.js";
 
 const connection = document.getElementById("connection");
 const setState = (state) => {
@@ -80,6 +81,7 @@ async function start() {
     created: live((bug) => filters.matches(bug, active) && rows.add(bug)),
     updated: live((event) => changed(event.bug_id, event.changes)),
     deleted: live((event) => rows.remove(event.bug_id)),
+    commented: (event) => detail.refreshComments(event.bug_id),
     expired: () => notice("Your session ended: sign in again."),
   });
   await refetch();

@@ -25,6 +25,7 @@ export function follow(team, handlers) {
     on("bug.created", handlers.created);
     on("bug.updated", handlers.updated);
     on("bug.deleted", handlers.deleted);
+    on("bug.commented", handlers.commented);
     on("stream.gap", () => handlers.refetch());
     on("stream.reset", () => handlers.refetch());
     on("stream.expired", () => {

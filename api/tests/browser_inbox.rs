@@ -74,6 +74,19 @@ async fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
     }
 }
 
+/// Comments on a report through the API, as another dashboard would.
+async fn comment(app: &TestApp, token: &str, id: i64, body: &str) {
+    let posted = app
+        .client
+        .post(app.url(&format!("/api/v1/bugs/{id}/comments")))
+        .bearer_auth(token)
+        .json(&json!({ "body": body }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(posted.status(), 201);
+}
+
 /// Changes a report's status through the API, as another dashboard would.
 async fn set_status(app: &TestApp, token: &str, id: i64, status: &str) {
     let patched = app
@@ -115,15 +128,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         .await;
     assert_eq!(updated["ok"], true, "{updated}");
     // Keyboard: j selects the newest row, j the next, Enter opens it in full with comments.
-    let commented = app
-        .client
-        .post(app.url(&format!("/api/v1/bugs/{first}/comments")))
-        .bearer_auth(&token)
-        .json(&json!({"body": "Reproduced on Safari 17.1"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(commented.status(), 201);
+    comment(&app, &token, first, "Reproduced on Safari 17.1").await;
     let detail = browser.ask(json!({"keys": ["j", "j", "Enter"]})).await;
     assert_eq!(detail["selected"], first, "{detail}");
     assert_eq!(
@@ -147,6 +152,19 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
             true
         );
     }
+    // A comment added on the page is stored as the signed-in user's; one added elsewhere
+    // shows live.
+    let added = browser.ask(json!({"comment": "Fixed in 1.4.3"})).await;
+    assert_eq!(
+        added["comments"],
+        json!(["user-1: Reproduced on Safari 17.1", "ana: Fixed in 1.4.3"]),
+        "{added}"
+    );
+    comment(&app, &token, first, "Confirmed").await;
+    let live = browser
+        .ask(json!({"wait": "comment", "text": "user-1: Confirmed"}))
+        .await;
+    assert!(live["ms"].as_u64().is_some_and(|ms| ms < 1000), "{live}");
     let closed = browser.ask(json!({"keys": ["Escape"]})).await;
     assert_eq!(closed["ok"], true, "{closed}");
     // A deletion removes it.

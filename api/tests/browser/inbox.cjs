@@ -8,7 +8,9 @@
 // status), {"wait": "gone", "id": 12} for it to go, {"keys": ["j", "Enter"]} presses keys and
 // answers what the detail panel then shows, {"filter": {"status": "open"}} sets the filter
 // form and answers the rows and the URL once the list is fetched again, {"list": true}
-// answers the rows, {"press": "e", "id": 12, "status": "resolved"} selects row 12, presses a
+// answers the rows, {"comment": "text"} adds a comment in the open detail and answers its
+// comments, {"wait": "comment", "text": "…"} waits for one to show there,
+// {"press": "e", "id": 12, "status": "resolved"} selects row 12, presses a
 // key and waits for the row's status, {"refusePatches": true} makes every PATCH fail from here
 // on (503, as a database outage would), {"shot": "name", "dark": false} saves a
 // screenshot, {"quit": true} ends.
@@ -115,6 +117,23 @@ async function main() {
             ? route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"temporarily unavailable"}' })
             : route.continue());
         answer({ ok: true });
+      } else if (command.comment) {
+        await page.fill("#detail textarea[name=body]", command.comment);
+        await page.click("#detail .comment-form button[type=submit]");
+        await page.waitForFunction(
+          (text) => Array.from(document.querySelectorAll("#detail .comments li")).some((li) => li.textContent.endsWith(text)),
+          command.comment,
+          { timeout: 10000 },
+        );
+        const comments = await page.$$eval("#detail .comments li", (items) => items.map((li) => li.textContent));
+        answer({ ok: true, comments });
+      } else if (command.wait === "comment") {
+        await page.waitForFunction(
+          (text) => Array.from(document.querySelectorAll("#detail .comments li")).some((li) => li.textContent === text),
+          command.text,
+          { timeout: 10000 },
+        );
+        answer({ ok: true, ms: Date.now() - started });
       } else if (command.list) {
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed });
