@@ -238,12 +238,14 @@ ensure_nchan() {
 
 # ---------------------------------------------------------- browser tests
 
-# Browser tests drive Debian's Chromium with playwright-core (npm, run by Node.js), and sign in
-# through a real OpenID Connect provider, the certified `oidc-provider` package (npm), both
+# Browser tests drive Debian's Chromium with playwright-core (npm, run by Node.js), sign in
+# through a real OpenID Connect provider, the certified `oidc-provider` package (npm), and
+# check pages for accessibility with axe-core (npm), all
 # installed into the tools cache: no browser download, nothing needed to build or run bichito
 # itself. (oidc-provider 8 is the line that supports Debian's Node.js 20.)
 PLAYWRIGHT_VERSION=1.65.1
 OIDC_PROVIDER_VERSION=8.8.1
+AXE_CORE_VERSION=4.14.1
 npm_package_is() {
     local dir=$1 package=$2 version=$3
     [[ -f $dir/node_modules/$package/package.json ]] \
@@ -261,11 +263,13 @@ ensure_browser() {
     fi
     local dir="$BICHITO_TOOLS_DIR/browser"
     if ! npm_package_is "$dir" playwright-core "$PLAYWRIGHT_VERSION" \
-        || ! npm_package_is "$dir" oidc-provider "$OIDC_PROVIDER_VERSION"; then
-        log "installing playwright-core $PLAYWRIGHT_VERSION and oidc-provider $OIDC_PROVIDER_VERSION (npm) into $dir"
+        || ! npm_package_is "$dir" oidc-provider "$OIDC_PROVIDER_VERSION" \
+        || ! npm_package_is "$dir" axe-core "$AXE_CORE_VERSION"; then
+        log "installing playwright-core $PLAYWRIGHT_VERSION, oidc-provider $OIDC_PROVIDER_VERSION and axe-core $AXE_CORE_VERSION (npm) into $dir"
         mkdir -p "$dir"
         (cd "$dir" && npm install --no-audit --no-fund --no-save \
-            "playwright-core@$PLAYWRIGHT_VERSION" "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null)
+            "playwright-core@$PLAYWRIGHT_VERSION" "oidc-provider@$OIDC_PROVIDER_VERSION" \
+            "axe-core@$AXE_CORE_VERSION" >/dev/null)
     fi
     log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n 1), node $(node --version), playwright-core $PLAYWRIGHT_VERSION, oidc-provider $OIDC_PROVIDER_VERSION"
 }

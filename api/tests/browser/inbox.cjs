@@ -8,7 +8,9 @@
 // status), {"wait": "gone", "id": 12} for it to go, {"keys": ["j", "Enter"]} presses keys and
 // answers what the detail panel then shows, {"filter": {"status": "open"}} sets the filter
 // form and answers the rows and the URL once the list is fetched again, {"list": true}
-// answers the rows, {"comment": "text"} adds a comment in the open detail and answers its
+// answers the rows, {"axe": true, "dark": false, "width": 360} checks the inbox with a
+// detail open in a second context (same session; CSP bypassed there only, for axe-core's
+// script) and answers the WCAG 2.1 A/AA violations, {"comment": "text"} adds a comment in the open detail and answers its
 // comments, {"wait": "comment", "text": "…"} waits for one to show there,
 // {"press": "e", "id": 12, "status": "resolved"} selects row 12, presses a
 // key and waits for the row's status, {"refusePatches": true} makes every PATCH fail from here
@@ -134,6 +136,37 @@ async function main() {
           { timeout: 10000 },
         );
         answer({ ok: true, ms: Date.now() - started });
+      } else if (command.axe) {
+        const checker = await browser.newContext({
+          storageState: await context.storageState(),
+          bypassCSP: true,
+          colorScheme: command.dark ? "dark" : "light",
+          viewport: { width: command.width || 1100, height: 700 },
+        });
+        try {
+          const checked = await checker.newPage();
+          await checked.goto(page.url());
+          await checked.waitForSelector("#connection[data-state=live]", { timeout: 10000 });
+          await checked.keyboard.press("j");
+          await checked.keyboard.press("Enter");
+          await checked.waitForSelector("#detail:not([hidden]) #detail-title", { timeout: 10000 });
+          await checked.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+          const results = await checked.evaluate(() =>
+            window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }));
+          const overflow = await checked.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          answer({
+            ok: true,
+            overflow,
+            violations: results.violations.map((violation) => ({
+              id: violation.id,
+              impact: violation.impact,
+              help: violation.help,
+              targets: violation.nodes.map((node) => node.target.join(" ")).slice(0, 5),
+            })),
+          });
+        } finally {
+          await checker.close();
+        }
       } else if (command.list) {
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed });
