@@ -1,5 +1,5 @@
-// Keyboard: j/k move the selection, Enter or o opens it, e resolves it, Escape closes the
-// detail.
+// Keyboard: j/k move the selection, Enter or o opens it, e resolves it, / goes to the
+// filters, ? lists the shortcuts, Escape closes the detail.
 import * as detail from "./detail.js";
 import * as triage from "./triage.js";
 
@@ -31,12 +31,19 @@ export function install() {
   document.addEventListener("keydown", (event) => {
     const typing = event.target.closest("input, textarea, select");
     if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    // An open dialog (the shortcut list) keeps its keys: Esc closes it.
+    if (document.querySelector("dialog[open]")) return;
     if (event.key === "j") move(1);
     else if (event.key === "k") move(-1);
     else if ((event.key === "Enter" || event.key === "o") && selected()) {
       detail.open(Number(selected().dataset.id));
     } else if (event.key === "e" && selected()) {
       triage.change(Number(selected().dataset.id), { status: "resolved" });
+    } else if (event.key === "/") {
+      document.querySelector("#filters select, #filters input").focus();
+    } else if (event.key === "?") {
+      const shortcuts = document.getElementById("shortcuts");
+      if (!shortcuts.open) shortcuts.showModal();
     } else if (event.key === "Escape") detail.closePanel();
     else return;
     event.preventDefault();

@@ -40,6 +40,8 @@ export function replaceAll(bugs) {
     fragment.append(tr);
   }
   body().replaceChildren(fragment);
+  // Marks the list as fetched (the stream may be live before it is).
+  document.getElementById("bugs").dataset.loaded = "true";
   showEmpty();
 }
 

@@ -184,6 +184,9 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         );
     }
     let closed = browser.ask(json!({"keys": ["Escape"]})).await;
+    let shortcuts = browser.ask(json!({"shortcuts": true})).await;
+    assert_eq!(shortcuts["listed"][0], "j / k", "{shortcuts}");
+    assert_eq!(shortcuts["focused"], "status", "/ goes to the filters");
     assert_eq!(closed["ok"], true, "{closed}");
     // A deletion removes it.
     let deleted = app

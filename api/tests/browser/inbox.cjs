@@ -8,7 +8,8 @@
 // status), {"wait": "gone", "id": 12} for it to go, {"keys": ["j", "Enter"]} presses keys and
 // answers what the detail panel then shows, {"filter": {"status": "open"}} sets the filter
 // form and answers the rows and the URL once the list is fetched again, {"list": true}
-// answers the rows, {"axe": true, "dark": false, "width": 360} checks the inbox with a
+// answers the rows, {"shortcuts": true} opens the shortcut list with ?, closes it with Esc and
+// answers what it listed and what / focused, {"axe": true, "dark": false, "width": 360} checks the inbox with a
 // detail open in a second context (same session; CSP bypassed there only, for axe-core's
 // script) and answers the WCAG 2.1 A/AA violations, {"comment": "text"} adds a comment in the open detail and answers its
 // comments, {"wait": "comment", "text": "…"} waits for one to show there,
@@ -40,6 +41,7 @@ async function main() {
     await page.goto(link);
     await page.waitForURL((url) => url.pathname === "/inbox", { timeout: 15000 });
     await page.waitForSelector("#connection[data-state=live]", { timeout: 10000 });
+    await page.waitForSelector("#bugs[data-loaded]", { timeout: 10000 });
     const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
     answer({ ready: true, listed, who: await page.textContent("#who") });
     const lines = readline.createInterface({ input: process.stdin });
@@ -147,6 +149,7 @@ async function main() {
           const checked = await checker.newPage();
           await checked.goto(page.url());
           await checked.waitForSelector("#connection[data-state=live]", { timeout: 10000 });
+          await checked.waitForSelector("#bugs[data-loaded]", { timeout: 10000 });
           await checked.keyboard.press("j");
           await checked.keyboard.press("Enter");
           await checked.waitForSelector("#detail:not([hidden]) #detail-title", { timeout: 10000 });
@@ -167,6 +170,16 @@ async function main() {
         } finally {
           await checker.close();
         }
+      } else if (command.shortcuts) {
+        await page.keyboard.press("?");
+        await page.waitForSelector("#shortcuts[open]", { timeout: 10000 });
+        const listed = await page.$$eval("#shortcuts dt", (items) => items.map((dt) => dt.textContent));
+        await page.keyboard.press("Escape");
+        await page.waitForSelector("#shortcuts:not([open])", { state: "attached", timeout: 10000 });
+        await page.keyboard.press("/");
+        const focused = await page.evaluate(() => document.activeElement && document.activeElement.name);
+        await page.evaluate(() => document.activeElement.blur());
+        answer({ ok: true, listed, focused });
       } else if (command.list) {
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed });
