@@ -40,8 +40,9 @@ export function replaceAll(bugs) {
     fragment.append(tr);
   }
   body().replaceChildren(fragment);
-  // Marks the list as fetched (the stream may be live before it is).
-  document.getElementById("bugs").dataset.loaded = "true";
+  // Counts the lists fetched (the stream may be live before the first one is there).
+  const table = document.getElementById("bugs");
+  table.dataset.loaded = String(Number(table.dataset.loaded || 0) + 1);
   showEmpty();
 }
 

@@ -76,16 +76,17 @@ async function main() {
           });
         }
       } else if (command.filter) {
-        const [response] = await Promise.all([
-          page.waitForResponse((response) => response.url().includes("/bugs?")),
-          page.evaluate((values) => {
-            const form = document.getElementById("filters");
-            for (const [name, value] of Object.entries(values)) form.elements[name].value = value;
-            form.dispatchEvent(new Event("change"));
-          }, command.filter),
-        ]);
-        await response.finished();
-        await page.waitForTimeout(0);
+        const loads = await page.$eval("#bugs", (table) => table.dataset.loaded);
+        await page.evaluate((values) => {
+          const form = document.getElementById("filters");
+          for (const [name, value] of Object.entries(values)) form.elements[name].value = value;
+          form.dispatchEvent(new Event("change"));
+        }, command.filter);
+        await page.waitForFunction(
+          (before) => document.getElementById("bugs").dataset.loaded !== before,
+          loads,
+          { timeout: 10000 },
+        );
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed, search: new URL(page.url()).search });
       } else if (command.press) {
