@@ -28,23 +28,10 @@ async fn page_server() -> String {
     origin
 }
 
-fn tools_dir() -> std::path::PathBuf {
-    match std::env::var_os("BICHITO_TOOLS_DIR") {
-        Some(dir) => dir.into(),
-        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/bichito-tools"),
-    }
-}
-
 /// Loads `url` in headless Chromium; what the page left in `window.__result`.
 async fn drive(url: &str, screenshot: &std::path::Path) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/drive.cjs");
-    let node_path = tools_dir().join("browser/node_modules");
-    assert!(
-        node_path.join("playwright-core").exists(),
-        "playwright-core must be installed in {} (scripts/test.sh installs it)",
-        node_path.display()
-    );
+    let node_path = browser_node_path(&["playwright-core"]);
     let run = tokio::process::Command::new("node")
         .arg(script)
         .arg(url)

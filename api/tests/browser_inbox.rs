@@ -37,28 +37,16 @@ impl Browser {
     }
 }
 
-fn node_path() -> std::path::PathBuf {
-    let tools = match std::env::var_os("BICHITO_TOOLS_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/bichito-tools"),
-    };
-    let path = tools.join("browser/node_modules");
-    assert!(
-        path.join("playwright-core").exists(),
-        "playwright-core must be installed in {} (scripts/test.sh installs it)",
-        path.display()
-    );
-    path
-}
-
 async fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/inbox.cjs");
     let mut child = tokio::process::Command::new("node")
         .arg(script)
         .arg(link)
         .arg(shots)
-        .env("NODE_PATH", node_path())
+        .env(
+            "NODE_PATH",
+            browser_node_path(&["playwright-core", "axe-core"]),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -19,26 +19,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const FORGE: &str = include_str!("browser/forge.html");
 
-fn tools_dir() -> std::path::PathBuf {
-    match std::env::var_os("BICHITO_TOOLS_DIR") {
-        Some(dir) => dir.into(),
-        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/bichito-tools"),
-    }
-}
-
-fn node_path() -> std::path::PathBuf {
-    let path = tools_dir().join("browser/node_modules");
-    for package in ["playwright-core", "oidc-provider"] {
-        assert!(
-            path.join(package).exists(),
-            "{package} must be installed in {} (scripts/test.sh installs it)",
-            path.display()
-        );
-    }
-    path
-}
-
 /// Serves the forging page on `host` (a port of its own); its origin.
 async fn forging_site(host: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -133,7 +113,10 @@ async fn start_provider(port: u16, redirect_uri: &str) -> tokio::process::Child 
         .arg(script)
         .arg(port.to_string())
         .arg(redirect_uri)
-        .env("NODE_PATH", node_path())
+        .env(
+            "NODE_PATH",
+            browser_node_path(&["playwright-core", "oidc-provider"]),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -210,7 +193,10 @@ async fn signs_in_streams_and_signs_out(through_proxy: bool) {
         .args([&bichito, &other_site, &same_site, &app.api_key])
         .arg(bug_id.to_string())
         .arg(&screenshot)
-        .env("NODE_PATH", node_path())
+        .env(
+            "NODE_PATH",
+            browser_node_path(&["playwright-core", "oidc-provider"]),
+        )
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(90), run)

@@ -74,6 +74,25 @@ pub async fn next(events: &mut Events) -> eventsource_stream::Event {
         .expect("stream open")
 }
 
+/// The npm packages of the browser tests (`NODE_PATH`), after checking that `packages` are
+/// there (`scripts/test.sh` installs them into the tools cache).
+pub fn browser_node_path(packages: &[&str]) -> std::path::PathBuf {
+    let tools = match std::env::var_os("BICHITO_TOOLS_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/bichito-tools"),
+    };
+    let path = tools.join("browser/node_modules");
+    for package in packages {
+        assert!(
+            path.join(package).exists(),
+            "{package} must be installed in {} (scripts/test.sh installs it)",
+            path.display()
+        );
+    }
+    path
+}
+
 /// A request's JSON answer.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request
