@@ -1,9 +1,9 @@
 //! Grants in one process (`SSE_BACKEND=memory`): sessions read from this process's database,
 //! tickets in memory.
 
-use super::{GrantError, Grants, SessionEnds, SessionGrant, SessionWatch, Ticket};
+use super::{GrantError, Grants, SessionEnds, SessionGrant, SessionWatch, TICKET_LIFETIME, Ticket};
 use bichito_core::store::Store;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -61,8 +61,9 @@ impl Grants for LocalGrants {
 
     async fn issue_ticket(&self, hash: &str, ticket: &Ticket) -> Result<(), GrantError> {
         let mut tickets = self.tickets();
-        // Expired tickets go as new ones come: the map holds at most a minute of tickets.
-        let now = Utc::now();
+        // Expired tickets go as new ones come: the map holds at most a minute of tickets. "Now"
+        // is the server clock's, as the ticket's expiry is: at most a lifetime before it.
+        let now = ticket.expires_at - TimeDelta::from_std(TICKET_LIFETIME).unwrap_or_default();
         tickets.retain(|_, ticket| ticket.expires_at > now);
         tickets.insert(hash.to_owned(), ticket.clone());
         Ok(())
