@@ -16,7 +16,8 @@ export async function send(method, path, body) {
   const response = await fetch(path, init);
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(answer.error || `HTTP ${response.status}`);
+    const fields = (answer.fields || []).map((field) => `${field.field} ${field.message}`);
+    const error = new Error(fields.length ? fields.join("; ") : answer.error || `HTTP ${response.status}`);
     error.status = response.status;
     throw error;
   }
@@ -25,9 +26,15 @@ export async function send(method, path, body) {
 
 export const session = () => getJson("/api/v1/session");
 
-export const teamBugs = (team, query = "") =>
-  getJson(`/api/v1/teams/${encodeURIComponent(team)}/bugs?limit=100${query ? `&${query}` : ""}`);
+/** One page of a team's reports, newest first: `{items, next_cursor}`. */
+export const teamBugs = (team, query = "", cursor = null) =>
+  getJson(`/api/v1/teams/${encodeURIComponent(team)}/bugs?limit=${PAGE}`
+    + (query ? `&${query}` : "") + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""));
+
+export const PAGE = 100;
 
 export const bug = (id) => getJson(`/api/v1/bugs/${id}`);
 
 export const patchBug = (id, changes) => send("PATCH", `/api/v1/bugs/${id}`, changes);
+
+export const deleteBug = (id) => send("DELETE", `/api/v1/bugs/${id}`);

@@ -47,19 +47,44 @@ async function start() {
   let waiting = null;
   const live = (apply) => (event) => (waiting ? waiting.push(() => apply(event)) : apply(event));
   let active = filters.fromUrl();
+  let cursor = null;
+  let unstreamed = null;
+  const older = document.getElementById("older");
+  const showOlder = (page) => {
+    cursor = page.next_cursor;
+    older.hidden = !cursor;
+  };
   const refetch = async () => {
+    clearTimeout(unstreamed);
     waiting = waiting || [];
     try {
-      rows.replaceAll((await api.teamBugs(team, filters.query(active))).items);
+      const page = await api.teamBugs(team, filters.query(active));
+      rows.replaceAll(page.items);
+      showOlder(page);
+    } catch (error) {
+      notice(`The list cannot load: ${error.message}`);
     } finally {
       const queued = waiting;
       waiting = null;
       for (const apply of queued) apply();
     }
   };
+  older.addEventListener("click", async () => {
+    older.disabled = true;
+    try {
+      const page = await api.teamBugs(team, filters.query(active), cursor);
+      rows.append(page.items);
+      showOlder(page);
+    } catch (error) {
+      notice(`Older reports cannot load: ${error.message}`);
+    } finally {
+      older.disabled = false;
+    }
+  });
   // A change can take a report out of the filtered list, or into it.
   const changed = async (id, changes) => {
     rows.update(id, changes);
+    detail.changed(id, changes);
     const touched = filters.FIELDS.some((field) => field in changes || (field === "label" && "labels" in changes));
     if (!touched || Object.keys(active).length === 0) return;
     try {
@@ -70,21 +95,38 @@ async function start() {
       if (error.status === 404) rows.remove(id);
     }
   };
+  // A comment moves the report's count (read again, so an event seen twice counts once).
+  const commented = async (id) => {
+    detail.refreshComments(id);
+    if (!rows.has(id)) return;
+    try {
+      rows.update(id, { comment_count: (await api.bug(id)).comment_count });
+    } catch (error) {
+      if (error.status === 404) rows.remove(id);
+    }
+  };
+  const deleted = (id) => {
+    rows.remove(id);
+    if (detail.shown() === id) detail.closePanel();
+  };
+  document.addEventListener("bug-changed", (event) => detail.changed(event.detail.id, event.detail.changes));
+  document.addEventListener("bug-deleted", (event) => deleted(event.detail.id));
   filters.bind(active, (next) => {
     active = next;
     refetch();
   });
+  // The list is read once the stream is open (see stream.js), or after 3 s without it.
   waiting = [];
+  unstreamed = setTimeout(refetch, 3000);
   follow(team, {
     state: setState,
     refetch,
     created: live((bug) => filters.matches(bug, active) && rows.add(bug)),
     updated: live((event) => changed(event.bug_id, event.changes)),
-    deleted: live((event) => rows.remove(event.bug_id)),
-    commented: (event) => detail.refreshComments(event.bug_id),
+    deleted: live((event) => deleted(event.bug_id)),
+    commented: live((event) => commented(event.bug_id)),
     expired: () => notice("Your session ended: sign in again."),
   });
-  await refetch();
   keys.install();
 }
 

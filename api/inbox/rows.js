@@ -1,10 +1,16 @@
-// The list of bug reports: one table row per bichito, newest first, patched in place.
+// The list of bug reports: one table row per bichito, newest first, patched in place. Live
+// reports are inserted once per frame, and the row under the keyboard cursor (or the first
+// one in view, once scrolled) stays where it is: what arrives above the viewport is counted
+// in the "N new" bar instead.
 
-const rows = new Map();
+const listed = new Map(); // id → { bug, tr }
+let pending = [];
+let unseen = new Set();
 
-function cell(text, className) {
+const body = () => document.querySelector("#bugs tbody");
+
+function cell(className) {
   const td = document.createElement("td");
-  td.textContent = text;
   if (className) td.className = className;
   return td;
 }
@@ -12,79 +18,194 @@ function cell(text, className) {
 function render(bug) {
   const tr = document.createElement("tr");
   tr.dataset.id = bug.id;
-  tr.append(
-    cell(String(bug.id)),
-    cell(bug.title, "title"),
-    cell(bug.severity, "severity"),
-    cell(bug.status, "status"),
-    cell(new Date(bug.created_at).toLocaleString()),
-  );
+  const pick = document.createElement("input");
+  pick.type = "checkbox";
+  pick.className = "pick";
+  pick.setAttribute("aria-label", `Select #${bug.id}`);
+  const pickCell = cell("pick");
+  pickCell.append(pick);
+  tr.append(pickCell, cell("id"), cell("title"), cell("severity"), cell("status"),
+    cell("assignee wide"), cell("comments"), cell("reported wide"));
+  tr.querySelector(".id").textContent = String(bug.id);
+  const reported = tr.querySelector(".reported");
+  reported.textContent = when(new Date(bug.created_at));
+  reported.title = new Date(bug.created_at).toLocaleString();
+  fill(tr, bug);
   return tr;
 }
 
-function body() {
-  return document.querySelector("#bugs tbody");
+const today = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+const earlier = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+
+/** A report's time, short: the hour today, the day before. */
+function when(date) {
+  return (date.toDateString() === new Date().toDateString() ? today : earlier).format(date);
+}
+
+/** Writes the fields that change into a row's cells. */
+function fill(tr, bug) {
+  const title = tr.querySelector(".title");
+  title.textContent = bug.title;
+  for (const label of bug.labels || []) {
+    const chip = document.createElement("span");
+    chip.className = "label";
+    chip.textContent = label;
+    title.append(" ", chip);
+  }
+  const severity = tr.querySelector(".severity");
+  severity.textContent = bug.severity;
+  severity.dataset.value = bug.severity;
+  tr.querySelector(".status").textContent = bug.status;
+  tr.querySelector(".assignee").textContent = bug.assignee || "";
+  tr.querySelector(".comments").textContent = bug.comment_count ? String(bug.comment_count) : "";
 }
 
 function showEmpty() {
-  document.getElementById("empty").hidden = rows.size > 0;
+  document.getElementById("empty").hidden = listed.size > 0;
 }
 
 /** Replaces the list with `bugs` (newest first). */
 export function replaceAll(bugs) {
-  rows.clear();
+  listed.clear();
+  pending = [];
+  unseen = new Set();
+  showNewBar();
   const fragment = document.createDocumentFragment();
-  for (const bug of bugs) {
-    const tr = render(bug);
-    rows.set(bug.id, tr);
-    fragment.append(tr);
-  }
+  for (const bug of bugs) fragment.append(remember(bug));
   body().replaceChildren(fragment);
   // Counts the lists fetched (the stream may be live before the first one is there).
   const table = document.getElementById("bugs");
   table.dataset.loaded = String(Number(table.dataset.loaded || 0) + 1);
+  changedSelection();
   showEmpty();
 }
 
-/** A report not listed yet, in its place (newest first); one already listed is not listed
- * twice. */
-export function add(bug) {
-  if (rows.has(bug.id)) return;
-  const tr = render(bug);
-  tr.classList.add("new");
-  rows.set(bug.id, tr);
-  const older = Array.from(body().children).find((row) => Number(row.dataset.id) < bug.id);
-  body().insertBefore(tr, older || null);
+/** Adds an older page below the rows listed. */
+export function append(bugs) {
+  const fragment = document.createDocumentFragment();
+  for (const bug of bugs) if (!listed.has(bug.id)) fragment.append(remember(bug));
+  body().append(fragment);
   showEmpty();
+}
+
+function remember(bug) {
+  const tr = render(bug);
+  listed.set(bug.id, { bug: { ...bug }, tr });
+  return tr;
+}
+
+/** A report not listed yet goes in its place (newest first) at the next frame; one already
+ * listed is not listed twice. */
+export function add(bug) {
+  if (listed.has(bug.id) || pending.some((queued) => queued.id === bug.id)) return;
+  pending.push(bug);
+  if (pending.length === 1) requestAnimationFrame(flush);
+}
+
+/** The row whose place on screen must not move: the selected one when it is in view, else
+ * the first one in view once the page is scrolled; none at the top of the page. */
+function anchor() {
+  const chosen = document.querySelector('#bugs tbody tr[aria-selected="true"]');
+  if (chosen) {
+    const box = chosen.getBoundingClientRect();
+    if (box.bottom > 0 && box.top < innerHeight) return chosen;
+  }
+  if (scrollY <= 0) return null;
+  for (const tr of body().children) {
+    if (tr.getBoundingClientRect().bottom > 0) return tr;
+  }
+  return null;
+}
+
+function flush() {
+  const batch = pending;
+  pending = [];
+  const kept = anchor();
+  const before = kept && kept.getBoundingClientRect().top;
+  const rowsNow = Array.from(body().children);
+  for (const bug of batch.sort((a, b) => b.id - a.id)) {
+    if (listed.has(bug.id)) continue;
+    const tr = remember(bug);
+    tr.classList.add("new");
+    const older = rowsNow.find((row) => Number(row.dataset.id) < bug.id);
+    body().insertBefore(tr, older || null);
+    unseen.add(tr);
+  }
+  if (kept) scrollBy(0, kept.getBoundingClientRect().top - before);
+  showNewBar();
+  showEmpty();
+}
+
+/** Counts the new rows still above the viewport; the bar goes once they are all seen. */
+export function showNewBar() {
+  for (const tr of unseen) {
+    if (!tr.isConnected || tr.getBoundingClientRect().bottom > 0) unseen.delete(tr);
+  }
+  const bar = document.getElementById("new-bar");
+  bar.hidden = unseen.size === 0;
+  bar.textContent = `↑ ${unseen.size} new ${unseen.size === 1 ? "report" : "reports"}`;
 }
 
 export function has(id) {
-  return rows.has(id);
+  return listed.has(id);
 }
 
-/** The status and severity a row shows. */
+/** A copy of the report as the row shows it, or null. */
 export function values(id) {
-  const tr = rows.get(id);
-  if (!tr) return null;
-  return {
-    status: tr.querySelector(".status").textContent,
-    severity: tr.querySelector(".severity").textContent,
-  };
+  const entry = listed.get(id);
+  return entry ? { ...entry.bug } : null;
 }
 
-/** Applies a `bug.updated` change set to the row it names. */
+/** The listed reports, newest first, as shown. */
+export function all() {
+  return Array.from(listed.values(), (entry) => entry.bug).sort((a, b) => b.id - a.id);
+}
+
+/** Applies a `bug.updated` change set (or a comment count) to the row it names. */
 export function update(id, changes) {
-  const tr = rows.get(id);
-  if (!tr) return;
-  for (const field of ["severity", "status"]) {
-    if (field in changes) tr.querySelector(`.${field}`).textContent = changes[field];
-  }
+  const entry = listed.get(id);
+  if (!entry) return;
+  Object.assign(entry.bug, changes);
+  fill(entry.tr, entry.bug);
 }
 
 export function remove(id) {
-  const tr = rows.get(id);
-  if (!tr) return;
-  tr.remove();
-  rows.delete(id);
+  const entry = listed.get(id);
+  if (!entry) return;
+  entry.tr.remove();
+  listed.delete(id);
+  unseen.delete(entry.tr);
+  changedSelection();
   showEmpty();
+}
+
+/** The ids whose checkbox is ticked, newest first. */
+export function picked() {
+  return Array.from(listed.values())
+    .filter((entry) => entry.tr.querySelector("input.pick").checked)
+    .map((entry) => entry.bug.id);
+}
+
+/** Ticks or clears row `id`'s checkbox. */
+export function pick(id, on) {
+  const entry = listed.get(id);
+  if (!entry) return;
+  entry.tr.querySelector("input.pick").checked = on;
+  changedSelection();
+}
+
+/** Ticks or clears every listed row. */
+export function pickAll(on) {
+  for (const { tr } of listed.values()) tr.querySelector("input.pick").checked = on;
+  changedSelection();
+}
+
+/** Shows the bulk bar while some rows are ticked. */
+export function changedSelection() {
+  const count = picked().length;
+  document.getElementById("bulk").hidden = count === 0;
+  document.getElementById("bulk-count").textContent = `${count} selected`;
+  const all = document.getElementById("pick-all");
+  all.checked = count > 0 && count === listed.size;
+  all.indeterminate = count > 0 && count < listed.size;
 }

@@ -13,6 +13,8 @@ pub const ASSIGNEE_MAX_CHARS: usize = 255;
 pub const COMMENT_MAX_CHARS: usize = 10_000;
 pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 200;
+/// The longest text a list search (`q`) takes, in characters.
+pub const SEARCH_MAX: usize = 200;
 
 fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
@@ -166,11 +168,16 @@ pub fn parse_query(
                 Ok(id) => query.honeycomb_id = Some(id),
                 Err(_) => errors.push(FieldError::new("project_id", "must be a honeycomb id")),
             },
-            "assignee" | "label" if value.contains('\0') => {
+            "assignee" | "label" | "q" if value.contains('\0') => {
                 errors.push(FieldError::new(name, NUL_MESSAGE));
             }
             "assignee" => query.assignee = Some(value.clone()),
             "label" => query.label = Some(value.clone()),
+            "q" if value.chars().count() > SEARCH_MAX => errors.push(FieldError::new(
+                "q",
+                format!("must be at most {SEARCH_MAX} characters"),
+            )),
+            "q" if !value.trim().is_empty() => query.title_contains = Some(value.trim().to_owned()),
             "limit" => match value.parse::<u32>() {
                 Ok(limit) if (1..=PAGE_MAX).contains(&limit) => query.limit = limit,
                 _ => errors.push(FieldError::new("limit", format!("must be 1 to {PAGE_MAX}"))),

@@ -62,6 +62,11 @@ async fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
     }
 }
 
+/// Where the test run leaves the inbox's screenshots (`docs/inbox-*.png`, shown in the README).
+fn screenshots() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/inbox")
+}
+
 /// Comments on a report through the API, as another dashboard would.
 async fn comment(app: &TestApp, token: &str, id: i64, body: &str) {
     let posted = app
@@ -95,8 +100,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     let link = app
         .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
         .await;
-    let shots = std::env::temp_dir().join("bichito-inbox");
-    let mut browser = open_inbox(&link, &shots).await;
+    let mut browser = open_inbox(&link, &screenshots()).await;
 
     let ready = browser.answer().await;
     assert_eq!(ready["ready"], true, "{ready}");
@@ -117,6 +121,16 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     assert_eq!(updated["ok"], true, "{updated}");
     // Keyboard: j selects the newest row, j the next, Enter opens it in full with comments.
     comment(&app, &token, first, "Reproduced on Safari 17.1").await;
+    let counted = browser
+        .ask(json!({"waitFor": format!("document.querySelector('#bugs tr[data-id=\"{first}\"] .comments').textContent === '1'")}))
+        .await;
+    assert_eq!(counted["ok"], true, "the comment count moves: {counted}");
+    for (shot, dark) in [("list-light", false), ("list-dark", true)] {
+        assert_eq!(
+            browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
+            true
+        );
+    }
     let detail = browser.ask(json!({"keys": ["j", "j", "Enter"]})).await;
     assert_eq!(detail["selected"], first, "{detail}");
     assert_eq!(
@@ -134,7 +148,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     );
     let text = detail["text"].as_str().expect("text");
     assert!(text.contains("Nothing happens on click."), "{text}");
-    for (shot, dark) in [("light", false), ("dark", true)] {
+    for (shot, dark) in [("detail-light", false), ("detail-dark", true)] {
         assert_eq!(
             browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
             true
@@ -174,7 +188,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     let closed = browser.ask(json!({"keys": ["Escape"]})).await;
     let shortcuts = browser.ask(json!({"shortcuts": true})).await;
     assert_eq!(shortcuts["listed"][0], "j / k", "{shortcuts}");
-    assert_eq!(shortcuts["focused"], "status", "/ goes to the filters");
+    assert_eq!(shortcuts["focused"], "q", "/ goes to the filters");
     assert_eq!(closed["ok"], true, "{closed}");
     // A deletion removes it.
     let deleted = app
@@ -213,8 +227,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         .await;
     assert_eq!(resolved_here["error"], Value::Null, "{resolved_here}");
     assert_eq!(resolved_here["statuses"], json!(["open", "resolved"]));
-    let stored: Value = app.get_bug(fresh, &token).await.json().await.expect("json");
-    assert_eq!(stored["status"], "resolved", "the API has it");
+    stored_when(&app, &token, fresh, |bug| bug["status"] == "resolved").await;
     // Another team's reports never show, even live.
     let other = bichito_core::provision::provision(
         &*app.store,
@@ -257,7 +270,10 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         json!(["open", "resolved", "open"]),
         "{refused}"
     );
-    assert_eq!(refused["error"], "Not saved: temporarily unavailable");
+    assert_eq!(
+        refused["error"],
+        format!("Not saved (#{ours}): temporarily unavailable")
+    );
     let stored: Value = app.get_bug(ours, &token).await.json().await.expect("json");
     assert_eq!(stored["status"], "open");
 
@@ -282,6 +298,26 @@ async fn the_inbox_files_are_served_with_a_strict_policy_and_unknown_ones_are_40
             .expect("ascii");
         assert!(policy.starts_with("default-src 'self'"), "{policy}");
         assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        // Revalidated by its ETag: a reload of an unchanged file is a 304 without a body.
+        let tag = response.headers()["etag"].clone();
+        let again = app
+            .client
+            .get(app.url(path))
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(again.status(), 304, "{path}");
+        assert!(again.bytes().await.expect("body").is_empty());
+        // Gzipped for a browser that takes it.
+        let gzipped = app
+            .client
+            .get(app.url(path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(gzipped.headers()["content-encoding"], "gzip", "{path}");
     }
     expect_error(
         app.client
@@ -312,4 +348,331 @@ async fn the_inbox_files_are_served_with_a_strict_policy_and_unknown_ones_are_40
         .expect("sent");
     assert_eq!(home.status(), 303);
     assert_eq!(home.headers()["location"], "/inbox");
+}
+
+/// A report with `title`, from the widget's side; its id.
+async fn report_titled(app: &TestApp, title: &str) -> i64 {
+    let response = app
+        .post_report(&json!({"title": title, "description": "Seen in production."}))
+        .await;
+    assert_eq!(response.status(), 201, "{title}");
+    let created: Value = response.json().await.expect("json");
+    created["id"].as_i64().expect("id")
+}
+
+/// Report `id` as the API has it once `done` holds (the page shows a change before the API
+/// answers it); fails after 5 s.
+async fn stored_when(app: &TestApp, token: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored: Value = app.get_bug(id, token).await.json().await.expect("json");
+        if done(&stored) {
+            return stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "#{id} never got there: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (at most 5 s) for the API to answer 404 for report `id`: the page takes a deletion
+/// off the list before the API has answered it.
+async fn deleted_from_api(app: &TestApp, token: &str, id: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while app.get_bug(id, token).await.status() != 404 {
+        assert!(std::time::Instant::now() < deadline, "#{id} is still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The example honeycomb with room for a hundred reports a minute.
+fn roomy_spec() -> HoneycombSpec {
+    let mut spec = example_spec();
+    spec.quotas.reports_per_minute = Some(10_000);
+    spec.quotas.monthly_reports = Some(100_000);
+    spec
+}
+
+/// The JavaScript that reads one cell of row `id` on the page.
+fn cell(id: i64, class: &str) -> String {
+    format!("document.querySelector('#bugs tr[data-id=\"{id}\"] .{class}').textContent")
+}
+
+#[tokio::test]
+async fn the_inbox_pages_searches_and_triages_by_keyboard_and_mouse() {
+    let app = TestApp::start_with(Backend::Postgres, roomy_spec()).await;
+    let token = app.token(&["payments"]);
+    let mut older = Vec::new();
+    for n in 0..101 {
+        older.push(report_titled(&app, &format!("Checkout fails, case {n}")).await);
+    }
+    let login = report_titled(&app, "Login button broken").await;
+    let link = app
+        .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
+        .await;
+    let shots = std::env::temp_dir().join(format!("bichito-triage-{}", std::process::id()));
+    let mut browser = open_inbox(&link, &shots).await;
+    let ready = browser.answer().await;
+    let listed = ready["listed"].as_array().expect("listed");
+    assert_eq!(listed.len(), 100, "one page");
+    assert_eq!(listed[0], login, "newest first");
+
+    // Paging by the API's cursor: the older reports below, once asked for.
+    assert_eq!(browser.ask(json!({"click": "#older"})).await["ok"], true);
+    let all = browser
+        .ask(json!({"waitFor": "document.querySelectorAll('#bugs tbody tr').length === 102 && document.getElementById('older').hidden"}))
+        .await;
+    assert_eq!(all["ok"], true, "{all}");
+
+    // Scrolled down, a new report does not move the row in view: the bar counts it.
+    let anchored = browser
+        .ask(json!({"eval": "(scrollTo(0, 1500), Array.from(document.querySelectorAll('#bugs tbody tr')).find((tr) => tr.getBoundingClientRect().top >= 0).dataset.id)"}))
+        .await["value"]
+        .as_str()
+        .expect("a row in view")
+        .parse::<i64>()
+        .expect("id");
+    let top = format!(
+        "document.querySelector('#bugs tr[data-id=\"{anchored}\"]').getBoundingClientRect().top"
+    );
+    let before = browser.ask(json!({"eval": top})).await["value"].clone();
+    let fresh = report_titled(&app, "Search box empty").await;
+    browser.ask(json!({"wait": "row", "id": fresh})).await;
+    let after = browser.ask(json!({"eval": top})).await["value"].clone();
+    let moved = (before.as_f64().expect("px") - after.as_f64().expect("px")).abs();
+    // Scrolling goes by whole pixels; the row is 38.4 px high.
+    assert!(
+        moved < 1.0,
+        "the row in view stayed where it was: {before} → {after}"
+    );
+    let bar = browser
+        .ask(json!({"eval": "document.getElementById('new-bar').hidden ? null : document.getElementById('new-bar').textContent"}))
+        .await;
+    assert_eq!(bar["value"], "↑ 1 new report", "{bar}");
+    browser.ask(json!({"click": "#new-bar"})).await;
+    let seen = browser
+        .ask(json!({"waitFor": "document.getElementById('new-bar').hidden && scrollY === 0"}))
+        .await;
+    assert_eq!(seen["ok"], true, "{seen}");
+
+    // Text in the title, in the URL, from the server (not only the rows loaded).
+    let found = browser.ask(json!({"filter": {"q": "LOGIN"}})).await;
+    assert_eq!(found["listed"], json!([login]), "{found}");
+    assert_eq!(found["search"], "?q=LOGIN");
+    let found = browser.ask(json!({"filter": {"q": "case 0"}})).await;
+    assert_eq!(found["listed"], json!([older[0]]), "{found}");
+    let cleared = browser.ask(json!({"filter": {"q": ""}})).await;
+    assert_eq!(cleared["listed"][1], login, "{cleared}");
+
+    // Keyboard: a assigns, l labels, Shift+D marks a duplicate; Escape leaves each field.
+    let assign = browser
+        .ask(json!({"press_keys": ["j", "j", "a"], "focus": "assignee"}))
+        .await;
+    assert_eq!(assign["focused"], "assignee", "{assign}");
+    browser.ask(json!({"type": "ana"})).await;
+    let labels = browser
+        .ask(json!({"press_keys": ["Escape", "l"], "focus": "labels"}))
+        .await;
+    assert_eq!(labels["focused"], "labels", "{labels}");
+    browser.ask(json!({"type": "safari, login"})).await;
+    let duplicate = browser
+        .ask(json!({"press_keys": ["Escape", "Shift+D"], "focus": "duplicate_of"}))
+        .await;
+    assert_eq!(duplicate["focused"], "duplicate_of", "{duplicate}");
+    browser
+        .ask(
+            json!({"choose": "#detail select[name=duplicate_of]", "value": older[100].to_string()}),
+        )
+        .await;
+    // And by mouse: the severity.
+    browser
+        .ask(json!({"choose": "#detail select[name=severity]", "value": "critical"}))
+        .await;
+    let shown = browser
+        .ask(json!({"waitFor": format!("{} === 'ana' && {} === 'critical'", cell(login, "assignee"), cell(login, "severity"))}))
+        .await;
+    assert_eq!(shown["ok"], true, "{shown}");
+    let stored = stored_when(&app, &token, login, |bug| bug["severity"] == "critical").await;
+    assert_eq!(
+        (
+            &stored["assignee"],
+            &stored["labels"],
+            &stored["duplicate_of"],
+            &stored["severity"]
+        ),
+        (
+            &json!("ana"),
+            &json!(["safari", "login"]),
+            &json!(older[100]),
+            &json!("critical")
+        ),
+        "{stored}"
+    );
+    // A change from elsewhere shows in the open detail.
+    let patched = app
+        .client
+        .patch(app.url(&format!("/api/v1/bugs/{login}")))
+        .bearer_auth(&token)
+        .json(&json!({"severity": "low"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(patched.status(), 200);
+    let live = browser
+        .ask(json!({"waitFor": "document.querySelector('#detail select[name=severity]').value === 'low'"}))
+        .await;
+    assert_eq!(live["ok"], true, "{live}");
+    // A refused change is taken back, and the API's reason shown: the report picked as the
+    // original was deleted elsewhere a moment before.
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/v1/bugs/{}", older[50])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), 204);
+    browser.ask(json!({"wait": "gone", "id": older[50]})).await;
+    browser
+        .ask(json!({"choose": "#detail select[name=duplicate_of]", "value": older[50].to_string()}))
+        .await;
+    let refused = browser
+        .ask(json!({"waitFor": "!document.getElementById('error').hidden"}))
+        .await;
+    assert_eq!(refused["ok"], true, "{refused}");
+    let error = browser
+        .ask(json!({"eval": "document.getElementById('error').textContent"}))
+        .await;
+    assert!(
+        error["value"]
+            .as_str()
+            .is_some_and(|text| text.starts_with(&format!("Not saved (#{login}): duplicate_of"))),
+        "{error}"
+    );
+    let kept = browser
+        .ask(json!({"waitFor": format!("document.querySelector('#detail select[name=duplicate_of]').value === '{}'", older[100])}))
+        .await;
+    assert_eq!(
+        kept["ok"], true,
+        "the picker shows the stored original again: {kept}"
+    );
+
+    // Bulk: x ticks the selected row, then the next; Resolve resolves both.
+    let ticked = browser
+        .ask(json!({"press_keys": ["Escape", "Escape", "x", "j", "x"]}))
+        .await;
+    assert_eq!(ticked["ok"], true);
+    let count = browser
+        .ask(json!({"eval": "document.getElementById('bulk').hidden ? null : document.getElementById('bulk-count').textContent"}))
+        .await;
+    assert_eq!(count["value"], "2 selected", "{count}");
+    browser
+        .ask(json!({"click": "#bulk button[data-status=resolved]"}))
+        .await;
+    let resolved = browser
+        .ask(json!({"waitFor": format!("{} === 'resolved' && {} === 'resolved' && document.getElementById('bulk').hidden", cell(login, "status"), cell(older[100], "status"))}))
+        .await;
+    assert_eq!(resolved["ok"], true, "{resolved}");
+    for id in [login, older[100]] {
+        stored_when(&app, &token, id, |bug| bug["status"] == "resolved").await;
+    }
+
+    // Delete asks first: kept when told no, gone when told yes.
+    browser.ask(json!({"press_keys": ["#"]})).await;
+    browser
+        .ask(json!({"click": "#confirm-delete button[value=cancel]"}))
+        .await;
+    let kept = browser
+        .ask(json!({"eval": format!("{} !== ''", cell(older[100], "status"))}))
+        .await;
+    assert_eq!(kept["value"], true, "{kept}");
+    browser.ask(json!({"press_keys": ["#"]})).await;
+    browser
+        .ask(json!({"click": "#confirm-delete button[value=delete]"}))
+        .await;
+    let gone = browser.ask(json!({"wait": "gone", "id": older[100]})).await;
+    assert_eq!(gone["ok"], true, "{gone}");
+    deleted_from_api(&app, &token, older[100]).await;
+
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]), "no script error on the page");
+    assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
+}
+
+#[tokio::test]
+async fn two_people_in_one_team_see_each_other_within_a_second() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let first = report_titled(&app, "Cart total wrong").await;
+    let shots = std::env::temp_dir().join(format!("bichito-two-{}", std::process::id()));
+    let mut ana = open_inbox(
+        &app.sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
+            .await,
+        &shots,
+    )
+    .await;
+    let mut bea = open_inbox(
+        &app.sign_in_link("bea", &["payments", "web"], chrono::TimeDelta::minutes(10))
+            .await,
+        &shots,
+    )
+    .await;
+    for browser in [&mut ana, &mut bea] {
+        let ready = browser.answer().await;
+        assert_eq!(ready["listed"], json!([first]), "{ready}");
+    }
+
+    // A report from the widget's side: in both within a second.
+    let created = report_titled(&app, "Coupon field ignored").await;
+    for browser in [&mut ana, &mut bea] {
+        let shown = browser.ask(json!({"wait": "row", "id": created})).await;
+        assert!(shown["ms"].as_u64().is_some_and(|ms| ms < 1000), "{shown}");
+    }
+    // Ana resolves it by keyboard; Bea sees it.
+    let resolved = ana
+        .ask(json!({"press": "e", "id": created, "status": "resolved"}))
+        .await;
+    assert_eq!(resolved["error"], Value::Null, "{resolved}");
+    let seen = bea
+        .ask(json!({"wait": "row", "id": created, "status": "resolved"}))
+        .await;
+    assert!(seen["ms"].as_u64().is_some_and(|ms| ms < 1000), "{seen}");
+    // Both open it; Ana's comment shows in Bea's detail, and its count in her list.
+    for (browser, keys) in [
+        (&mut ana, json!(["Enter"])),
+        (&mut bea, json!(["j", "Enter"])),
+    ] {
+        let opened = browser.ask(json!({ "keys": keys })).await;
+        assert_eq!(opened["selected"], created, "{opened}");
+    }
+    ana.ask(json!({"comment": "Fixed by the 1.4.3 release"}))
+        .await;
+    let live = bea
+        .ask(json!({"wait": "comment", "text": "ana: Fixed by the 1.4.3 release"}))
+        .await;
+    assert!(live["ms"].as_u64().is_some_and(|ms| ms < 1000), "{live}");
+    let counted = bea
+        .ask(json!({"waitFor": format!("{} === '1'", cell(created, "comments"))}))
+        .await;
+    assert_eq!(counted["ok"], true, "{counted}");
+    // Bea filters: her URL says so, Ana's list is her own.
+    let open_only = bea.ask(json!({"filter": {"status": "open"}})).await;
+    assert_eq!(open_only["listed"], json!([first]), "{open_only}");
+    assert_eq!(open_only["search"], "?status=open");
+    let unfiltered = ana.ask(json!({"list": true})).await;
+    assert_eq!(unfiltered["listed"], json!([created, first]));
+    // Ana deletes the first, after saying yes; it leaves Bea's list too.
+    ana.ask(json!({"press_keys": ["Escape", "j", "#"]})).await;
+    ana.ask(json!({"click": "#confirm-delete button[value=delete]"}))
+        .await;
+    for browser in [&mut ana, &mut bea] {
+        let gone = browser.ask(json!({"wait": "gone", "id": first})).await;
+        assert!(gone["ms"].as_u64().is_some_and(|ms| ms < 1000), "{gone}");
+    }
+    for browser in [&mut ana, &mut bea] {
+        let end = browser.ask(json!({"quit": true})).await;
+        assert_eq!(end["errors"], json!([]), "no script error on the page");
+        assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
+    }
 }

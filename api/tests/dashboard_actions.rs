@@ -120,6 +120,37 @@ async fn the_team_list_pages_newest_first_and_filters(backend: Backend) {
     .expect("json");
     assert_eq!(page_ids(&labelled), [ids[2]]);
     assert_eq!(labelled["items"][0]["labels"], json!(["ios"]));
+    // Text in the title, whatever its case, with the cursor as above.
+    let found: Value = list(&app, "payments", "?q=REPORT%203")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page_ids(&found), [ids[3]]);
+    let wildcard: Value = list(&app, "payments", "?q=report%25")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page_ids(&wildcard), Vec::<i64>::new(), "% is only text");
+    let paged: Value = list(
+        &app,
+        "payments",
+        &format!("?q=report&limit=2&cursor={}", ids[2]),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(page_ids(&paged), [ids[1], ids[0]]);
+    assert!(
+        first["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|item| item["comment_count"] == 0),
+        "{first}"
+    );
 }
 
 async fn a_foreign_team_list_is_404_and_bad_filters_are_400(backend: Backend) {
@@ -137,14 +168,17 @@ async fn a_foreign_team_list_is_404_and_bad_filters_are_400(backend: Backend) {
         list(
             &app,
             "payments",
-            "?status=done&limit=0&cursor=x&severity=meh",
+            &format!(
+                "?status=done&limit=0&cursor=x&severity=meh&q={}",
+                "x".repeat(201)
+            ),
         )
         .await,
         400,
     )
     .await;
     let fields = sorted_fields(&body);
-    assert_eq!(fields, ["cursor", "limit", "severity", "status"]);
+    assert_eq!(fields, ["cursor", "limit", "q", "severity", "status"]);
 }
 
 async fn a_patch_changes_fields_and_emits_only_what_changed(backend: Backend) {
@@ -314,6 +348,13 @@ async fn comments_are_added_listed_and_announced(backend: Backend) {
         .await
         .expect("json");
     assert_eq!(listed["items"], json!([created]));
+    let counted: Value = app
+        .get_bug(id, &app.token(&["payments"]))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(counted["comment_count"], 1, "the report counts it");
     let foreign = app
         .client
         .get(app.url(&format!("/api/v1/bugs/{id}/comments")))

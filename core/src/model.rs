@@ -102,6 +102,10 @@ pub struct Bichito {
     pub duplicate_of: Option<i64>,
     /// Set once an uploaded image was verified (see [`crate::attachment`]).
     pub attachment: Option<Attachment>,
+    /// How many comments it has, where the store read them (lists and single reads); events
+    /// leave it out (a `bug.commented` event says one more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment_count: Option<i64>,
     #[serde(serialize_with = "rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339_millis")]
@@ -155,6 +159,7 @@ impl NewBichito {
             labels: Vec::new(),
             duplicate_of: None,
             attachment: None,
+            comment_count: None,
             created_at: self.created_at,
             updated_at: self.created_at,
         }
@@ -280,6 +285,8 @@ pub struct BichitoQuery {
     pub honeycomb_id: Option<i64>,
     pub assignee: Option<String>,
     pub label: Option<String>,
+    /// Text the title contains, ignoring case.
+    pub title_contains: Option<String>,
     /// Only bichitos with a smaller id (the previous page's last id).
     pub before_id: Option<i64>,
     pub limit: u32,

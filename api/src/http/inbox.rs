@@ -45,12 +45,28 @@ const PAGE: &str = include_str!("../../inbox/index.html");
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: data:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-fn served(content_type: &'static str, body: &'static str) -> Response {
+/// A strong validator of a file's contents: a reload asks `If-None-Match` and gets a 304.
+fn etag(body: &str) -> HeaderValue {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(body.as_bytes());
+    HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..12])))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+fn served(headers: &HeaderMap, content_type: &'static str, body: &'static str) -> Response {
+    let tag = etag(body);
+    let status = if headers.get(header::IF_NONE_MATCH) == Some(&tag) {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let body = if status == StatusCode::OK { body } else { "" };
     (
-        StatusCode::OK,
+        status,
         [
+            (header::ETAG, tag),
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            // Files change with the binary: revalidated each load, cheap with the ETag.
+            // Files change with the binary: revalidated on each load.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (
                 header::CONTENT_SECURITY_POLICY,
@@ -71,16 +87,16 @@ fn served(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /inbox`.
-pub async fn page() -> Response {
-    served("text/html; charset=utf-8", PAGE)
+pub async fn page(headers: HeaderMap) -> Response {
+    served(&headers, "text/html; charset=utf-8", PAGE)
 }
 
 /// `GET /inbox/{file}`.
-pub async fn file(PathParam(name): PathParam) -> Result<Response, ApiError> {
+pub async fn file(headers: HeaderMap, PathParam(name): PathParam) -> Result<Response, ApiError> {
     FILES
         .iter()
         .find(|(file, _, _)| *file == name)
-        .map(|(_, content_type, body)| served(content_type, body))
+        .map(|(_, content_type, body)| served(&headers, content_type, body))
         .ok_or(ApiError::NotFound)
 }
 

@@ -16,7 +16,10 @@
 // {"press": "e", "id": 12, "status": "resolved"} selects row 12, presses a
 // key and waits for the row's status, {"refusePatches": true} makes every PATCH fail from here
 // on (503, as a database outage would), {"shot": "name", "dark": false} saves a
-// screenshot, {"quit": true} ends.
+// screenshot, {"eval": "expression"} answers its value on the page, {"waitFor": "expression"}
+// waits until it is true, {"press_keys": ["x"]} presses keys, {"type": "text"} types into the
+// focused field and leaves it, {"click": "selector"} clicks, {"choose": "selector", "value":
+// "v"} picks an option, {"quit": true} ends.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
 
@@ -37,7 +40,7 @@ async function main() {
     });
     const page = await context.newPage();
     const errors = [];
-    page.on("pageerror", (error) => errors.push(error.message));
+    page.on("pageerror", (error) => { errors.push(error.message); process.stderr.write(`page error: ${error.stack}\n`); });
     await page.goto(link);
     await page.waitForURL((url) => url.pathname === "/inbox", { timeout: 15000 });
     await page.waitForSelector("#connection[data-state=live]", { timeout: 10000 });
@@ -181,12 +184,45 @@ async function main() {
         const focused = await page.evaluate(() => document.activeElement && document.activeElement.name);
         await page.evaluate(() => document.activeElement.blur());
         answer({ ok: true, listed, focused });
+      } else if (command.eval) {
+        // A script expression on the page (awaited); its JSON value.
+        const value = await page.evaluate(`(async () => (${command.eval}))()`);
+        answer({ ok: true, value: value === undefined ? null : value });
+      } else if (command.waitFor) {
+        // Polled from here: the page's policy forbids the eval a waitForFunction string needs.
+        while (!(await page.evaluate(command.waitFor))) {
+          if (Date.now() - started > 10000) throw new Error(`waitFor timed out: ${command.waitFor}`);
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        answer({ ok: true, ms: Date.now() - started });
+      } else if (command.press_keys) {
+        // Presses keys; with "focus", waits until the field of that name has the keyboard.
+        for (const key of command.press_keys) await page.keyboard.press(key);
+        const focused = () => page.evaluate(() => (document.activeElement && document.activeElement.name) || null);
+        while (command.focus && (await focused()) !== command.focus) {
+          if (Date.now() - started > 10000) break;
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        answer({ ok: true, focused: await focused() });
+      } else if (command.type) {
+        // Types into the focused field, then leaves it with Tab (a text field's change is
+        // committed when it is left).
+        await page.keyboard.type(command.type);
+        await page.keyboard.press("Tab");
+        answer({ ok: true });
+      } else if (command.click) {
+        await page.click(command.click, { timeout: 10000 });
+        answer({ ok: true });
+      } else if (command.choose) {
+        await page.selectOption(command.choose, command.value, { timeout: 10000 });
+        answer({ ok: true });
       } else if (command.list) {
         const listed = await page.$$eval("#bugs tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
         answer({ ok: true, listed });
       } else if (command.shot) {
         await page.emulateMedia({ colorScheme: command.dark ? "dark" : "light" });
-        await page.screenshot({ path: `${shots}-${command.shot}.png` });
+        await page.screenshot({ path: `${shots}-${command.shot}.png`, fullPage: Boolean(command.full) });
+        await page.emulateMedia({ colorScheme: "light" });
         answer({ ok: true });
       }
     }

@@ -18,6 +18,8 @@ pub(super) trait Dialect {
     const FIRST_ID: &'static str;
     /// A statement's `$2`, a JSON array of ids, as rows.
     const IDS_IN_JSON_ARRAY: &'static str;
+    /// `title` matches the `LIKE` pattern bound after it, ignoring case (`\` escapes).
+    const TITLE_LIKE: &'static str;
 }
 
 /// The migrator of one backend, from its embedded `(version, description, sql)` files.

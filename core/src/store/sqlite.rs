@@ -65,6 +65,8 @@ impl Dialect for SqliteStore {
     const FIRST_ID: &'static str =
         "INSERT INTO sqlite_sequence (name, seq) VALUES ('bichitos', 1) RETURNING seq";
     const IDS_IN_JSON_ARRAY: &'static str = "SELECT value FROM json_each($2)";
+    // SQLite's LIKE ignores the case of ASCII letters only.
+    const TITLE_LIKE: &'static str = " AND title LIKE ";
 }
 
 impl SqliteStore {

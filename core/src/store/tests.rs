@@ -467,11 +467,13 @@ async fn a_stored_bichito_reads_back_identically(backend: Backend) {
     else {
         panic!("expected the report to be stored");
     };
-    let read = store
+    let mut read = store
         .bichito(created.id)
         .await
         .expect("read")
         .expect("exists");
+    // A read counts the comments; the payload of the report as created leaves that out.
+    assert_eq!(read.comment_count.take(), Some(0));
     assert_eq!(
         serde_json::to_string(&read).expect("json"),
         serde_json::to_string(&created).expect("json")
@@ -936,6 +938,50 @@ mod dashboard {
             store.list_bichitos(&in_progress).await.expect("list").len(),
             2
         );
+        // Text in the title, ignoring case; LIKE's wildcards are only text.
+        let search = |text: &str| BichitoQuery {
+            title_contains: Some(text.into()),
+            ..query(None, 10)
+        };
+        assert_eq!(
+            page(
+                store
+                    .list_bichitos(&search("REPORT 3"))
+                    .await
+                    .expect("list")
+            ),
+            [ids[3]]
+        );
+        assert_eq!(
+            page(store.list_bichitos(&search("report")).await.expect("list")).len(),
+            5
+        );
+        for wildcard in ["%", "_", "report_", "\\"] {
+            assert!(
+                store
+                    .list_bichitos(&search(wildcard))
+                    .await
+                    .expect("list")
+                    .is_empty(),
+                "{wildcard}"
+            );
+        }
+        // Every listed report says how many comments it has.
+        let commented = store.bichito(ids[2]).await.expect("read").expect("exists");
+        for body in ["one", "two"] {
+            store
+                .add_comment(&commented, "ana", body, t0())
+                .await
+                .expect("comment");
+        }
+        let counts: Vec<_> = store
+            .list_bichitos(&query(None, 10))
+            .await
+            .expect("list")
+            .iter()
+            .map(|b| b.comment_count)
+            .collect();
+        assert_eq!(counts, [Some(0), Some(0), Some(2), Some(0), Some(0)]);
         let other_team = BichitoQuery {
             team_id: "marketing".into(),
             ..query(None, 10)

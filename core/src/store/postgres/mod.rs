@@ -56,6 +56,7 @@ impl Dialect for PostgresStore {
     const FIRST_ID: &'static str = Self::NEXT_ID;
     const IDS_IN_JSON_ARRAY: &'static str =
         "SELECT value::bigint FROM json_array_elements_text($2::json)";
+    const TITLE_LIKE: &'static str = " AND title ILIKE ";
 }
 
 impl PostgresStore {

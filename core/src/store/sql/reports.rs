@@ -112,6 +112,11 @@ impl ReportStore for SqlStore {
                 .push_bind(label.clone())
                 .push(")");
         }
+        if let Some(text) = &query.title_contains {
+            sql.push(Self::TITLE_LIKE)
+                .push_bind(like_pattern(text))
+                .push(" ESCAPE '\\'");
+        }
         if let Some(before_id) = query.before_id {
             sql.push(" AND id < ").push_bind(before_id);
         }
@@ -218,12 +223,38 @@ impl SqlStore {
             .iter()
             .filter_map(|record| Some((record.bichito_id, record.public()?)))
             .collect();
+        let counts: HashMap<i64, i64> = in_ids(
+            "SELECT bichito_id, COUNT(*) FROM comments WHERE bichito_id IN (",
+            ids(),
+            ") GROUP BY bichito_id",
+        )
+        .build_query_as::<(i64, i64)>()
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .collect();
         for bichito in bichitos {
             bichito.labels = labels.remove(&bichito.id).unwrap_or_default();
             bichito.attachment = attachments.remove(&bichito.id);
+            bichito.comment_count = Some(counts.get(&bichito.id).copied().unwrap_or(0));
         }
         Ok(())
     }
+}
+
+/// A `LIKE` pattern matching titles that contain `text` as typed: its `%`, `_` and `\\` are
+/// escaped, so a search for "100%" finds only that.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// `head`, the ids as bound parameters separated by commas, then `tail`.
@@ -268,5 +299,11 @@ pub(super) async fn bichito_for_update(conn: &mut Connection, id: i64) -> Result
     .fetch_optional(&mut *conn)
     .await?;
     bichito.attachment = record.and_then(|record| record.public());
+    bichito.comment_count = Some(
+        sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE bichito_id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?,
+    );
     Ok(Some(bichito))
 }

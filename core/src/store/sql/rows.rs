@@ -57,6 +57,7 @@ impl FromRow<'_, Row> for Bichito {
             labels: Vec::new(),
             duplicate_of: row.try_get("duplicate_of")?,
             attachment: None,
+            comment_count: None,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
