@@ -7,6 +7,8 @@ mod common;
 
 use bichito_core::clock::Clock;
 use bichito_core::spec::HoneycombSpec;
+use common::process;
+use common::proxy::{self, free_port};
 use common::*;
 use serde_json::{Value, json};
 use std::process::Stdio;
@@ -675,4 +677,117 @@ async fn two_people_in_one_team_see_each_other_within_a_second() {
         assert_eq!(end["errors"], json!([]), "no script error on the page");
         assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
     }
+}
+
+/// `bichito sse` on `port` (a fixed one: the proxy names it, and a restart takes it again).
+fn stream_server(port: u16, env: &[(&str, &str)]) -> process::Process {
+    process::start(&["sse", "--listen", &format!("127.0.0.1:{port}")], env)
+}
+
+#[tokio::test]
+async fn split_mode_the_inbox_rides_out_stream_servers_dying_and_catches_up_exactly_once() {
+    let (db, _store, key) = process::provisioned_postgres().await;
+    let nats = unique_nats_settings();
+    let _cleanup = process::StreamCleanup(nats.stream_name.clone());
+    let (proxy_port, first_port, second_port) = (free_port(), free_port(), free_port());
+    let public_url = format!("http://127.0.0.1:{proxy_port}");
+    let mut bus_env = process::bus_env(&nats);
+    bus_env.push(("BICHITO_PUBLIC_URL", public_url.as_str()));
+    let mut api_env = bus_env.clone();
+    api_env.push(("DATABASE_URL", db.url.as_str()));
+    let api = process::start(&["api", "--listen", "127.0.0.1:0"], &api_env);
+    let mut first = Some(stream_server(first_port, &bus_env));
+    let mut second = Some(stream_server(second_port, &bus_env));
+    // One origin: the page from the api, its stream from either sse process (nginx tries the
+    // next when one refuses; with both down it answers 502).
+    let (_log, _proxy) = proxy::start_with(
+        proxy_port,
+        &format!(
+            "upstream streams {{ server 127.0.0.1:{first_port} max_fails=0; \
+             server 127.0.0.1:{second_port} max_fails=0; }}"
+        ),
+        &format!(
+            "location ~ ^/api/v1/teams/[^/]+/stream$ {{ proxy_pass http://streams; {unbuffered} }}
+             {rest}",
+            unbuffered = proxy::UNBUFFERED,
+            rest = proxy::everything_to(api.address()),
+        ),
+    )
+    .await;
+    let minted = std::process::Command::new(env!("CARGO_BIN_EXE_bichito"))
+        .args(["token", "--sub", "ana", "--team", "payments", "--link"])
+        .args(["--public-url", &public_url])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run bichito token --link");
+    assert!(minted.status.success(), "{minted:?}");
+    let link = String::from_utf8(minted.stdout).expect("utf-8");
+    let shots = std::env::temp_dir().join(format!("bichito-split-{}", std::process::id()));
+    let mut browser = open_inbox(link.trim(), &shots).await;
+    let ready = browser.answer().await;
+    assert_eq!(ready["listed"], json!([]), "{ready}");
+
+    let client = reqwest::Client::new();
+    let mut reported = Vec::new();
+    let mut report = async |title: &str| {
+        let response = client
+            .post(format!("{}/api/v1/bugs", api.base))
+            .header("x-api-key", &key)
+            .json(&json!({"title": title, "description": "d"}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.expect("json");
+        let id = created["id"].as_i64().expect("id");
+        reported.insert(0, id);
+        id
+    };
+    let id = report("both up").await;
+    browser.ask(json!({"wait": "row", "id": id})).await;
+
+    // One stream server dies: the page goes on through the other.
+    drop(first.take());
+    for n in 0..2 {
+        let id = report(&format!("one down {n}")).await;
+        let shown = browser.ask(json!({"wait": "row", "id": id})).await;
+        assert_eq!(shown["ok"], true, "{shown}");
+    }
+
+    // Both die: the page says so, and reports keep coming meanwhile.
+    drop(second.take());
+    let state = "document.getElementById('connection').dataset.state";
+    let down = browser
+        .ask(json!({"waitFor": format!("{state} === 'reconnecting' || {state} === 'offline'")}))
+        .await;
+    assert_eq!(down["ok"], true, "{down}");
+    for n in 0..3 {
+        report(&format!("both down {n}")).await;
+    }
+    let offline = browser
+        .ask(json!({"waitFor": format!("{state} === 'offline'")}))
+        .await;
+    assert_eq!(
+        offline["ok"], true,
+        "EventSource gave up on the 502s: {offline}"
+    );
+
+    // Back: the page reopens by itself and catches up, every report exactly once.
+    first = Some(stream_server(first_port, &bus_env));
+    second = Some(stream_server(second_port, &bus_env));
+    let live = browser
+        .ask(json!({"waitFor": format!("{state} === 'live' && document.querySelectorAll('#bugs tbody tr').length >= {}", reported.len())}))
+        .await;
+    assert_eq!(live["ok"], true, "{live}");
+    let listed = browser.ask(json!({"list": true})).await;
+    assert_eq!(
+        listed["listed"],
+        json!(reported),
+        "nothing lost, nothing twice"
+    );
+
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]), "no script error on the page");
+    assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
+    drop((first, second));
 }

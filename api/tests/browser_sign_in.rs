@@ -11,6 +11,7 @@ mod common;
 
 use axum::response::Html;
 use bichito::config::SessionArgs;
+use common::proxy::{self, free_port};
 use common::*;
 use serde_json::Value;
 use std::process::Stdio;
@@ -32,75 +33,6 @@ async fn forging_site(host: &str) -> String {
         axum::Router::new().route("/forge.html", axum::routing::get(|| async { Html(FORGE) }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     origin
-}
-
-/// A free loopback port (for a server that is not ours to bind).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A private nginx on `port`, proxying everything to `upstream` (`host:port`) with no buffering
-/// (the stream) and nginx's default `Host` (the upstream's); its access log file, and the
-/// process, killed when dropped.
-async fn start_proxy(port: u16, upstream: &str) -> (std::path::PathBuf, tokio::process::Child) {
-    let prefix = std::env::temp_dir().join(format!("bichito-proxy-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&prefix).expect("proxy folder");
-    let log = prefix.join("access.log");
-    let config = prefix.join("nginx.conf");
-    let p = prefix.display();
-    std::fs::write(
-        &config,
-        format!(
-            "daemon off;
-master_process off;
-worker_processes 1;
-error_log {p}/error.log warn;
-pid {p}/nginx.pid;
-events {{ worker_connections 256; }}
-http {{
-    access_log {p}/access.log;
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://{upstream};
-            proxy_http_version 1.1;
-            proxy_buffering off;
-            proxy_read_timeout 1h;
-        }}
-    }}
-}}
-"
-        ),
-    )
-    .expect("proxy config");
-    let child = tokio::process::Command::new("/usr/sbin/nginx")
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(&config)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nginx runs (scripts/test.sh installs it)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nginx listens within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (log, child)
 }
 
 /// The provider, running until dropped.
@@ -171,7 +103,13 @@ async fn signs_in_streams_and_signs_out(through_proxy: bool) {
     };
     let app = TestApp::start_setup(Backend::Postgres, BusKind::Memory, setup).await;
     let proxy = match through_proxy {
-        true => Some(start_proxy(proxy_port, app.base.trim_start_matches("http://")).await),
+        true => Some(
+            proxy::start(
+                proxy_port,
+                &proxy::everything_to(app.base.trim_start_matches("http://")),
+            )
+            .await,
+        ),
         false => None,
     };
     let bichito = public_url.unwrap_or_else(|| app.base.clone());

@@ -319,14 +319,8 @@ async fn api_and_sse_processes_share_only_nats_and_a_sigtermed_stream_resumes_el
     let (db, _store, key) = provisioned_postgres().await;
     let nats = common::unique_nats_settings();
     let _cleanup = StreamCleanup(nats.stream_name.clone());
-    let bus_env = [
-        ("SSE_BACKEND", "nats"),
-        ("NATS_URL", nats.url.as_str()),
-        ("NATS_STREAM", nats.stream_name.as_str()),
-        ("NATS_SUBJECT_PREFIX", nats.subject_prefix.as_str()),
-        ("JWT_SECRET", JWT_SECRET),
-    ];
-    let mut api_env = bus_env.to_vec();
+    let bus_env = bus_env(&nats);
+    let mut api_env = bus_env.clone();
     api_env.push(("DATABASE_URL", db.url.as_str()));
     let api = start(&["api", "--listen", "127.0.0.1:0"], &api_env);
     let first_sse = start(&["sse", "--listen", "127.0.0.1:0"], &bus_env);

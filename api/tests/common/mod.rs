@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod proxy;
 
 use bichito::attachments::{Attachments, LocalStorage, S3Settings, S3Storage, Storage};
 use bichito::auth::{JwtVerifier, mint_token};

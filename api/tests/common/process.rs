@@ -183,6 +183,18 @@ pub async fn next_event(
         .flatten()
 }
 
+/// The environment of an `api` or `sse` process that shares `nats` (and the tests' JWT
+/// secret) with the others.
+pub fn bus_env(nats: &bichito::bus::nats::NatsSettings) -> Vec<(&'static str, &str)> {
+    vec![
+        ("SSE_BACKEND", "nats"),
+        ("NATS_URL", nats.url.as_str()),
+        ("NATS_STREAM", nats.stream_name.as_str()),
+        ("NATS_SUBJECT_PREFIX", nats.subject_prefix.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+    ]
+}
+
 /// Deletes a test's JetStream stream when dropped.
 pub struct StreamCleanup(pub String);
 
