@@ -5,6 +5,7 @@
 
 const listed = new Map(); // id → { bug, tr }
 let pending = [];
+let flushing = false; // a frame is asked for
 let unseen = new Set();
 
 const body = () => document.querySelector("#bugs tbody");
@@ -99,7 +100,10 @@ function remember(bug) {
 export function add(bug) {
   if (listed.has(bug.id) || pending.some((queued) => queued.id === bug.id)) return;
   pending.push(bug);
-  if (pending.length === 1) requestAnimationFrame(flush);
+  if (!flushing) {
+    flushing = true;
+    requestAnimationFrame(flush);
+  }
 }
 
 /** The row whose place on screen must not move: the selected one when it is in view, else
@@ -118,6 +122,7 @@ function anchor() {
 }
 
 function flush() {
+  flushing = false;
   const batch = pending;
   pending = [];
   const kept = anchor();
@@ -147,7 +152,7 @@ export function showNewBar() {
 }
 
 export function has(id) {
-  return listed.has(id);
+  return listed.has(id) || pending.some((bug) => bug.id === id);
 }
 
 /** A copy of the report as the row shows it, or null. */
@@ -163,6 +168,9 @@ export function all() {
 
 /** Applies a `bug.updated` change set (or a comment count) to the row it names. */
 export function update(id, changes) {
+  // Not on screen yet (a background tab has no frames): the row is drawn with the change.
+  const queued = pending.find((bug) => bug.id === id);
+  if (queued) Object.assign(queued, changes);
   const entry = listed.get(id);
   if (!entry) return;
   Object.assign(entry.bug, changes);
@@ -170,6 +178,7 @@ export function update(id, changes) {
 }
 
 export function remove(id) {
+  pending = pending.filter((bug) => bug.id !== id);
   const entry = listed.get(id);
   if (!entry) return;
   entry.tr.remove();

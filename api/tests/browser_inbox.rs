@@ -1,7 +1,9 @@
 //! The inbox in a real browser (headless Chromium via playwright-core): signed in by a
 //! one-time link, it lists the team's reports and follows, live, what happens to them from
-//! outside: a report POSTed with an API key appears on top, a status change patches its row,
-//! a deletion removes it. Nothing is fetched from anywhere but bichito.
+//! outside (created, triaged, commented, deleted); it pages, searches and triages by keyboard
+//! and mouse; two people in one team see each other's work; in split mode it rides out the
+//! sse processes dying behind nginx. Nothing is fetched from anywhere but bichito. One test
+//! writes the README's screenshots (`docs/inbox-*.png`).
 
 mod common;
 
@@ -102,7 +104,8 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     let link = app
         .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
         .await;
-    let mut browser = open_inbox(&link, &screenshots()).await;
+    let shots = std::env::temp_dir().join(format!("bichito-inbox-{}", std::process::id()));
+    let mut browser = open_inbox(&link, &shots).await;
 
     let ready = browser.answer().await;
     assert_eq!(ready["ready"], true, "{ready}");
@@ -127,12 +130,6 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         .ask(json!({"waitFor": format!("document.querySelector('#bugs tr[data-id=\"{first}\"] .comments').textContent === '1'")}))
         .await;
     assert_eq!(counted["ok"], true, "the comment count moves: {counted}");
-    for (shot, dark) in [("list-light", false), ("list-dark", true)] {
-        assert_eq!(
-            browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
-            true
-        );
-    }
     let detail = browser.ask(json!({"keys": ["j", "j", "Enter"]})).await;
     assert_eq!(detail["selected"], first, "{detail}");
     assert_eq!(
@@ -150,12 +147,6 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     );
     let text = detail["text"].as_str().expect("text");
     assert!(text.contains("Nothing happens on click."), "{text}");
-    for (shot, dark) in [("detail-light", false), ("detail-dark", true)] {
-        assert_eq!(
-            browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
-            true
-        );
-    }
     // A comment added on the page is stored as the signed-in user's; one added elsewhere
     // shows live.
     let added = browser.ask(json!({"comment": "Fixed in 1.4.3"})).await;
@@ -790,4 +781,133 @@ async fn split_mode_the_inbox_rides_out_stream_servers_dying_and_catches_up_exac
     assert_eq!(end["errors"], json!([]), "no script error on the page");
     assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
     drop((first, second));
+}
+
+#[tokio::test]
+async fn a_triaged_inbox_shows_every_column_and_is_photographed_for_the_readme() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let token = app.token(&["payments"]);
+    let reports = [
+        (
+            "Checkout total ignores the SPRING10 coupon",
+            "critical",
+            Some("ana"),
+            vec!["checkout", "coupons"],
+            2,
+        ),
+        (
+            "Login button does nothing on Safari 17",
+            "high",
+            Some("bea"),
+            vec!["safari"],
+            1,
+        ),
+        (
+            "Order confirmation e-mail arrives twice",
+            "medium",
+            None,
+            vec![],
+            0,
+        ),
+        (
+            "Dark mode: the price is unreadable on the cart page",
+            "low",
+            None,
+            vec!["ui"],
+            0,
+        ),
+        (
+            "Search returns nothing for accented words (café)",
+            "medium",
+            Some("ana"),
+            vec![],
+            3,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (title, severity, assignee, labels, comments) in &reports {
+        let response = app
+            .post_report(&json!({
+                "title": title,
+                "description": "Steps: add two items to the cart, apply the coupon, open the cart.\nExpected: 10 % off. Actual: the full price.",
+                "severity": severity,
+                "environment": "production",
+                "app_version": "1.4.2",
+                "url": "https://shop.example.com/cart",
+                "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/17.4",
+                "reporter_email": "maria@example.com",
+                "stack_trace": "TypeError: Cannot read properties of undefined (reading 'rate')\n    at applyCoupon (cart.js:88:21)\n    at HTMLButtonElement.onclick (cart.js:12:5)",
+                "extra": {"viewport": "1440x900", "cart_items": 2, "coupon": "SPRING10"}
+            }))
+            .await;
+        assert_eq!(response.status(), 201);
+        let id = response.json::<Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id");
+        let patched = app
+            .client
+            .patch(app.url(&format!("/api/v1/bugs/{id}")))
+            .bearer_auth(&token)
+            .json(&json!({"assignee": assignee, "labels": labels}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(patched.status(), 200);
+        for n in 0..*comments {
+            comment(&app, &token, id, &format!("Seen again ({n})")).await;
+        }
+        ids.insert(0, id);
+    }
+    set_status(&app, &token, ids[3], "in_progress").await;
+    let link = app
+        .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
+        .await;
+    let mut browser = open_inbox(&link, &screenshots()).await;
+    let ready = browser.answer().await;
+    assert_eq!(ready["listed"], json!(ids), "{ready}");
+    // Each row shows what triage set: assignee, labels, comment count, severity, status.
+    let first = ids[4];
+    let shown = browser
+        .ask(json!({"eval": format!(
+            "[{}, {}, {}, {}, Array.from(document.querySelectorAll('#bugs tr[data-id=\"{first}\"] .label')).map((chip) => chip.textContent)]",
+            cell(first, "assignee"), cell(first, "comments"), cell(first, "severity"), cell(ids[3], "status")
+        )}))
+        .await;
+    assert_eq!(
+        shown["value"],
+        json!([
+            "ana",
+            "2",
+            "critical",
+            "in_progress",
+            ["checkout", "coupons"]
+        ]),
+        "{shown}"
+    );
+    for (shot, dark) in [("list-light", false), ("list-dark", true)] {
+        assert_eq!(
+            browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
+            true
+        );
+    }
+    let opened = browser.ask(json!({"keys": ["k", "Enter"]})).await;
+    assert_eq!(opened["selected"], ids[0], "{opened}");
+    let text = opened["text"].as_str().expect("text");
+    for field in [
+        "production",
+        "1.4.2",
+        "maria@example.com",
+        "applyCoupon (cart.js:88:21)",
+        "\"coupon\": \"SPRING10\"",
+    ] {
+        assert!(text.contains(field), "the detail shows {field}: {text}");
+    }
+    for (shot, dark) in [("detail-light", false), ("detail-dark", true)] {
+        assert_eq!(
+            browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],
+            true
+        );
+    }
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]), "no script error on the page");
 }

@@ -139,7 +139,8 @@ pub async fn run(args: IngestArgs) -> Result<()> {
     Ok(())
 }
 
-async fn provisioned(db: &TestDatabase) -> Result<String> {
+/// Applies the benchmark's honeycomb (team `bench`, pro plan, no quota in the way); its key.
+pub(crate) async fn provisioned(db: &TestDatabase) -> Result<String> {
     let store = db.store().await;
     let spec = parse_documents(HONEYCOMB)?.remove(0).spec;
     let done = provision(&*store, "bench", "bench", &spec, None, chrono::Utc::now()).await?;

@@ -8,10 +8,14 @@
 //!   and memory per connection; publish-to-receipt latency and the most deliveries per second.
 //! - [`operator`]: `bichito-operator` over 10,000 and 50,000 Honeycombs on a fake API server:
 //!   time to all-Ready and peak memory, fresh and after a restart, bounded and unbounded.
+//! - [`inbox`]: the inbox in headless Chromium against its budgets (bytes of a first load,
+//!   time until a team of 1,000 reports is shown, long tasks at 100 events/s), against the
+//!   same rows as a static table.
 //! - [`load`]: the load generators (closed loop for the most a server takes, open loop at a
 //!   fixed rate for latency) and their statistics.
 //! - [`server`]: the `bichito` process under test.
 
+pub mod inbox;
 pub mod ingest;
 pub mod load;
 pub mod operator;
@@ -43,6 +47,8 @@ pub enum Command {
     StreamLatency(stream::latency::LatencyArgs),
     /// The operator over many Honeycombs: time to all-Ready and peak memory.
     Operator(operator::OperatorArgs),
+    /// The inbox in headless Chromium: first load, first render, live events.
+    Inbox(inbox::InboxArgs),
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -51,5 +57,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::StreamIdle(args) => stream::idle::idle(args).await,
         Command::StreamLatency(args) => stream::latency::latency(args).await,
         Command::Operator(args) => operator::run(args).await,
+        Command::Inbox(args) => inbox::run(args).await,
     }
 }

@@ -175,3 +175,36 @@ fn the_operator_benchmark_reaches_all_ready_bounded_and_unbounded() {
         }
     }
 }
+
+#[test]
+fn the_inbox_benchmark_loads_both_pages_and_follows_live_reports() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bichito-bench"))
+        .args([
+            "inbox",
+            "--reports",
+            "30",
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+        ])
+        .args(["--runs", "1"])
+        .output()
+        .expect("run bichito-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for side in ["inbox", "reference: the same rows as a static table"] {
+        let row = row(&stdout, side).unwrap_or_else(|| panic!("no row for {side}:\n{stdout}"));
+        let kilobytes: f64 = row
+            .split('|')
+            .nth(2)
+            .and_then(|cell| cell.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no size in {row}"));
+        assert!(kilobytes > 0.0, "{side} transferred nothing: {row}");
+    }
+    assert!(
+        stdout.contains("live: 10 reports") && stdout.contains("all 40 rows shown"),
+        "{stdout}"
+    );
+}

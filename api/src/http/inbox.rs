@@ -107,3 +107,31 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect
     }
     Redirect::to("/inbox")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every module a file imports is built in, and the page preloads it, so the browser
+    /// fetches them all at once instead of one import level after another.
+    #[test]
+    fn every_imported_module_is_built_in_and_preloaded() {
+        for (file, _, body) in FILES {
+            for line in body.lines().filter(|line| line.starts_with("import ")) {
+                let Some(name) = line
+                    .rsplit("\"./")
+                    .next()
+                    .and_then(|rest| rest.split('"').next())
+                else {
+                    panic!("{file}: an import without a path: {line}");
+                };
+                assert!(
+                    FILES.iter().any(|(built, _, _)| *built == name),
+                    "{file} imports {name}, which is not built in"
+                );
+                let preload = format!("<link rel=\"modulepreload\" href=\"/inbox/{name}\">");
+                assert!(PAGE.contains(&preload), "the page does not preload {name}");
+            }
+        }
+    }
+}
