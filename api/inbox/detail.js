@@ -47,15 +47,16 @@ export async function open(id) {
   const description = document.createElement("p");
   description.className = "description";
   description.textContent = bug.description;
-  const parts = [heading, triageForm(bug), description, fields];
-  if (bug.stack_trace) parts.push(labelled("Stack trace", pre(bug.stack_trace)));
-  if (bug.extra) parts.push(labelled("Extra", pre(JSON.stringify(bug.extra, null, 2))));
+  const parts = [heading, triageForm(bug), description];
   if (bug.attachment && bug.attachment.download) {
     const image = document.createElement("img");
     image.src = bug.attachment.download.url;
     image.alt = `Attachment: ${bug.attachment.filename}`;
-    parts.push(labelled("Attachment", image));
+    parts.push(image);
   }
+  parts.push(fields);
+  if (bug.stack_trace) parts.push(labelled("Stack trace", pre(bug.stack_trace)));
+  if (bug.extra) parts.push(labelled("Extra", pre(JSON.stringify(bug.extra, null, 2))));
   const list = document.createElement("ol");
   list.className = "comments";
   showComments(list, comments.items);

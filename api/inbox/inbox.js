@@ -47,13 +47,15 @@ async function start() {
   let waiting = null;
   const live = (apply) => (event) => (waiting ? waiting.push(() => apply(event)) : apply(event));
   let active = filters.fromUrl();
-  let cursor = null;
   let unstreamed = null;
+  // Older pages start below the oldest row listed: the API's cursor is a report id.
   const older = document.getElementById("older");
   const showOlder = (page) => {
-    cursor = page.next_cursor;
-    older.hidden = !cursor;
+    older.hidden = !page.next_cursor;
   };
+  document.addEventListener("rows-trimmed", () => {
+    older.hidden = false;
+  });
   const refetch = async () => {
     clearTimeout(unstreamed);
     waiting = waiting || [];
@@ -72,8 +74,9 @@ async function start() {
   older.addEventListener("click", async () => {
     older.disabled = true;
     try {
-      const page = await api.teamBugs(team, filters.query(active), cursor);
+      const page = await api.teamBugs(team, filters.query(active), rows.oldest());
       rows.append(page.items);
+      rows.keepAtLeast(rows.count());
       showOlder(page);
     } catch (error) {
       notice(`Older reports cannot load: ${error.message}`);

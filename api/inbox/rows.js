@@ -6,6 +6,8 @@
 const listed = new Map(); // id → { bug, tr }
 let pending = [];
 let flushing = false; // a frame is asked for
+let lastFlush = -Infinity;
+const FLUSH_EVERY_MS = 250;
 let unseen = new Set();
 
 const body = () => document.querySelector("#bugs tbody");
@@ -68,6 +70,7 @@ function showEmpty() {
 /** Replaces the list with `bugs` (newest first). */
 export function replaceAll(bugs) {
   listed.clear();
+  keep = KEEP;
   pending = [];
   unseen = new Set();
   showNewBar();
@@ -95,37 +98,77 @@ function remember(bug) {
   return tr;
 }
 
-/** A report not listed yet goes in its place (newest first) at the next frame; one already
- * listed is not listed twice. */
+/** A report not listed yet goes in its place (newest first) at the next frame (at most four
+ * times a second); one already listed is not listed twice. */
 export function add(bug) {
   if (listed.has(bug.id) || pending.some((queued) => queued.id === bug.id)) return;
   pending.push(bug);
   if (!flushing) {
     flushing = true;
-    requestAnimationFrame(flush);
+    // A quiet list shows a report at the next frame; a flood is drawn a few times a second
+    // (every frame that moves the rows paints them all).
+    const wait = Math.max(0, lastFlush + FLUSH_EVERY_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(flush), wait);
   }
 }
 
 /** The row whose place on screen must not move: the selected one when it is in view, else
  * the first one in view once the page is scrolled; none at the top of the page. */
-function anchor() {
+function anchor(atTop) {
   const chosen = document.querySelector('#bugs tbody tr[aria-selected="true"]');
   if (chosen) {
     const box = chosen.getBoundingClientRect();
     if (box.bottom > 0 && box.top < innerHeight) return chosen;
   }
-  if (scrollY <= 0) return null;
+  if (atTop) return null;
   for (const tr of body().children) {
     if (tr.getBoundingClientRect().bottom > 0) return tr;
   }
   return null;
 }
 
+/** Rows drawn at most while reports pour in at the top of the page: every row drawn costs
+ * each frame that adds one (the table is laid out again). More only once asked for (Older). */
+const KEEP = 200;
+let keep = KEEP;
+
+/** Keeps at least `count` rows drawn (the user paged down to them). */
+export function keepAtLeast(count) {
+  keep = Math.max(keep, count);
+}
+
+/** The oldest rows beyond `keep` go (a cursor brings them back); never the selected one. */
+function trim() {
+  let trimmed = false;
+  while (listed.size > keep) {
+    const last = body().lastElementChild;
+    if (!last || last.getAttribute("aria-selected") === "true") break;
+    last.remove();
+    listed.delete(Number(last.dataset.id));
+    trimmed = true;
+  }
+  if (trimmed) document.dispatchEvent(new CustomEvent("rows-trimmed"));
+}
+
+/** How many rows are listed. */
+export function count() {
+  return listed.size;
+}
+
+/** The smallest id listed: where older reports start. */
+export function oldest() {
+  const last = body().lastElementChild;
+  return last ? Number(last.dataset.id) : null;
+}
+
 function flush() {
   flushing = false;
+  lastFlush = performance.now();
   const batch = pending;
   pending = [];
-  const kept = anchor();
+  // Read while the layout is still clean (reading it later lays out the whole table again).
+  const atTop = scrollY <= 0;
+  const kept = anchor(atTop);
   const before = kept && kept.getBoundingClientRect().top;
   const rowsNow = Array.from(body().children);
   for (const bug of batch.sort((a, b) => b.id - a.id)) {
@@ -136,13 +179,17 @@ function flush() {
     body().insertBefore(tr, older || null);
     unseen.add(tr);
   }
+  // At the top, the bottom rows are far out of view: they can go.
+  if (atTop) trim();
   if (kept) scrollBy(0, kept.getBoundingClientRect().top - before);
-  showNewBar();
+  showNewBar(atTop);
   showEmpty();
 }
 
-/** Counts the new rows still above the viewport; the bar goes once they are all seen. */
-export function showNewBar() {
+/** Counts the new rows still above the viewport; the bar goes once they are all seen. At the
+ * top of the page (`atTop`, read by the caller when known) every new row is in view. */
+export function showNewBar(atTop = scrollY <= 0) {
+  if (atTop) unseen.clear();
   for (const tr of unseen) {
     if (!tr.isConnected || tr.getBoundingClientRect().bottom > 0) unseen.delete(tr);
   }

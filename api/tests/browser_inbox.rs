@@ -589,6 +589,29 @@ async fn the_inbox_pages_searches_and_triages_by_keyboard_and_mouse() {
     assert_eq!(gone["ok"], true, "{gone}");
     deleted_from_api(&app, &token, older[100]).await;
 
+    // A flood at the top of the page: at most 200 rows stay drawn, the oldest give way, and
+    // Older brings them back, in order.
+    browser.ask(json!({"press_keys": ["Escape"]})).await;
+    browser.ask(json!({"eval": "scrollTo(0, 0)"})).await;
+    let mut flood = 0;
+    for n in 0..110 {
+        flood = report_titled(&app, &format!("Flood {n}")).await;
+    }
+    browser.ask(json!({"wait": "row", "id": flood})).await;
+    let trimmed = browser
+        .ask(json!({"waitFor": "document.querySelectorAll('#bugs tbody tr').length === 200 && !document.getElementById('older').hidden"}))
+        .await;
+    assert_eq!(trimmed["ok"], true, "{trimmed}");
+    browser.ask(json!({"click": "#older"})).await;
+    let back = browser
+        .ask(json!({"waitFor": "document.querySelectorAll('#bugs tbody tr').length > 200"}))
+        .await;
+    assert_eq!(back["ok"], true, "{back}");
+    let order = browser
+        .ask(json!({"eval": "Array.from(document.querySelectorAll('#bugs tbody tr'), (tr) => Number(tr.dataset.id)).every((id, at, ids) => at === 0 || id < ids[at - 1])"}))
+        .await;
+    assert_eq!(order["value"], true, "newest first, none twice: {order}");
+
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]), "no script error on the page");
     assert_eq!(end["outside"], json!([]), "nothing fetched from elsewhere");
@@ -785,7 +808,8 @@ async fn split_mode_the_inbox_rides_out_stream_servers_dying_and_catches_up_exac
 
 #[tokio::test]
 async fn a_triaged_inbox_shows_every_column_and_is_photographed_for_the_readme() {
-    let app = TestApp::start(Backend::Postgres).await;
+    // Attachments on the S3-compatible server: the page shows the image from its origin.
+    let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::S3).await;
     let token = app.token(&["payments"]);
     let reports = [
         (
@@ -859,6 +883,17 @@ async fn a_triaged_inbox_shows_every_column_and_is_photographed_for_the_readme()
         ids.insert(0, id);
     }
     set_status(&app, &token, ids[3], "in_progress").await;
+    let screenshot = include_bytes!("fixtures/cart-screenshot.png").to_vec();
+    let attached = attach_image(
+        &app.client,
+        &app.base,
+        &app.api_key,
+        ids[0],
+        "cart.png",
+        screenshot,
+    )
+    .await;
+    assert_eq!(attached["attachment"]["filename"], "cart.png", "{attached}");
     let link = app
         .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
         .await;
@@ -902,6 +937,20 @@ async fn a_triaged_inbox_shows_every_column_and_is_photographed_for_the_readme()
     ] {
         assert!(text.contains(field), "the detail shows {field}: {text}");
     }
+    // The attachment, through its short-lived download URL on the storage's own origin.
+    let image = browser
+        .ask(json!({"waitFor": "(document.querySelector('#detail img') || {}).naturalWidth === 480"}))
+        .await;
+    assert_eq!(image["ok"], true, "the image loads: {image}");
+    let source = browser
+        .ask(json!({"eval": "document.querySelector('#detail img').src"}))
+        .await;
+    assert!(
+        source["value"]
+            .as_str()
+            .is_some_and(|url| url.starts_with(&s3_url())),
+        "{source}"
+    );
     for (shot, dark) in [("detail-light", false), ("detail-dark", true)] {
         assert_eq!(
             browser.ask(json!({"shot": shot, "dark": dark})).await["ok"],

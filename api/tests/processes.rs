@@ -441,38 +441,7 @@ async fn report_id(client: &reqwest::Client, base: &str, key: &str) -> i64 {
 async fn attach_png(client: &reqwest::Client, base: &str, key: &str, id: i64) -> Value {
     let mut image = b"\x89PNG\r\n\x1a\n".to_vec();
     image.resize(1234, 7);
-    let ticket: Value = client
-        .post(format!("{base}/api/v1/bugs/{id}/attachments"))
-        .header("x-api-key", key)
-        .json(&serde_json::json!({"filename": "shot.png", "content_type": "image/png", "content_length": 1234}))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("ticket JSON");
-    let url = ticket["url"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a ticket: {ticket}"));
-    let put = client
-        .put(url)
-        .header("content-type", "image/png")
-        .body(image)
-        .send()
-        .await
-        .expect("upload sent");
-    assert_eq!(put.status(), 200, "upload to {url}");
-    let completed = client
-        .post(format!(
-            "{base}{}",
-            ticket["complete_url"].as_str().expect("complete_url")
-        ))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(completed.status(), 200);
-    completed.json().await.expect("bichito JSON")
+    attach_image(client, base, key, id, "shot.png", image).await
 }
 
 #[tokio::test]

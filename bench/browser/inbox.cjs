@@ -7,10 +7,14 @@
 //                        page of rows was on screen (ms after navigation started)
 //   {"reference": true}  the same for the static reference page
 //   {"open": true}       opens the inbox and starts counting long tasks and frame gaps
-//   {"waitRows": n}      waits for n rows; the long tasks and the longest frame gap since open
+//   {"waitRow": id}      waits for report id's row; the rows drawn, whether they run without a
+//                        gap, the long tasks and the longest frame gap since open
 //   {"quit": true}
 //
 //   node inbox.cjs SIGN_IN_LINK REFERENCE_URL
+//
+// With BICHITO_BENCH_TRACE=FILE, the live part is also recorded as a Chrome trace (open it in
+// Chrome's Performance panel).
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
 
@@ -113,13 +117,20 @@ async function main() {
           await live.goto(inbox);
           await until(live, "window.__shown > 0 && document.getElementById('connection').dataset.state === 'live'");
           await live.evaluate("window.__long = []; window.__gap = 0; window.__measureFrames = true");
+          // A Chrome trace of the live part, to see what a long task was made of.
+          if (process.env.BICHITO_BENCH_TRACE) {
+            await browser.startTracing(live, { path: process.env.BICHITO_BENCH_TRACE, categories: ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"] });
+          }
           answer({ ok: true });
-        } else if (command.waitRows) {
-          await until(live, `document.querySelectorAll('#bugs tbody tr').length >= ${command.waitRows}`);
+        } else if (command.waitRow) {
+          await until(live, `Boolean(document.querySelector('#bugs tr[data-id="${command.waitRow}"]'))`);
+          if (process.env.BICHITO_BENCH_TRACE) await browser.stopTracing();
           answer({
             ok: true,
             lagMs: Date.now() - asked,
             rows: await live.evaluate("document.querySelectorAll('#bugs tbody tr').length"),
+            // Newest first with no report missing in between.
+            gapless: await live.evaluate(`Array.from(document.querySelectorAll('#bugs tbody tr'), (tr) => Number(tr.dataset.id)).every((id, at, ids) => at === 0 || ids[at - 1] === id + 1)`),
             longTasks: await live.evaluate("window.__long"),
             longestFrameGapMs: await live.evaluate("window.__gap"),
           });

@@ -25,6 +25,9 @@ pub struct S3Settings {
 pub struct S3Storage {
     client: Client,
     bucket: String,
+    /// Where its download URLs point, when that is a custom endpoint (for the inbox's
+    /// Content-Security-Policy; AWS's own are `https:`).
+    download_origin: Option<String>,
 }
 
 impl S3Storage {
@@ -50,7 +53,12 @@ impl S3Storage {
         Self {
             client: Client::from_conf(config),
             bucket: settings.bucket.clone(),
+            download_origin: download_origin(settings),
         }
+    }
+
+    pub fn download_origin(&self) -> Option<&str> {
+        self.download_origin.as_deref()
     }
 
     pub async fn upload_request(
@@ -206,4 +214,53 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StorageError
         source = cause.source();
     }
     StorageError::Backend(message)
+}
+
+/// The origin (`scheme://host[:port]`) of the presigned URLs of a custom endpoint: the
+/// endpoint's own with path-style addressing, the bucket's subdomain of it otherwise.
+fn download_origin(settings: &S3Settings) -> Option<String> {
+    let endpoint = reqwest::Url::parse(settings.endpoint.as_deref()?).ok()?;
+    let host = endpoint.host_str()?;
+    let host = if settings.force_path_style {
+        host.to_owned()
+    } else {
+        format!("{}.{host}", settings.bucket)
+    };
+    let port = endpoint
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    Some(format!("{}://{host}{port}", endpoint.scheme()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(endpoint: &str, force_path_style: bool) -> S3Settings {
+        S3Settings {
+            endpoint: Some(endpoint.into()),
+            region: "us-east-1".into(),
+            bucket: "shots".into(),
+            force_path_style,
+            credentials: None,
+        }
+    }
+
+    #[test]
+    fn download_urls_come_from_the_endpoint_or_the_bucket_subdomain() {
+        assert_eq!(
+            download_origin(&settings("http://127.0.0.1:9000/", true)).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            download_origin(&settings("https://minio.internal", false)).as_deref(),
+            Some("https://shots.minio.internal")
+        );
+        let aws = S3Settings {
+            endpoint: None,
+            ..settings("", true)
+        };
+        assert_eq!(download_origin(&aws), None);
+    }
 }

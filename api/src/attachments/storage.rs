@@ -21,6 +21,15 @@ impl Storage {
         }
     }
 
+    /// The origin its download URLs point at when it is not this server's nor an `https:`
+    /// one the inbox's policy already allows.
+    pub fn download_origin(&self) -> Option<&str> {
+        match self {
+            Storage::S3(s3) => s3.download_origin(),
+            Storage::Local(_) => None,
+        }
+    }
+
     /// A URL that lets its holder write `object` once or more until `expires_at`, with this
     /// content type and exactly this length.
     pub async fn upload_request(

@@ -41,9 +41,25 @@ const FILES: &[(&str, &str, &str)] = &[
 const PAGE: &str = include_str!("../../inbox/index.html");
 
 /// Scripts, styles, fetches and the stream: this origin only. Images may also come from
-/// attachment download URLs (another host with S3).
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: data:; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// attachment download URLs: another host with S3 (`https:`, or the custom endpoint's origin).
+fn content_security_policy(state: &AppState) -> HeaderValue {
+    let downloads = state
+        .attachments
+        .storage
+        .as_ref()
+        .and_then(|storage| storage.download_origin())
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; img-src 'self' https: data:{downloads}; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ))
+    .unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        )
+    })
+}
 
 /// A strong validator of a file's contents: a reload asks `If-None-Match` and gets a 304.
 fn etag(body: &str) -> HeaderValue {
@@ -53,7 +69,12 @@ fn etag(body: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
-fn served(headers: &HeaderMap, content_type: &'static str, body: &'static str) -> Response {
+fn served(
+    policy: HeaderValue,
+    headers: &HeaderMap,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response {
     let tag = etag(body);
     let status = if headers.get(header::IF_NONE_MATCH) == Some(&tag) {
         StatusCode::NOT_MODIFIED
@@ -68,10 +89,7 @@ fn served(headers: &HeaderMap, content_type: &'static str, body: &'static str) -
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             // Files change with the binary: revalidated on each load.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-            ),
+            (header::CONTENT_SECURITY_POLICY, policy),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -87,16 +105,32 @@ fn served(headers: &HeaderMap, content_type: &'static str, body: &'static str) -
 }
 
 /// `GET /inbox`.
-pub async fn page(headers: HeaderMap) -> Response {
-    served(&headers, "text/html; charset=utf-8", PAGE)
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    served(
+        content_security_policy(&state),
+        &headers,
+        "text/html; charset=utf-8",
+        PAGE,
+    )
 }
 
 /// `GET /inbox/{file}`.
-pub async fn file(headers: HeaderMap, PathParam(name): PathParam) -> Result<Response, ApiError> {
+pub async fn file(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    PathParam(name): PathParam,
+) -> Result<Response, ApiError> {
     FILES
         .iter()
         .find(|(file, _, _)| *file == name)
-        .map(|(_, content_type, body)| served(&headers, content_type, body))
+        .map(|(_, content_type, body)| {
+            served(
+                content_security_policy(&state),
+                &headers,
+                content_type,
+                body,
+            )
+        })
         .ok_or(ApiError::NotFound)
 }
 

@@ -543,6 +543,50 @@ pub enum StorageKind {
     S3,
 }
 
+/// Attaches a PNG to report `id` the widget's way (ticket, upload, complete) with API key
+/// `key`; the report as the completion answers it.
+pub async fn attach_image(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: i64,
+    filename: &str,
+    image: Vec<u8>,
+) -> Value {
+    let ticket: Value = client
+        .post(format!("{base}/api/v1/bugs/{id}/attachments"))
+        .header("x-api-key", key)
+        .json(&json!({"filename": filename, "content_type": "image/png", "content_length": image.len()}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("ticket JSON");
+    let url = ticket["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a ticket: {ticket}"));
+    let put = client
+        .put(url)
+        .header("content-type", "image/png")
+        .body(image)
+        .send()
+        .await
+        .expect("upload sent");
+    assert_eq!(put.status(), 200, "upload to {url}");
+    let completed = client
+        .post(format!(
+            "{base}{}",
+            ticket["complete_url"].as_str().expect("complete_url")
+        ))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(completed.status(), 200);
+    completed.json().await.expect("bichito JSON")
+}
+
 pub fn s3_url() -> String {
     std::env::var("BICHITO_TEST_S3_URL").unwrap_or_else(|_| "http://127.0.0.1:9100".into())
 }
