@@ -36,7 +36,7 @@ pub struct InboxArgs {
     /// The `bichito` binary (default: next to this one).
     #[arg(long)]
     pub bichito: Option<PathBuf>,
-    /// Where playwright-core is installed (default: scripts/test.sh's folder).
+    /// The node_modules folder with playwright-core (default: where scripts/test.sh puts it).
     #[arg(long, env = "BICHITO_BROWSER_NODE_PATH")]
     pub node_path: Option<PathBuf>,
 }
@@ -220,10 +220,15 @@ fn escape(text: &str) -> String {
 
 fn start_browser(args: &InboxArgs, link: &str, reference: &str) -> Result<Browser> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/inbox.cjs");
+    // Where scripts/test.sh installs it (`BICHITO_TOOLS_DIR`, or ~/.cache/bichito-tools).
     let node_path = match &args.node_path {
         Some(path) => path.clone(),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/bichito-tools/browser/node_modules"),
+        None => match std::env::var_os("BICHITO_TOOLS_DIR") {
+            Some(tools) => PathBuf::from(tools),
+            None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/bichito-tools"),
+        }
+        .join("browser/node_modules"),
     };
     let mut child = tokio::process::Command::new("node")
         .arg(script)
