@@ -24,7 +24,7 @@ on_both_backends!(
     widget_info_tells_the_plan,
 );
 
-const CANONICAL_FIELDS: [&str; 21] = [
+const CANONICAL_FIELDS: [&str; 22] = [
     "id",
     "project_id",
     "team_id",
@@ -44,6 +44,7 @@ const CANONICAL_FIELDS: [&str; 21] = [
     "labels",
     "duplicate_of",
     "attachment",
+    "comment_count",
     "created_at",
     "updated_at",
 ];

@@ -102,8 +102,8 @@ pub struct Bichito {
     pub duplicate_of: Option<i64>,
     /// Set once an uploaded image was verified (see [`crate::attachment`]).
     pub attachment: Option<Attachment>,
-    /// How many comments it has, where the store read them (lists and single reads); events
-    /// leave it out (a `bug.commented` event says one more).
+    /// How many comments it has: 0 in a new report's payload (the 201 and `bug.created`),
+    /// counted on every read; `None` only between a row's decoding and its completion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment_count: Option<i64>,
     #[serde(serialize_with = "rfc3339_millis")]
@@ -159,7 +159,7 @@ impl NewBichito {
             labels: Vec::new(),
             duplicate_of: None,
             attachment: None,
-            comment_count: None,
+            comment_count: Some(0),
             created_at: self.created_at,
             updated_at: self.created_at,
         }
