@@ -9,61 +9,19 @@ mod common;
 
 use bichito_core::clock::Clock;
 use bichito_core::spec::HoneycombSpec;
+use common::browser::Browser;
 use common::process;
 use common::proxy::{self, free_port};
 use common::*;
 use serde_json::{Value, json};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{ChildStdin, ChildStdout};
 
-struct Browser {
-    stdin: ChildStdin,
-    answers: Lines<BufReader<ChildStdout>>,
-    _child: tokio::process::Child,
-}
-
-impl Browser {
-    async fn answer(&mut self) -> Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), self.answers.next_line())
-            .await
-            .expect("the browser answers within 30 s")
-            .expect("read")
-            .expect("the browser is still there (see its stderr)");
-        serde_json::from_str(&line).expect("one JSON line")
-    }
-
-    async fn ask(&mut self, command: Value) -> Value {
-        let line = format!("{command}\n");
-        self.stdin.write_all(line.as_bytes()).await.expect("write");
-        self.answer().await
-    }
-}
-
-async fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/inbox.cjs");
-    let mut child = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(link)
-        .arg(shots)
-        .env(
-            "NODE_PATH",
-            browser_node_path(&["playwright-core", "axe-core"]),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (scripts/test.sh installs Node.js)");
-    let stdin = child.stdin.take().expect("stdin");
-    let answers = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    Browser {
-        stdin,
-        answers,
-        _child: child,
-    }
+fn open_inbox(link: &str, shots: &std::path::Path) -> Browser {
+    Browser::start(
+        "inbox.cjs",
+        &[link.as_ref(), shots.as_os_str()],
+        &["playwright-core", "axe-core"],
+    )
 }
 
 /// Where the test run leaves the inbox's screenshots (`docs/inbox-*.png`, shown in the README).
@@ -105,7 +63,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
         .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
         .await;
     let shots = std::env::temp_dir().join(format!("bichito-inbox-{}", std::process::id()));
-    let mut browser = open_inbox(&link, &shots).await;
+    let mut browser = open_inbox(&link, &shots);
 
     let ready = browser.answer().await;
     assert_eq!(ready["ready"], true, "{ready}");
@@ -406,7 +364,7 @@ async fn the_inbox_pages_searches_and_triages_by_keyboard_and_mouse() {
         .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
         .await;
     let shots = std::env::temp_dir().join(format!("bichito-triage-{}", std::process::id()));
-    let mut browser = open_inbox(&link, &shots).await;
+    let mut browser = open_inbox(&link, &shots);
     let ready = browser.answer().await;
     let listed = ready["listed"].as_array().expect("listed");
     assert_eq!(listed.len(), 100, "one page");
@@ -626,14 +584,12 @@ async fn two_people_in_one_team_see_each_other_within_a_second() {
         &app.sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
             .await,
         &shots,
-    )
-    .await;
+    );
     let mut bea = open_inbox(
         &app.sign_in_link("bea", &["payments", "web"], chrono::TimeDelta::minutes(10))
             .await,
         &shots,
-    )
-    .await;
+    );
     for browser in [&mut ana, &mut bea] {
         let ready = browser.answer().await;
         assert_eq!(ready["listed"], json!([first]), "{ready}");
@@ -737,7 +693,7 @@ async fn split_mode_the_inbox_rides_out_stream_servers_dying_and_catches_up_exac
     assert!(minted.status.success(), "{minted:?}");
     let link = String::from_utf8(minted.stdout).expect("utf-8");
     let shots = std::env::temp_dir().join(format!("bichito-split-{}", std::process::id()));
-    let mut browser = open_inbox(link.trim(), &shots).await;
+    let mut browser = open_inbox(link.trim(), &shots);
     let ready = browser.answer().await;
     assert_eq!(ready["listed"], json!([]), "{ready}");
 
@@ -897,7 +853,7 @@ async fn a_triaged_inbox_shows_every_column_and_is_photographed_for_the_readme()
     let link = app
         .sign_in_link("ana", &["payments"], chrono::TimeDelta::minutes(10))
         .await;
-    let mut browser = open_inbox(&link, &screenshots()).await;
+    let mut browser = open_inbox(&link, &screenshots());
     let ready = browser.answer().await;
     assert_eq!(ready["listed"], json!(ids), "{ready}");
     // Each row shows what triage set: assignee, labels, comment count, severity, status.

@@ -9,6 +9,7 @@ mod inbox;
 mod ingest;
 mod session;
 mod storage;
+pub mod widget;
 
 pub use session::SIGN_IN_LIFETIME;
 
@@ -129,6 +130,8 @@ fn api_routes(state: AppState) -> Router {
         .route("/", get(inbox::home))
         .route("/inbox", get(inbox::page))
         .route("/inbox/{file}", get(inbox::file))
+        .route("/widget.js", get(widget::loader))
+        .route("/widget/{version}/{file}", get(widget::versioned))
         .layer(CompressionLayer::new());
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))

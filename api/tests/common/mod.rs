@@ -2,6 +2,7 @@
 //! file, with the example honeycomb applied and a clock the test moves.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod process;
 pub mod proxy;
 

@@ -1,0 +1,131 @@
+// Drives bichito's widget on a host page of another origin in headless Chromium. Commands on
+// stdin, one JSON per line; one JSON answer per line on stdout.
+//
+//   node widget.cjs SCREENSHOT_PATH
+//
+// {"goto": url} opens a host page (a fresh page in the same context) and waits for the
+// widget's button; {"report": {title, description, severity, email}, "image": path,
+// "paste": path, "redact": [x, y, w, h], "wait": "ok"|"error"|"queued"} opens the form, fills
+// it, attaches (file input or paste), draws a box over the image (in its own pixels, by
+// mouse), sends and answers the status line; {"offline": true|false} cuts or restores the
+// network; {"close": true} closes the page; {"pixels": {url, points: [[x, y], …]}} answers the
+// RGBA of an image's points, read on the page's origin; {"api": "expression"} evaluates on
+// the host page (window.Bichito…) and answers its value; {"badge": true} answers whether
+// "Powered by" shows; {"shot": true} saves a screenshot of the open form; {"quit": true}.
+const { chromium } = require("playwright-core");
+const readline = require("node:readline");
+const fs = require("node:fs");
+
+async function main() {
+  const [shotPath] = process.argv.slice(2);
+  const browser = await chromium.launch({
+    executablePath: process.env.BICHITO_CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+  const answer = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+  const errors = [];
+  const consoleWarnings = [];
+  let page = null;
+  const statusOf = () => page.locator("bichito-widget-form .status").textContent();
+  try {
+    for await (const line of readline.createInterface({ input: process.stdin })) {
+      const command = JSON.parse(line);
+      try {
+        if (command.quit) break;
+        if (command.goto) {
+          page = await context.newPage();
+          page.on("pageerror", (error) => errors.push(error.message));
+          // What the widget logged (it logs each error once, as "bichito widget: …").
+          page.on("console", (message) => message.text().startsWith("bichito widget") && consoleWarnings.push(message.text()));
+          await page.goto(command.goto);
+          await page.locator("bichito-widget button").waitFor({ timeout: 10000 });
+          answer({ ok: true });
+        } else if (command.report) {
+          const form = page.locator("bichito-widget-form");
+          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          await form.locator("input[name=title]").waitFor({ timeout: 10000 });
+          const focused = await page.evaluate(() => {
+            const host = document.querySelector("bichito-widget-form");
+            return host.shadowRoot.activeElement && host.shadowRoot.activeElement.name;
+          });
+          const fields = command.report;
+          await form.locator("input[name=title]").fill(fields.title || "");
+          await form.locator("textarea[name=description]").fill(fields.description || "");
+          if (fields.severity) await form.locator("select[name=severity]").selectOption(fields.severity);
+          if (fields.email) await form.locator("input[name=email]").fill(fields.email);
+          if (command.image) await form.locator("input[type=file]").setInputFiles(command.image);
+          if (command.paste) {
+            const bytes = fs.readFileSync(command.paste).toString("base64");
+            await form.locator(".panel").evaluate((panel, data) => {
+              const binary = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+              const transfer = new DataTransfer();
+              transfer.items.add(new File([binary], "pasted.png", { type: "image/png" }));
+              panel.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true, cancelable: true }));
+            }, bytes);
+          }
+          if (command.image || command.paste) await form.locator("canvas").waitFor({ timeout: 10000 });
+          if (command.redact) {
+            // By mouse, as a reporter would: image pixels to screen points.
+            const canvas = form.locator("canvas");
+            const box = await canvas.boundingBox();
+            const size = await canvas.evaluate((element) => [element.width, element.height]);
+            const [x, y, w, h] = command.redact;
+            const sx = box.width / size[0];
+            const sy = box.height / size[1];
+            await page.mouse.move(box.x + x * sx, box.y + y * sy);
+            await page.mouse.down();
+            await page.mouse.move(box.x + (x + w / 2) * sx, box.y + (y + h / 2) * sy, { steps: 4 });
+            await page.mouse.move(box.x + (x + w) * sx, box.y + (y + h) * sy, { steps: 4 });
+            await page.mouse.up();
+          }
+          if (command.shot) {
+            await page.screenshot({ path: shotPath });
+          }
+          await form.locator("button[type=submit]").click();
+          const wanted = { ok: "status ok", error: "status error", queued: "status ok" }[command.wait || "ok"];
+          await form.locator(`.status[class="${wanted}"]`).waitFor({ timeout: 20000 });
+          answer({ ok: true, status: await statusOf(), focused });
+        } else if (command.offline !== undefined) {
+          await context.setOffline(command.offline);
+          answer({ ok: true });
+        } else if (command.close) {
+          await page.close();
+          page = null;
+          answer({ ok: true });
+        } else if (command.pixels) {
+          const pixels = await page.evaluate(async ({ url, points }) => {
+            const bitmap = await createImageBitmap(await (await fetch(url)).blob());
+            const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+            const context = canvas.getContext("2d", { willReadFrequently: true });
+            context.drawImage(bitmap, 0, 0);
+            return { size: [bitmap.width, bitmap.height], points: points.map(([x, y]) => Array.from(context.getImageData(x, y, 1, 1).data)) };
+          }, command.pixels);
+          answer({ ok: true, ...pixels });
+        } else if (command.api) {
+          answer({ ok: true, value: await page.evaluate(command.api) });
+        } else if (command.badge) {
+          // The badge depends on a request: wait until the form has asked.
+          const form = page.locator("bichito-widget-form");
+          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          await form.locator("input[name=title]").waitFor({ timeout: 10000 });
+          await page.locator("bichito-widget-form[data-info=known]").waitFor({ state: "attached", timeout: 10000 });
+          const shown = await form.locator(".powered").evaluate((element) => !element.hidden);
+          await page.keyboard.press("Escape");
+          answer({ ok: true, shown });
+        }
+      } catch (error) {
+        answer({ ok: false, error: String(error.stack || error), status: page ? await statusOf().catch(() => null) : null });
+      }
+    }
+    answer({ errors, warnings: consoleWarnings });
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${error.stack || error}\n`);
+  process.exit(1);
+});
