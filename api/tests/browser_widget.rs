@@ -127,8 +127,13 @@ async fn a_report_from_a_website_is_stored_with_its_context_screenshot_and_strea
             .expect("stream"),
     );
     assert_eq!(next(&mut events).await.event, "hello");
-    let shots = std::env::temp_dir().join(format!("bichito-widget-{}.png", std::process::id()));
-    let mut browser = Browser::start("widget.cjs", &[shots.as_os_str()], &["playwright-core"]);
+    // The README's picture: the form filled in, a box drawn over the screenshot.
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/widget.png");
+    let mut browser = Browser::start(
+        "widget.cjs",
+        &[shots.as_os_str()],
+        &["playwright-core", "axe-core"],
+    );
     assert_eq!(
         browser.ask(json!({"goto": format!("{site}/")})).await["ok"],
         true
@@ -140,6 +145,7 @@ async fn a_report_from_a_website_is_stored_with_its_context_screenshot_and_strea
             "report": {"title": "Coupon ignored", "description": "The total stays at 40 €.", "severity": "high", "email": "maria@example.com"},
             "image": SCREENSHOT,
             "redact": [24, 60, 432, 40],
+            "shot": true,
         }))
         .await;
     assert_eq!(sent["ok"], true, "{sent}");
@@ -226,7 +232,230 @@ async fn a_report_from_a_website_is_stored_with_its_context_screenshot_and_strea
 
     // "Powered by" on the free plan.
     assert_eq!(browser.ask(json!({"badge": true})).await["shown"], true);
+    // Accessible, light and dark, wide and at 360 px (where it fits the screen).
+    for (dark, width) in [(false, 1000), (true, 1000), (false, 360), (true, 360)] {
+        let checked = browser
+            .ask(json!({"axe": true, "dark": dark, "width": width}))
+            .await;
+        assert_eq!(
+            checked["violations"],
+            json!([]),
+            "dark {dark}, {width} px: {checked}"
+        );
+        assert!(
+            checked["overflow"]
+                .as_f64()
+                .is_some_and(|overflow| overflow <= 0.0),
+            "dark {dark}, {width} px: {checked}"
+        );
+    }
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]), "no error on the host page");
     assert_eq!(end["warnings"], json!([]), "the widget logged nothing");
+}
+
+#[tokio::test]
+async fn hostile_hosts_strict_policies_and_disallowed_origins() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let allowed = HostSite::bind().await;
+    let key = allowing(&app, &[&allowed.origin]).await;
+    let allowed = allowed.serve(&app.base, &key);
+    let other = HostSite::bind().await.serve(&app.base, &key);
+    let shot =
+        std::env::temp_dir().join(format!("bichito-widget-hosts-{}.png", std::process::id()));
+    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+
+    // Under default-src 'none' (scripts and fetches from bichito only, no inline style).
+    browser
+        .ask(json!({"goto": format!("{allowed}/strict")}))
+        .await;
+    let strict = browser
+        .ask(json!({"report": {"title": "From a strict page", "description": "CSP on."}}))
+        .await;
+    assert_eq!(strict["ok"], true, "{strict}");
+    assert_eq!(stored_titled(&app, "From a strict page").await.len(), 1);
+    browser.ask(json!({"close": true})).await;
+
+    // A page whose own script throws and whose styles hit every element and hide buttons.
+    browser
+        .ask(json!({"goto": format!("{allowed}/hostile")}))
+        .await;
+    let hostile = browser
+        .ask(json!({"report": {"title": "From a hostile page", "description": "Its JS throws."}}))
+        .await;
+    assert_eq!(hostile["ok"], true, "{hostile}");
+    assert_eq!(stored_titled(&app, "From a hostile page").await.len(), 1);
+    let title = browser.ask(json!({"api": "document.title"})).await;
+    assert_eq!(
+        title["value"], "broken",
+        "the host's own script ran, untouched"
+    );
+    browser.ask(json!({"close": true})).await;
+
+    // On the pro plan, no "Powered by".
+    assert_eq!(
+        browser.ask(json!({"goto": format!("{allowed}/")})).await["ok"],
+        true
+    );
+    assert_eq!(
+        browser.ask(json!({"badge": true})).await["shown"],
+        true,
+        "free"
+    );
+    browser.ask(json!({"close": true})).await;
+    let mut pro = example_spec();
+    pro.allowed_origins.push(allowed.clone());
+    pro.plan = bichito_core::spec::Plan::Pro;
+    assert_eq!(app.reapply(&pro).await, key, "the same key");
+    browser.ask(json!({"goto": format!("{allowed}/")})).await;
+    assert_eq!(
+        browser.ask(json!({"badge": true})).await["shown"],
+        false,
+        "pro"
+    );
+    browser.ask(json!({"close": true})).await;
+
+    // An origin the honeycomb does not list: a plain error, and nothing stored.
+    browser.ask(json!({"goto": format!("{other}/")})).await;
+    let refused = browser
+        .ask(json!({"report": {"title": "From elsewhere", "description": "Not allowed."}, "wait": "error"}))
+        .await;
+    assert_eq!(refused["ok"], true, "{refused}");
+    assert!(
+        refused["status"]
+            .as_str()
+            .is_some_and(|status| status.contains("could not reach bichito")),
+        "{refused}"
+    );
+    assert!(stored_titled(&app, "From elsewhere").await.is_empty());
+    // Nor is the badge shown there (the API did not answer this origin).
+    assert_eq!(browser.ask(json!({"badge": true})).await["shown"], false);
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(
+        end["errors"],
+        json!(["undefinedHostFunction is not defined"]),
+        "only the host page's own error"
+    );
+    assert_eq!(end["warnings"], json!([]), "the widget logged nothing");
+}
+
+#[tokio::test]
+async fn offline_reports_are_delivered_once_even_after_the_page_is_gone() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let site = HostSite::bind().await;
+    let key = allowing(&app, &[&site.origin]).await;
+    let site = site.serve(&app.base, &key);
+    let shot =
+        std::env::temp_dir().join(format!("bichito-widget-offline-{}.png", std::process::id()));
+    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    browser.ask(json!({"goto": format!("{site}/")})).await;
+    // Make sure the form's modules are loaded before the network goes.
+    assert_eq!(browser.ask(json!({"badge": true})).await["shown"], true);
+
+    // Offline: kept, said so; back online: sent by itself, once.
+    browser.ask(json!({"offline": true})).await;
+    let kept = browser
+        .ask(json!({"report": {"title": "Sent while offline", "description": "On a train."}, "wait": "queued"}))
+        .await;
+    assert_eq!(kept["ok"], true, "{kept}");
+    assert!(
+        kept["status"]
+            .as_str()
+            .is_some_and(|status| status.contains("offline")),
+        "{kept}"
+    );
+    assert!(stored_titled(&app, "Sent while offline").await.is_empty());
+    browser.ask(json!({"offline": false})).await;
+    let delivered = eventually_stored(&app, "Sent while offline").await;
+    assert_eq!(delivered, 1);
+
+    // Offline again, and the page is closed before the network comes back: the next visit
+    // delivers it, once.
+    browser.ask(json!({"offline": true})).await;
+    browser
+        .ask(json!({"report": {"title": "Kept across visits", "description": "Tab closed."}, "wait": "queued"}))
+        .await;
+    browser.ask(json!({"close": true})).await;
+    browser.ask(json!({"offline": false})).await;
+    browser.ask(json!({"goto": format!("{site}/")})).await;
+    assert_eq!(eventually_stored(&app, "Kept across visits").await, 1);
+    // Another visit finds nothing left to send.
+    browser.ask(json!({"close": true})).await;
+    browser.ask(json!({"goto": format!("{site}/")})).await;
+    let settled = browser.ask(json!({"api": "new Promise((resolve) => { const open = indexedDB.open('bichito-widget', 1); open.onsuccess = () => { const count = open.result.transaction('outbox').objectStore('outbox').count(); count.onsuccess = () => resolve(count.result); }; })"})).await;
+    assert_eq!(settled["value"], 0, "the outbox is empty");
+    assert_eq!(stored_titled(&app, "Sent while offline").await.len(), 1);
+    assert_eq!(stored_titled(&app, "Kept across visits").await.len(), 1);
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]));
+}
+
+/// How many reports titled `title` are stored once at least one is (at most 10 s).
+async fn eventually_stored(app: &TestApp, title: &str) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = stored_titled(app, title).await.len();
+        if stored > 0 {
+            return stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{title} never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_widget_fits_its_size_budgets_and_is_cached_by_version() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let gzipped = |path: String| {
+        let request = app
+            .client
+            .get(app.url(&path))
+            .header("accept-encoding", "gzip");
+        async move {
+            let response = request.send().await.expect("sent");
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(response.headers()["content-encoding"], "gzip", "{path}");
+            assert_eq!(
+                response.headers()["access-control-allow-origin"],
+                "*",
+                "{path}"
+            );
+            let cache = response.headers()["cache-control"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            (response.bytes().await.expect("body").len(), cache)
+        }
+    };
+    let (loader, cache) = gzipped("/widget.js".into()).await;
+    assert_eq!(
+        cache, "public, max-age=300",
+        "the one line moves with releases"
+    );
+    assert!(
+        loader <= 10 * 1024,
+        "the loader is {loader} bytes gzipped (budget 10 KB)"
+    );
+    let version = bichito::http::widget::VERSION.as_str();
+    let mut total = 0;
+    for file in ["widget.js", "form.js", "send.js", "shot.js", "strings.js"] {
+        let (size, cache) = gzipped(format!("/widget/{version}/{file}")).await;
+        assert_eq!(cache, "public, max-age=31536000, immutable", "{file}");
+        total += size;
+    }
+    assert!(
+        total <= 30 * 1024,
+        "the widget is {total} bytes gzipped (budget 30 KB)"
+    );
+    let stale = app
+        .client
+        .get(app.url("/widget/000000000000/form.js"))
+        .send()
+        .await
+        .expect("sent");
+    expect_error(stale, 404).await;
+    eprintln!("widget: loader {loader} bytes gzipped, all files {total} bytes");
 }

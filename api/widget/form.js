@@ -7,7 +7,7 @@ import { strings as stringsFor } from "./strings.js";
 
 const STYLE = `
 :host { all: initial; display: block !important; position: fixed !important; z-index: 2147483001 !important;
-  inset: auto 16px 16px auto; width: min(400px, calc(100vw - 32px));
+  box-sizing: border-box; inset: auto 16px 16px auto; width: min(400px, calc(100vw - 32px));
   max-height: calc(100vh - 32px); overflow: auto; font: 14px/1.4 system-ui, sans-serif; color: #1b1f24; background: #fff;
   border: 1px solid #d0d7de; border-radius: 10px; box-shadow: 0 8px 30px rgb(0 0 0 / 30%); }
 :host([data-position="bottom-left"]) { inset: auto auto 16px 16px; }
@@ -16,12 +16,14 @@ const STYLE = `
 header { display: flex; align-items: center; justify-content: space-between; gap: 8px; }
 h2 { font-size: 16px; margin: 0; }
 label, legend { display: block; margin: 10px 0 4px; font-weight: 600; }
-input, textarea, select, button { font: inherit; color: inherit; box-sizing: border-box; }
+input, textarea, select, button { font: inherit; font-weight: 400; color: inherit; box-sizing: border-box; }
+legend { padding: 0; }
 input:not([type=file]), textarea, select { display: block; width: 100%; padding: 7px 8px; border: 1px solid #8c959f; border-radius: 6px; background: #fff; }
 textarea { min-height: 88px; resize: vertical; }
 fieldset { border: 0; margin: 0; padding: 0; }
 button { min-height: 36px; padding: 6px 12px; border: 1px solid #8c959f; border-radius: 6px; background: #f6f8fa; cursor: pointer; }
 button.primary { width: 100%; margin-top: 12px; color: #fff; background: var(--accent); border-color: var(--accent); font-weight: 600; }
+button.primary:disabled { font-weight: 600; }
 button.close { min-height: 32px; padding: 2px 10px; }
 button:disabled { opacity: 0.6; cursor: progress; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 1px; }
@@ -245,6 +247,8 @@ export function mount(api, config, state) {
     if (fields.title) title.value = fields.title;
     if (fields.description) description.value = fields.description;
     returnFocus = document.activeElement;
+    status.textContent = "";
+    status.className = "status";
     host.hidden = false;
     title.focus();
     api.emit("open");

@@ -11,7 +11,9 @@
 // network; {"close": true} closes the page; {"pixels": {url, points: [[x, y], …]}} answers the
 // RGBA of an image's points, read on the page's origin; {"api": "expression"} evaluates on
 // the host page (window.Bichito…) and answers its value; {"badge": true} answers whether
-// "Powered by" shows; {"shot": true} saves a screenshot of the open form; {"quit": true}.
+// "Powered by" shows; {"shot": true} saves a screenshot of the open form; {"axe": true,
+// "width": 360, "dark": true, "shot": path} checks the open form with axe-core (and saves a
+// screenshot); {"quit": true}.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
 const fs = require("node:fs");
@@ -103,6 +105,33 @@ async function main() {
             return { size: [bitmap.width, bitmap.height], points: points.map(([x, y]) => Array.from(context.getImageData(x, y, 1, 1).data)) };
           }, command.pixels);
           answer({ ok: true, ...pixels });
+        } else if (command.axe) {
+          // The form open, light or dark, at a width: axe-core's WCAG 2.1 A and AA rules on the
+          // widget's own elements (inside their shadow roots).
+          await page.setViewportSize({ width: command.width || 1000, height: 760 });
+          await page.emulateMedia({ colorScheme: command.dark ? "dark" : "light" });
+          const form = page.locator("bichito-widget-form");
+          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          await form.locator("input[name=title]").waitFor({ timeout: 10000 });
+          await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+          const results = await page.evaluate(() => window.axe.run(
+            { include: [["bichito-widget-form"]] },
+            { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } },
+          ));
+          const overflow = await form.evaluate((host) => host.getBoundingClientRect().right - window.innerWidth);
+          if (command.shot) await page.screenshot({ path: command.shot });
+          await page.keyboard.press("Escape");
+          await page.setViewportSize({ width: 1000, height: 760 });
+          await page.emulateMedia({ colorScheme: "light" });
+          answer({
+            ok: true,
+            overflow,
+            violations: results.violations.map((violation) => ({
+              id: violation.id,
+              impact: violation.impact,
+              targets: violation.nodes.map((node) => node.target.join(" ")).slice(0, 5),
+            })),
+          });
         } else if (command.api) {
           answer({ ok: true, value: await page.evaluate(command.api) });
         } else if (command.badge) {
