@@ -120,22 +120,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     assert!(live["ms"].as_u64().is_some_and(|ms| ms < 1000), "{live}");
     // Accessibility: axe-core (WCAG 2.1 A and AA) finds nothing, light and dark, wide and at
     // 360 px, where nothing overflows sideways either.
-    for (dark, width) in [(false, 1100), (true, 1100), (false, 360), (true, 360)] {
-        let checked = browser
-            .ask(json!({"axe": true, "dark": dark, "width": width}))
-            .await;
-        assert_eq!(
-            checked["violations"],
-            json!([]),
-            "dark {dark}, {width} px: {checked}"
-        );
-        assert!(
-            checked["overflow"]
-                .as_i64()
-                .is_some_and(|overflow| overflow <= 0),
-            "dark {dark}, {width} px: {checked}"
-        );
-    }
+    browser.assert_accessible(1100).await;
     let closed = browser.ask(json!({"keys": ["Escape"]})).await;
     let shortcuts = browser.ask(json!({"shortcuts": true})).await;
     assert_eq!(shortcuts["listed"][0], "j / k", "{shortcuts}");

@@ -233,22 +233,7 @@ async fn a_report_from_a_website_is_stored_with_its_context_screenshot_and_strea
     // "Powered by" on the free plan.
     assert_eq!(browser.ask(json!({"badge": true})).await["shown"], true);
     // Accessible, light and dark, wide and at 360 px (where it fits the screen).
-    for (dark, width) in [(false, 1000), (true, 1000), (false, 360), (true, 360)] {
-        let checked = browser
-            .ask(json!({"axe": true, "dark": dark, "width": width}))
-            .await;
-        assert_eq!(
-            checked["violations"],
-            json!([]),
-            "dark {dark}, {width} px: {checked}"
-        );
-        assert!(
-            checked["overflow"]
-                .as_f64()
-                .is_some_and(|overflow| overflow <= 0.0),
-            "dark {dark}, {width} px: {checked}"
-        );
-    }
+    browser.assert_accessible(1000).await;
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]), "no error on the host page");
     assert_eq!(end["warnings"], json!([]), "the widget logged nothing");

@@ -22,6 +22,7 @@
 // "v"} picks an option, {"quit": true} ends.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
+const { summarize } = require("./axe.cjs");
 
 async function main() {
   const [link, shots] = process.argv.slice(2);
@@ -164,12 +165,7 @@ async function main() {
           answer({
             ok: true,
             overflow,
-            violations: results.violations.map((violation) => ({
-              id: violation.id,
-              impact: violation.impact,
-              help: violation.help,
-              targets: violation.nodes.map((node) => node.target.join(" ")).slice(0, 5),
-            })),
+            violations: summarize(results),
           });
         } finally {
           await checker.close();

@@ -16,6 +16,7 @@
 // screenshot); {"quit": true}.
 const { chromium } = require("playwright-core");
 const readline = require("node:readline");
+const { summarize } = require("./axe.cjs");
 const fs = require("node:fs");
 
 async function main() {
@@ -126,11 +127,7 @@ async function main() {
           answer({
             ok: true,
             overflow,
-            violations: results.violations.map((violation) => ({
-              id: violation.id,
-              impact: violation.impact,
-              targets: violation.nodes.map((node) => node.target.join(" ")).slice(0, 5),
-            })),
+            violations: summarize(results),
           });
         } else if (command.api) {
           answer({ ok: true, value: await page.evaluate(command.api) });

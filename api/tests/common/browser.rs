@@ -55,4 +55,26 @@ impl Browser {
         self.stdin.write_all(line.as_bytes()).await.expect("write");
         self.answer().await
     }
+
+    /// Has the script check its page with axe-core (`{"axe": true, "dark", "width"}`) light
+    /// and dark at `wide` and at 360 px: fails on any WCAG 2.1 A/AA violation, or on content
+    /// wider than the window.
+    pub async fn assert_accessible(&mut self, wide: u32) {
+        for (dark, width) in [(false, wide), (true, wide), (false, 360), (true, 360)] {
+            let checked = self
+                .ask(serde_json::json!({"axe": true, "dark": dark, "width": width}))
+                .await;
+            assert_eq!(
+                checked["violations"],
+                serde_json::json!([]),
+                "dark {dark}, {width} px: {checked}"
+            );
+            assert!(
+                checked["overflow"]
+                    .as_f64()
+                    .is_some_and(|overflow| overflow <= 0.0),
+                "dark {dark}, {width} px: {checked}"
+            );
+        }
+    }
 }
