@@ -430,7 +430,11 @@ async fn the_inbox_pages_searches_and_triages_by_keyboard_and_mouse() {
         .ask(json!({"waitFor": format!("{} === 'ana' && {} === 'critical'", cell(login, "assignee"), cell(login, "severity"))}))
         .await;
     assert_eq!(shown["ok"], true, "{shown}");
-    let stored = stored_when(&app, &token, login, |bug| bug["severity"] == "critical").await;
+    // Two PATCHes in flight (duplicate-of, then severity): wait for both.
+    let stored = stored_when(&app, &token, login, |bug| {
+        bug["severity"] == "critical" && bug["duplicate_of"] == older[100]
+    })
+    .await;
     assert_eq!(
         (
             &stored["assignee"],

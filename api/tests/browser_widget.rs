@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// A host page embedding the widget from `bichito` with `key`; `policy`, when given, is its
 /// Content-Security-Policy; `hostile` adds a script that throws and styles that hit everything.
-fn host_page(bichito: &str, key: &str, hostile: bool) -> String {
+fn host_page(bichito: &str, key: &str, hostile: bool, attributes: &str) -> String {
     let hostile = if hostile {
         "<style>* { font-size: 40px !important; color: red !important; display: block !important; }\
          button { display: none !important; }</style><script src=\"/throws.js\"></script>"
@@ -25,13 +25,14 @@ fn host_page(bichito: &str, key: &str, hostile: bool) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Shop</title>{hostile}\
          <script src=\"{bichito}/widget.js\" data-key=\"{key}\" data-app-version=\"1.4.2\" \
-         data-environment=\"staging\" async></script></head>\
+         data-environment=\"staging\" {attributes} async></script></head>\
          <body><h1>Cart</h1><p>Two items.</p></body></html>"
     )
 }
 
 /// A host site on a loopback port of its own: `/` plain, `/strict` under a strict
-/// Content-Security-Policy, `/hostile` with its own errors and styles.
+/// Content-Security-Policy, `/hostile` with its own errors and styles, `/es` in Spanish on
+/// the left in green.
 struct HostSite {
     listener: tokio::net::TcpListener,
     origin: String,
@@ -48,8 +49,14 @@ impl HostSite {
 
     /// Serves the pages, embedding the widget from `bichito` with `key`; the site's origin.
     fn serve(self, bichito: &str, key: &str) -> String {
-        let plain = host_page(bichito, key, false);
-        let hostile = host_page(bichito, key, true);
+        let plain = host_page(bichito, key, false, "");
+        let hostile = host_page(bichito, key, true, "");
+        let spanish = host_page(
+            bichito,
+            key,
+            false,
+            "data-locale=\"es\" data-position=\"bottom-left\" data-color=\"#116329\"",
+        );
         let policy = format!(
             "default-src 'none'; script-src {bichito}; connect-src {bichito}; img-src {bichito}; \
              style-src 'none'"
@@ -66,6 +73,10 @@ impl HostSite {
             .route(
                 "/hostile",
                 axum::routing::get(move || async move { Html(hostile) }),
+            )
+            .route(
+                "/es",
+                axum::routing::get(move || async move { Html(spanish) }),
             )
             .route(
                 "/throws.js",
@@ -443,4 +454,82 @@ async fn the_widget_fits_its_size_budgets_and_is_cached_by_version() {
         .expect("sent");
     expect_error(stale, 404).await;
     eprintln!("widget: loader {loader} bytes gzipped, all files {total} bytes");
+}
+
+#[tokio::test]
+async fn lost_answers_outages_and_rate_limits_still_store_each_report_once() {
+    let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::Local).await;
+    let site = HostSite::bind().await;
+    let key = allowing(&app, &[&site.origin]).await;
+    let site = site.serve(&app.base, &key);
+    let shot =
+        std::env::temp_dir().join(format!("bichito-widget-faults-{}.png", std::process::id()));
+    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    browser.ask(json!({"goto": format!("{site}/")})).await;
+
+    // Stored, but the 201 lost on the way back, then a 503: sent again with the same
+    // Idempotency-Key, answered with the same bichito.
+    browser.ask(json!({"flaky": ["lose", "503"]})).await;
+    let sent = browser
+        .ask(json!({"report": {"title": "Answer lost", "description": "Flaky Wi-Fi."}}))
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    assert_eq!(
+        stored_titled(&app, "Answer lost").await.len(),
+        1,
+        "one bichito, not two"
+    );
+
+    // A 429 is waited out for its Retry-After (1 s), then sent.
+    browser.ask(json!({"flaky": ["429"]})).await;
+    let limited = browser
+        .ask(json!({"report": {"title": "Rate limited", "description": "Busy key."}}))
+        .await;
+    assert_eq!(limited["ok"], true, "{limited}");
+    assert!(
+        limited["ms"].as_u64().is_some_and(|ms| ms >= 1000),
+        "{limited}"
+    );
+    assert_eq!(stored_titled(&app, "Rate limited").await.len(), 1);
+
+    // "Capture this tab" (getDisplayMedia; the browser accepts without asking here).
+    let captured = browser.ask(json!({"capture": true})).await;
+    assert_eq!(captured["ok"], true, "{captured}");
+    assert!(
+        captured["size"][0].as_u64().is_some_and(|width| width > 0),
+        "{captured}"
+    );
+    let sent = browser
+        .ask(json!({"report": {"title": "Captured", "description": "The tab itself."}}))
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let stored = stored_titled(&app, "Captured").await;
+    assert_eq!(
+        stored[0]["attachment"]["content_type"], "image/png",
+        "{stored:?}"
+    );
+
+    // A dropped image, on a page in Spanish with the button on the left.
+    browser.ask(json!({"close": true})).await;
+    browser.ask(json!({"goto": format!("{site}/es")})).await;
+    let label = browser
+        .ask(json!({"api": "document.querySelector('bichito-widget').shadowRoot.querySelector('button').textContent"}))
+        .await;
+    assert_eq!(label["value"], "Reportar un problema");
+    assert_eq!(browser.ask(json!({"drop": SCREENSHOT})).await["ok"], true);
+    let sent = browser
+        .ask(json!({"report": {"title": "Soltada", "description": "Una imagen arrastrada."}}))
+        .await;
+    assert_eq!(
+        sent["status"], "¡Gracias! Tu reporte fue enviado.",
+        "{sent}"
+    );
+    let stored = stored_titled(&app, "Soltada").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0]["attachment"]["content_type"], "image/png",
+        "{stored:?}"
+    );
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]));
 }

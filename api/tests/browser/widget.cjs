@@ -9,7 +9,8 @@
 // it, attaches (file input or paste), draws a box over the image (in its own pixels, by
 // mouse), sends and answers the status line; {"offline": true|false} cuts or restores the
 // network; {"close": true} closes the page; {"pixels": {url, points: [[x, y], …]}} answers the
-// RGBA of an image's points, read on the page's origin; {"api": "expression"} evaluates on
+// RGBA of an image's points, read on the page's origin; {"flaky": ["lose", "503", "429"]}
+// makes the next report POSTs fail so; {"drop": path} drops an image on the form; {"api": "expression"} evaluates on
 // the host page (window.Bichito…) and answers its value; {"badge": true} answers whether
 // "Powered by" shows; {"shot": true} saves a screenshot of the open form; {"axe": true,
 // "width": 360, "dark": true, "shot": path} checks the open form with axe-core (and saves a
@@ -23,8 +24,9 @@ async function main() {
   const [shotPath] = process.argv.slice(2);
   const browser = await chromium.launch({
     executablePath: process.env.BICHITO_CHROMIUM || "/usr/bin/chromium",
+    // Tab capture accepted without a prompt (getDisplayMedia with preferCurrentTab).
     args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
+      "--disable-component-update", "--disable-sync", "--auto-accept-this-tab-capture"],
   });
   const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
   const answer = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -86,10 +88,52 @@ async function main() {
           if (command.shot) {
             await page.screenshot({ path: shotPath });
           }
+          const started = Date.now();
           await form.locator("button[type=submit]").click();
           const wanted = { ok: "status ok", error: "status error", queued: "status ok" }[command.wait || "ok"];
           await form.locator(`.status[class="${wanted}"]`).waitFor({ timeout: 20000 });
-          answer({ ok: true, status: await statusOf(), focused });
+          answer({ ok: true, status: await statusOf(), focused, ms: Date.now() - started });
+        } else if (command.flaky) {
+          // The next POSTs of a report meet these, in order: "lose" (stored by bichito, but
+          // the answer never reaches the page), "503" or "429" (answered here, with
+          // Retry-After: 1 for the 429); then they pass.
+          const faults = [...command.flaky];
+          await context.route((url) => url.pathname === "/api/v1/bugs", async (route) => {
+            const fault = route.request().method() === "POST" ? faults.shift() : undefined;
+            if (fault === "lose") {
+              await route.fetch();
+              await route.abort("connectionreset");
+            } else if (fault === "503") {
+              await route.fulfill({ status: 503, contentType: "application/json", headers: { "access-control-allow-origin": "*" }, body: '{"error":"temporarily unavailable"}' });
+            } else if (fault === "429") {
+              await route.fulfill({ status: 429, contentType: "application/json", headers: { "retry-after": "1", "access-control-allow-origin": "*", "access-control-expose-headers": "retry-after" }, body: '{"error":"rate limited"}' });
+            } else {
+              await route.continue();
+            }
+          });
+          answer({ ok: true });
+        } else if (command.capture) {
+          // "Capture this tab": the canvas then shows the page itself.
+          const form = page.locator("bichito-widget-form");
+          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          await form.locator("button", { hasText: "Capture this tab" }).click();
+          await form.locator("canvas").waitFor({ timeout: 10000 });
+          const size = await form.locator("canvas").evaluate((canvas) => [canvas.width, canvas.height]);
+          answer({ ok: true, size });
+        } else if (command.drop) {
+          // An image dropped on the form's drop zone.
+          const form = page.locator("bichito-widget-form");
+          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          const bytes = fs.readFileSync(command.drop).toString("base64");
+          await form.locator(".drop").evaluate((zone, data) => {
+            const binary = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([binary], "dropped.png", { type: "image/png" }));
+            zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+          }, bytes);
+          await form.locator("canvas").waitFor({ timeout: 10000 });
+          answer({ ok: true });
         } else if (command.offline !== undefined) {
           await context.setOffline(command.offline);
           answer({ ok: true });
