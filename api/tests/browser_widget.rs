@@ -32,7 +32,7 @@ fn host_page(bichito: &str, key: &str, hostile: bool, attributes: &str) -> Strin
 
 /// A host site on a loopback port of its own: `/` plain, `/strict` under a strict
 /// Content-Security-Policy, `/hostile` with its own errors and styles, `/es` in Spanish on
-/// the left in green.
+/// the left in green, `/own` with the site's own button.
 struct HostSite {
     listener: tokio::net::TcpListener,
     origin: String,
@@ -57,6 +57,11 @@ impl HostSite {
             false,
             "data-locale=\"es\" data-position=\"bottom-left\" data-color=\"#116329\"",
         );
+        // The site's own button instead of the floating one.
+        let own = host_page(bichito, key, false, "data-button=\"false\"").replace(
+            "<body>",
+            "<body><button id=\"mine\">Feedback</button><script src=\"/own.js\" defer></script>",
+        );
         let policy = format!(
             "default-src 'none'; script-src {bichito}; connect-src {bichito}; img-src {bichito}; \
              style-src 'none'"
@@ -77,6 +82,16 @@ impl HostSite {
             .route(
                 "/es",
                 axum::routing::get(move || async move { Html(spanish) }),
+            )
+            .route("/own", axum::routing::get(move || async move { Html(own) }))
+            .route(
+                "/own.js",
+                axum::routing::get(|| async {
+                    (
+                        [("content-type", "text/javascript")],
+                        "document.getElementById('mine').addEventListener('click', () => Bichito.open());",
+                    )
+                }),
             )
             .route(
                 "/throws.js",
@@ -530,6 +545,89 @@ async fn lost_answers_outages_and_rate_limits_still_store_each_report_once() {
         stored[0]["attachment"]["content_type"], "image/png",
         "{stored:?}"
     );
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]));
+}
+
+#[tokio::test]
+async fn keyboard_users_own_buttons_known_users_and_big_screenshots() {
+    let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::Local).await;
+    let site = HostSite::bind().await;
+    let key = allowing(&app, &[&site.origin]).await;
+    let site = site.serve(&app.base, &key);
+    let shot = std::env::temp_dir().join(format!("bichito-widget-keys-{}.png", std::process::id()));
+    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    browser.ask(json!({"goto": format!("{site}/")})).await;
+
+    // Keyboard only: Enter opens on the title, Tab and Shift+Tab never leave the form, Escape
+    // closes it and gives the focus back to the button.
+    let keys = browser.ask(json!({"keyboard": true})).await;
+    assert_eq!(keys["ok"], true, "{keys}");
+    let visited: Vec<&str> = keys["visited"]
+        .as_array()
+        .expect("visited")
+        .iter()
+        .map(|at| at.as_str().expect("text"))
+        .collect();
+    assert_eq!(visited[0], "bichito-widget-form:title", "{visited:?}");
+    assert!(
+        visited
+            .iter()
+            .all(|at| at.starts_with("bichito-widget-form:")),
+        "the focus stays in the form: {visited:?}"
+    );
+    assert!(
+        visited.contains(&"bichito-widget-form:Send report"),
+        "{visited:?}"
+    );
+    assert_eq!(keys["after"], "bichito-widget:Report a bug", "{keys}");
+
+    // A known user and the site's own words.
+    browser
+        .ask(json!({"api": "Bichito.setUser({email: 'ana@example.com', id: 'user_42'}); Bichito.setStrings({send: 'Send it'}); true"}))
+        .await;
+    // A photo-sized screenshot that PNG cannot bring under 2 MB: sent smaller, as JPEG or WebP.
+    let noise = browser.ask(json!({"pasteNoise": [2400, 1600]})).await;
+    assert!(
+        noise["bytes"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 2 * 1024 * 1024),
+        "{noise}"
+    );
+    let label = browser
+        .ask(json!({"api": "document.querySelector('bichito-widget-form').shadowRoot.querySelector('button[type=submit]').textContent"}))
+        .await;
+    assert_eq!(label["value"], "Send it");
+    let sent = browser
+        .ask(json!({"report": {"title": "Known user", "description": "With a photo."}}))
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let stored = stored_titled(&app, "Known user").await;
+    assert_eq!(stored[0]["reporter_email"], "ana@example.com");
+    assert_eq!(stored[0]["reporter_identifier"], "user_42");
+    let attachment = &stored[0]["attachment"];
+    assert!(
+        ["image/jpeg", "image/webp"].contains(&attachment["content_type"].as_str().unwrap_or("")),
+        "{attachment}"
+    );
+    assert!(
+        attachment["content_length"]
+            .as_u64()
+            .is_some_and(|bytes| bytes <= 2 * 1024 * 1024),
+        "{attachment}"
+    );
+
+    // data-button="false": no floating button; the site's own opens the form.
+    browser.ask(json!({"close": true})).await;
+    let own = browser
+        .ask(json!({"goto": format!("{site}/own"), "ownButton": true}))
+        .await;
+    assert_eq!(own["floating"], 0, "{own}");
+    let sent = browser
+        .ask(json!({"report": {"title": "From my button", "description": "Own button."}, "opener": "#mine"}))
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    assert_eq!(stored_titled(&app, "From my button").await.len(), 1);
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]));
 }

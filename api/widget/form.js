@@ -256,8 +256,9 @@ export function mount(api, config, state) {
   const closeForm = () => {
     if (host.hidden) return;
     host.hidden = true;
-    if (returnFocus && returnFocus.focus) returnFocus.focus();
+    // The floating button is back first, so that the focus can return to it.
     api.emit("close");
+    if (returnFocus && returnFocus.focus) returnFocus.focus();
   };
 
   /** Delivers (or, offline, keeps) one report; what the form then says. */

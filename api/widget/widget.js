@@ -96,7 +96,8 @@
     const host = document.createElement("bichito-widget");
     buttonHost = host;
     host.setAttribute("data-bichito", "button");
-    const root = host.attachShadow({ mode: "open" });
+    // delegatesFocus: focusing the element (as the form does on close) focuses the button.
+    const root = host.attachShadow({ mode: "open", delegatesFocus: true });
     const sheet = new CSSStyleSheet();
     // Adopted, not a <style>: a host page's strict style-src does not apply to it. `!important`
     // on the host element: there, the page's own `!important` rules would win otherwise.

@@ -45,11 +45,20 @@ async function main() {
           // What the widget logged (it logs each error once, as "bichito widget: …").
           page.on("console", (message) => message.text().startsWith("bichito widget") && consoleWarnings.push(message.text()));
           await page.goto(command.goto);
-          await page.locator("bichito-widget button").waitFor({ timeout: 10000 });
-          answer({ ok: true });
+          // The floating button, or (with data-button="false") window.Bichito alone.
+          if (command.ownButton) {
+            const started = Date.now();
+            while (!(await page.evaluate("Boolean(window.Bichito && window.Bichito.version)"))) {
+              if (Date.now() - started > 10000) throw new Error("no window.Bichito");
+              await new Promise((resolve) => setTimeout(resolve, 25));
+            }
+          } else {
+            await page.locator("bichito-widget button").waitFor({ timeout: 10000 });
+          }
+          answer({ ok: true, floating: await page.locator("bichito-widget").count() });
         } else if (command.report) {
           const form = page.locator("bichito-widget-form");
-          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          if (!(await form.isVisible())) await page.locator(command.opener || "bichito-widget button").click();
           await form.locator("input[name=title]").waitFor({ timeout: 10000 });
           const focused = await page.evaluate(() => {
             const host = document.querySelector("bichito-widget-form");
@@ -112,6 +121,50 @@ async function main() {
             }
           });
           answer({ ok: true });
+        } else if (command.keyboard) {
+          // By keyboard alone: focus the button, Enter opens the form; Tab 30 times, then
+          // Shift+Tab 30 times, noting where the focus is; Escape closes.
+          await page.locator("bichito-widget button").focus();
+          await page.keyboard.press("Enter");
+          const form = page.locator("bichito-widget-form");
+          await form.locator("input[name=title]").waitFor({ timeout: 10000 });
+          const where = () => page.evaluate(() => {
+            const host = document.activeElement && document.activeElement.tagName.toLowerCase();
+            const inner = document.activeElement && document.activeElement.shadowRoot && document.activeElement.shadowRoot.activeElement;
+            return `${host}:${inner ? inner.name || inner.textContent.trim() || inner.tagName.toLowerCase() : ""}`;
+          });
+          const visited = [await where()];
+          for (let i = 0; i < 30; i += 1) {
+            await page.keyboard.press("Tab");
+            visited.push(await where());
+          }
+          for (let i = 0; i < 30; i += 1) {
+            await page.keyboard.press("Shift+Tab");
+            visited.push(await where());
+          }
+          await page.keyboard.press("Escape");
+          await form.waitFor({ state: "hidden", timeout: 10000 });
+          answer({ ok: true, visited, after: await where() });
+        } else if (command.pasteNoise) {
+          // A large photo-like image (random pixels: PNG cannot shrink it) pasted into the form.
+          const form = page.locator("bichito-widget-form");
+          if (!(await form.isVisible())) await page.locator("bichito-widget button").click();
+          const bytes = await form.locator(".panel").evaluate(async (panel, [width, height]) => {
+            const canvas = new OffscreenCanvas(width, height);
+            const context = canvas.getContext("2d");
+            const image = context.createImageData(width, height);
+            const noise = new Uint32Array(image.data.buffer);
+            for (let i = 0; i < noise.length; i += 16384) crypto.getRandomValues(noise.subarray(i, i + 16384));
+            for (let i = 3; i < image.data.length; i += 4) image.data[i] = 255;
+            context.putImageData(image, 0, 0);
+            const blob = await canvas.convertToBlob({ type: "image/png" });
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([blob], "photo.png", { type: "image/png" }));
+            panel.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true, cancelable: true }));
+            return blob.size;
+          }, command.pasteNoise);
+          await form.locator("canvas").waitFor({ timeout: 10000 });
+          answer({ ok: true, bytes });
         } else if (command.capture) {
           // "Capture this tab": the canvas then shows the page itself.
           const form = page.locator("bichito-widget-form");
