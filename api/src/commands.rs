@@ -185,7 +185,19 @@ async fn dev(global: &GlobalArgs, args: DevArgs) -> Result<(), CommandError> {
         }
         None => EXAMPLE_HONEYCOMB.to_owned(),
     };
-    let applied = apply_documents(&*store, &yaml, &global.data_dir.join("secrets")).await?;
+    let listener = bind(&args.server).await?;
+    let address = listener.local_addr().map_err(io("no local address"))?;
+    let base = public_url(&args.server, address);
+    // The widget's demo page (/widget/demo) is on this server's own origin: allowed, in dev.
+    let mut documents = parse_documents(&yaml)?;
+    if let Some(origin) = origin_of(&base) {
+        for document in &mut documents {
+            if !document.spec.allowed_origins.contains(&origin) {
+                document.spec.allowed_origins.push(origin.clone());
+            }
+        }
+    }
+    let applied = apply_parsed(&*store, documents, &global.data_dir.join("secrets")).await?;
     let first = applied
         .first()
         .ok_or_else(|| CommandError::Usage("the honeycomb file has no Honeycomb".into()))?;
@@ -200,9 +212,6 @@ async fn dev(global: &GlobalArgs, args: DevArgs) -> Result<(), CommandError> {
         DEV_TOKEN_TTL,
     )?;
     let jwt = JwtVerifier::from_args(&args.server.jwt, Some(&secret))?;
-    let listener = bind(&args.server).await?;
-    let address = listener.local_addr().map_err(io("no local address"))?;
-    let base = public_url(&args.server, address);
     let link = sign_in_link(
         &*store,
         &base,
@@ -225,6 +234,8 @@ fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &s
          \n  API key    {key}\
          \n  JWT        {token}\
          \n             (user `dev`, team `{team}`, valid 30 days; mint others with `bichito token`)\
+         \n  widget     {base}/widget/demo#key={key}\
+         \n             (a demo page with the widget; on your site: <script src=\"{base}/widget.js\" data-key=\"{key}\" async></script>)\
          \n\nTry it:\
          \n  curl -i -X POST {base}/api/v1/bugs -H 'x-api-key: {key}' -H 'content-type: application/json' \\\
          \n       -d '{{\"title\": \"Login button broken on Safari 17\", \"description\": \"Click Sign in: nothing happens.\", \"severity\": \"high\"}}'\
@@ -340,6 +351,14 @@ fn public_url(args: &ServerArgs, address: std::net::SocketAddr) -> String {
         .unwrap_or_else(|| format!("http://{address}"))
 }
 
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .map(|url| url.origin().ascii_serialization())
+        .filter(|origin| origin != "null")
+}
+
 /// Sign-in with a provider needs both its issuer and this server's client id.
 fn check_sign_in(args: &crate::config::SessionArgs) -> Result<(), CommandError> {
     if args.oidc_issuer.is_some() != args.oidc_client_id.is_some() {
@@ -405,8 +424,16 @@ pub async fn apply_documents(
     yaml: &str,
     secrets: &Path,
 ) -> Result<Vec<Applied>, CommandError> {
+    apply_parsed(store, parse_documents(yaml)?, secrets).await
+}
+
+async fn apply_parsed(
+    store: &dyn Store,
+    documents: Vec<bichito_core::spec::HoneycombDocument>,
+    secrets: &Path,
+) -> Result<Vec<Applied>, CommandError> {
     let mut applied = Vec::new();
-    for document in parse_documents(yaml)? {
+    for document in documents {
         let namespace = document.namespace().to_owned();
         let key_file = secrets
             .join(&namespace)

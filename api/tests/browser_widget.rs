@@ -631,3 +631,55 @@ async fn keyboard_users_own_buttons_known_users_and_big_screenshots() {
     let end = browser.ask(json!({"quit": true})).await;
     assert_eq!(end["errors"], json!([]));
 }
+
+#[tokio::test]
+async fn bichito_dev_prints_a_demo_page_where_the_widget_works_at_once() {
+    let data = std::env::temp_dir().join(format!("bichito-widget-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let data_dir = data.to_str().expect("utf-8");
+    let dev = common::process::start(
+        &["dev", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let printed = |label: &str| {
+        dev.stdout_lines
+            .iter()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(label)
+                    .map(|rest| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("`bichito dev` prints its {label}: {:?}", dev.stdout_lines))
+    };
+    let demo = printed("widget");
+    let token = printed("JWT");
+    assert!(
+        demo.starts_with(&format!("{}/widget/demo#key=sk_live_", dev.base)),
+        "{demo}"
+    );
+    let shot = std::env::temp_dir().join(format!("bichito-widget-dev-{}.png", std::process::id()));
+    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    assert_eq!(browser.ask(json!({"goto": demo})).await["ok"], true);
+    let sent = browser
+        .ask(json!({"report": {"title": "Tried the demo", "description": "It works."}}))
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let listed = json_of(
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/teams/payments/bugs", dev.base))
+            .bearer_auth(&token),
+    )
+    .await;
+    let demo_report = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|bug| bug["title"] == "Tried the demo")
+        .cloned()
+        .unwrap_or_else(|| panic!("stored: {listed}"));
+    assert_eq!(demo_report["environment"], "demo");
+    let end = browser.ask(json!({"quit": true})).await;
+    assert_eq!(end["errors"], json!([]));
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -131,6 +131,8 @@ fn api_routes(state: AppState) -> Router {
         .route("/inbox", get(inbox::page))
         .route("/inbox/{file}", get(inbox::file))
         .route("/widget.js", get(widget::loader))
+        .route("/widget/demo", get(widget::demo_page))
+        .route("/widget/demo.js", get(widget::demo_script))
         .route("/widget/{version}/{file}", get(widget::versioned))
         .layer(CompressionLayer::new());
     let operability_routes = Router::new()

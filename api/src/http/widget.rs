@@ -26,6 +26,11 @@ const FILES: &[(&str, &str)] = &[
     file!("strings.js"),
 ];
 
+/// A shop page that embeds the widget with the key in its address (`#key=…`): what `bichito
+/// dev` prints, to try the widget at once.
+const DEMO_PAGE: &str = include_str!("../../widget/demo.html");
+const DEMO_SCRIPT: &str = include_str!("../../widget/demo.js");
+
 /// Where the loader is told its version is (see `widget.js`).
 const VERSION_MARK: &str = "__VERSION__";
 
@@ -88,6 +93,38 @@ fn find(name: &str) -> Option<&'static str> {
 /// `GET /widget.js`: the loader of this release.
 pub async fn loader() -> Response {
     served(find("widget.js").unwrap_or_default(), MINUTES)
+}
+
+/// `GET /widget/demo` and `GET /widget/demo.js`.
+pub async fn demo_page() -> Response {
+    demo(DEMO_PAGE, "text/html; charset=utf-8")
+}
+
+pub async fn demo_script() -> Response {
+    demo(DEMO_SCRIPT, "text/javascript; charset=utf-8")
+}
+
+fn demo(body: &'static str, content_type: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(MINUTES)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+                     base-uri 'none'; frame-ancestors 'none'",
+                ),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /widget/{version}/{file}`: any file of this release; another release's is 404.
