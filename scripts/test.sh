@@ -184,6 +184,19 @@ ensure_helm_python_sdk() {
     log "helm-python-sdk: Helm $(python3 -c 'import helm_python; print(helm_python.helm_sdk_version())')"
 }
 
+# ------------------------------------------------------------ sentry-sdk
+
+# Sentry's own Python SDK (PyPI): the Sentry-compatible envelope is tested with the real thing.
+SENTRY_SDK_VERSION=2.75.0
+ensure_sentry_sdk() {
+    if ! python3 -c "import sentry_sdk, sys; sys.exit(sentry_sdk.VERSION != '$SENTRY_SDK_VERSION')" >/dev/null 2>&1; then
+        log "installing sentry-sdk $SENTRY_SDK_VERSION (PyPI)"
+        python3 -m pip install --quiet "sentry-sdk==$SENTRY_SDK_VERSION"
+    fi
+    python3 -c 'import sentry_sdk' || die "sentry_sdk is not importable after installing it"
+    log "sentry-sdk: $(python3 -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
+}
+
 # ------------------------------------------------------- S3-compatible server
 
 # s3s-fs (crates.io) serves a folder over the S3 API and checks SigV4 signatures, presigned
@@ -303,6 +316,7 @@ if [[ $QUICK -eq 0 ]]; then
     ensure_promtool
     ensure_kubernetes_validate
     ensure_helm_python_sdk
+    ensure_sentry_sdk
     ensure_s3
     ensure_nchan
     ensure_browser

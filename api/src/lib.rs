@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod rate_limit;
 pub mod report;
+pub mod sentry;
 pub mod server;
 pub mod settings;
 pub mod state;

@@ -144,15 +144,7 @@ async fn a_report_from_a_website_is_stored_with_its_context_screenshot_and_strea
     let site = HostSite::bind().await;
     let key = allowing(&app, &[&site.origin]).await;
     let site = site.serve(&app.base, &key);
-    let mut events = events_of(
-        app.client
-            .get(app.stream_url("/api/v1/teams/payments/stream"))
-            .bearer_auth(app.token(&["payments"]))
-            .send()
-            .await
-            .expect("stream"),
-    );
-    assert_eq!(next(&mut events).await.event, "hello");
+    let mut events = app.team_events().await;
     // The README's picture: the form filled in, a box drawn over the screenshot.
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/widget.png");
     let mut browser = Browser::start(

@@ -48,8 +48,16 @@ pub async fn authenticate_key(
         .get(API_KEY_HEADER)
         .ok_or(ApiError::InvalidApiKey("missing x-api-key header"))?
         .to_str()
-        .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?
-        .trim();
+        .map_err(|_| ApiError::InvalidApiKey("unknown API key"))?;
+    authenticate_presented(state, presented).await
+}
+
+/// A key however it came (`x-api-key`, a Sentry DSN's public key), checked the same way.
+pub async fn authenticate_presented(
+    state: &impl KeyCheck,
+    presented: &str,
+) -> Result<(ApiKeyRecord, Arc<Honeycomb>), ApiError> {
+    let presented = presented.trim();
     let prefix = keys::prefix_of(presented).ok_or(ApiError::InvalidApiKey("unknown API key"))?;
     // Read before the lookups: a change committed in between makes what they cache stale,
     // never fresh.

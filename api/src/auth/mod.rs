@@ -10,7 +10,9 @@ mod jwks;
 mod jwt;
 pub mod session;
 
-pub use api_key::{KeyCheck, Reporter, authenticate_key, check_origin, still_valid};
+pub use api_key::{
+    KeyCheck, Reporter, authenticate_key, authenticate_presented, check_origin, still_valid,
+};
 pub use jwks::{Jwks, JwksError};
 pub use jwt::{Caller, JwtConfigError, JwtVerifier, http_client, mint_token, teams_of};
 pub use session::SessionCheck;

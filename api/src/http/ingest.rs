@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::blocklist;
 use bichito_core::clock::truncate_to_millis;
-use bichito_core::model::NewBichito;
+use bichito_core::model::{ApiKeyRecord, Honeycomb, NewBichito};
 use bichito_core::store::{IdempotencyClaim, Inserted, StoredResponse};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -62,13 +62,7 @@ async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let now = truncate_to_millis(state.clock.now());
-    let per_minute = honeycomb
-        .reports_per_minute
-        .unwrap_or(state.limits.default_reports_per_minute);
-    state
-        .rate_limiter
-        .check(&*state.store, key.id, per_minute, now.timestamp_millis())
-        .await?;
+    check_rate(state, &key, &honeycomb, now).await?;
     require_json(headers)?;
     let bytes = read_limited(headers, body, state.limits.body_limit_bytes).await?;
     let idempotency_key = idempotency_key(headers)?;
@@ -79,14 +73,52 @@ async fn ingest(
         created_at: now,
     };
     let report = report::parse(&bytes, envelope)?;
+    let claim =
+        idempotency_key.map(|idempotency| idempotency_claim(&honeycomb, idempotency, &bytes, now));
+    accept(state, &key, &honeycomb, report, claim).await
+}
 
-    let claim = idempotency_key.map(|key| IdempotencyClaim {
+/// The rate limit of `key` (429 with `Retry-After` when spent).
+pub(crate) async fn check_rate(
+    state: &AppState,
+    key: &ApiKeyRecord,
+    honeycomb: &Honeycomb,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let per_minute = honeycomb
+        .reports_per_minute
+        .unwrap_or(state.limits.default_reports_per_minute);
+    state
+        .rate_limiter
+        .check(&*state.store, key.id, per_minute, now.timestamp_millis())
+        .await
+}
+
+/// A claim on `key` for this request body: the same key with another body is a 422.
+pub(crate) fn idempotency_claim(
+    honeycomb: &Honeycomb,
+    key: String,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> IdempotencyClaim {
+    IdempotencyClaim {
         honeycomb_id: honeycomb.id,
         key,
-        request_hash: hex::encode(Sha256::digest(&bytes)),
+        request_hash: hex::encode(Sha256::digest(body)),
         created_at: now,
         not_before: now - IDEMPOTENCY_WINDOW,
-    });
+    }
+}
+
+/// A valid report from then on, whatever way it came: replayed, dropped by the blocklist or the
+/// monthly cap (a 201 all the same), or stored with its `bug.created` event.
+pub(crate) async fn accept(
+    state: &AppState,
+    key: &ApiKeyRecord,
+    honeycomb: &Honeycomb,
+    report: NewBichito,
+    claim: Option<IdempotencyClaim>,
+) -> Result<Response, ApiError> {
     if let Some(claim) = &claim
         && let Some(previous) = state
             .store
@@ -98,7 +130,7 @@ async fn ingest(
 
     if let Some(rule) = blocklist::first_match(&honeycomb.blocklist, &report) {
         // Nothing is written that would check the key: check it now, as a stored report would.
-        still_valid(state, &key).await?;
+        still_valid(state, key).await?;
         tracing::info!(honeycomb_id = honeycomb.id, field = %rule.field, "report matched the blocklist; dropped");
         state.metrics.report(ReportOutcome::Blocked);
         return silently_dropped(state, report, claim.as_ref()).await;

@@ -6,7 +6,7 @@ pub(crate) mod cors;
 pub mod extract;
 mod health;
 mod inbox;
-mod ingest;
+pub(crate) mod ingest;
 mod session;
 mod storage;
 pub mod widget;
@@ -66,6 +66,11 @@ fn api_routes(state: AppState) -> Router {
         .route(
             "/api/v1/widget/info",
             get(ingest::widget_info).options(cors::preflight),
+        )
+        // Sentry SDKs' feedback, by their DSN (see `crate::sentry`).
+        .route(
+            "/api/{project_id}/envelope/",
+            post(crate::sentry::envelope).options(cors::preflight),
         )
         .route(
             "/api/v1/bugs/{id}/attachments",

@@ -477,6 +477,20 @@ impl TestApp {
         done.api_key
     }
 
+    /// Team `payments`'s stream, past its `hello`.
+    pub async fn team_events(&self) -> Events {
+        let mut events = events_of(
+            self.client
+                .get(self.stream_url("/api/v1/teams/payments/stream"))
+                .bearer_auth(self.token(&["payments"]))
+                .send()
+                .await
+                .expect("stream"),
+        );
+        assert_eq!(next(&mut events).await.event, "hello");
+        events
+    }
+
     pub fn token(&self, teams: &[&str]) -> String {
         team_token(teams)
     }

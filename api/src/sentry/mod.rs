@@ -1,0 +1,148 @@
+//! Sentry-compatible feedback: `POST /api/{project_id}/envelope/`, where an unmodified Sentry
+//! SDK sends what its DSN `http(s)://<bichito API key>@<host>/<project_id>` points it at.
+//! `feedback` and `user_report` items become bichitos through the same checks as
+//! `POST /api/v1/bugs` (key, origin, rate limit, validation, blocklist, monthly cap, events);
+//! every other item (errors, transactions, sessions, client reports...) is acknowledged and
+//! dropped, so an SDK that sends those too never sees a failure.
+
+pub mod envelope;
+pub mod feedback;
+
+use crate::auth::{KeyCheck, check_origin};
+use crate::error::ApiError;
+use crate::http::extract::QueryParams;
+use crate::http::ingest::{accept, check_rate, idempotency_claim};
+use crate::report;
+use crate::state::AppState;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bichito_core::clock::truncate_to_millis;
+use envelope::EnvelopeError;
+use serde_json::json;
+
+/// An envelope as sent (compressed or not): feedback with a screenshot fits well within.
+pub const ENVELOPE_LIMIT: usize = 4 * 1024 * 1024;
+/// The most an envelope may inflate to.
+pub const DECODED_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The DSN's public key: `X-Sentry-Auth: Sentry sentry_key=…, sentry_version=7` or
+/// `?sentry_key=…` (what browser SDKs send).
+fn sentry_key(
+    headers: &HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    let from_header = headers
+        .get("x-sentry-auth")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .trim_start_matches("Sentry")
+                .split(',')
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(name, _)| *name == "sentry_key")
+                .map(|(_, key)| key.trim().to_owned())
+        });
+    from_header.or_else(|| query.get("sentry_key").cloned())
+}
+
+impl From<EnvelopeError> for ApiError {
+    fn from(err: EnvelopeError) -> Self {
+        match err {
+            EnvelopeError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+pub async fn envelope(
+    State(state): State<AppState>,
+    Path(project_id): Path<String>,
+    QueryParams(query): QueryParams,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match receive(&state, &project_id, &query, &headers, body).await {
+        Ok(event_id) => (StatusCode::OK, axum::Json(json!({ "id": event_id }))).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn receive(
+    state: &AppState,
+    project_id: &str,
+    query: &std::collections::HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Option<String>, ApiError> {
+    let presented = sentry_key(headers, query).ok_or(ApiError::InvalidApiKey(
+        "missing sentry_key (X-Sentry-Auth or ?sentry_key=)",
+    ))?;
+    let (key, honeycomb) = crate::auth::authenticate_presented(state, &presented).await?;
+    // The DSN's project is the honeycomb of its key: anything else is a DSN for another.
+    if project_id != honeycomb.id.to_string() {
+        return Err(ApiError::InvalidApiKey(
+            "the DSN's project is not this key's honeycomb",
+        ));
+    }
+    check_origin(&honeycomb, headers)?;
+    let now = truncate_to_millis(KeyCheck::now(state));
+    check_rate(state, &key, &honeycomb, now).await?;
+    let sent = to_bytes(body, ENVELOPE_LIMIT)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge {
+            limit: ENVELOPE_LIMIT,
+        })?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|value| value.to_str().ok());
+    let decoded = envelope::decode(&sent, encoding, DECODED_LIMIT)?;
+    let parsed = envelope::parse(&decoded)?;
+    let event_id = parsed
+        .header
+        .get("event_id")
+        .and_then(|id| id.as_str())
+        .map(str::to_owned);
+    for (index, item) in parsed.items.iter().enumerate() {
+        let Some(fields) = feedback::report_of(item) else {
+            tracing::debug!(
+                item = item.kind(),
+                "sentry envelope item dropped (not feedback)"
+            );
+            continue;
+        };
+        let bytes = serde_json::to_vec(&fields).map_err(|err| ApiError::Internal(err.into()))?;
+        let report = report::parse(
+            &bytes,
+            report::Envelope {
+                honeycomb_id: honeycomb.id,
+                api_key_id: key.id,
+                team_id: honeycomb.team_id.clone(),
+                created_at: now,
+            },
+        )?;
+        // The SDK's own ids: an envelope sent twice is one bichito per item. A feedback event
+        // has its own id; a user_report names the error it is about; else the envelope's id
+        // and the item's place in it.
+        let item_id = item
+            .json()
+            .and_then(|payload| {
+                payload
+                    .get("event_id")
+                    .and_then(|id| id.as_str())
+                    .map(str::to_owned)
+            })
+            .or_else(|| event_id.as_ref().map(|id| format!("{id}/{index}")));
+        let claim = item_id.map(|id| {
+            idempotency_claim(
+                &honeycomb,
+                format!("sentry:{}:{id}", item.kind()),
+                &bytes,
+                now,
+            )
+        });
+        accept(state, &key, &honeycomb, report, claim).await?;
+    }
+    Ok(event_id)
+}

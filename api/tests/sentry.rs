@@ -1,0 +1,194 @@
+//! Sentry-compatible feedback (`POST /api/{project_id}/envelope/`), tested with Sentry's own
+//! Python SDK (PyPI `sentry-sdk`, installed by scripts/test.sh): feedback and user_report items
+//! become bichitos on the team stream; the error event beside them is dropped; a retried
+//! envelope is one bichito. And what the endpoint refuses, over plain HTTP.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn dsn(app: &TestApp, key: &str, project: i64) -> String {
+    format!(
+        "http://{key}@{}/{project}",
+        app.base.trim_start_matches("http://")
+    )
+}
+
+fn send_with_python_sdk(dsn: &str, message: &str, email: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sentry/send_feedback.py");
+    let output = std::process::Command::new("python3")
+        .args([script, dsn, message, email])
+        .output()
+        .expect("python3 runs (scripts/test.sh installs sentry-sdk)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+async fn stored(app: &TestApp) -> Vec<Value> {
+    let page = json_of(
+        app.client
+            .get(app.url("/api/v1/teams/payments/bugs?limit=200"))
+            .bearer_auth(app.token(&["payments"])),
+    )
+    .await;
+    page["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test]
+async fn the_python_sdk_s_feedback_becomes_bichitos_on_the_stream() {
+    let app = TestApp::start(Backend::Postgres).await;
+    let mut events = app.team_events().await;
+    let dsn = dsn(&app, &app.api_key, app.honeycomb_id);
+    let event_id = tokio::task::spawn_blocking(move || {
+        send_with_python_sdk(
+            &dsn,
+            "Coupon ignored\nThe total stays at 40.",
+            "ana@example.com",
+        )
+    })
+    .await
+    .expect("the script ran");
+    let mut titles = Vec::new();
+    for _ in 0..2 {
+        let event = next(&mut events).await;
+        assert_eq!(event.event, "bug.created");
+        let created: Value = serde_json::from_str(&event.data).expect("json");
+        titles.push(created["title"].as_str().expect("title").to_owned());
+    }
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["Coupon ignored", "The old report dialog still works"]
+    );
+    let bugs = stored(&app).await;
+    assert_eq!(
+        bugs.len(),
+        2,
+        "the error was dropped and the retry was one: {bugs:?}"
+    );
+    let feedback = bugs
+        .iter()
+        .find(|bug| bug["title"] == "Coupon ignored")
+        .expect("the feedback");
+    assert_eq!(
+        feedback["description"],
+        "Coupon ignored\nThe total stays at 40."
+    );
+    assert_eq!(feedback["reporter_email"], "ana@example.com");
+    assert_eq!(feedback["reporter_identifier"], "Ana");
+    assert_eq!(feedback["url"], "https://shop.example/cart");
+    assert_eq!(feedback["environment"], "production");
+    assert_eq!(feedback["app_version"], "shop@1.4.2");
+    assert_eq!(feedback["extra"]["sentry"]["event_id"], event_id);
+    assert_eq!(feedback["extra"]["sentry"]["source"], "python-script");
+    let report = bugs
+        .iter()
+        .find(|bug| bug["title"] == "The old report dialog still works")
+        .expect("the user_report");
+    assert_eq!(report["reporter_email"], "bea@example.com");
+    assert_eq!(report["reporter_identifier"], "Bea");
+}
+
+#[tokio::test]
+async fn what_the_envelope_endpoint_refuses() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let envelope =
+        "{}\n{\"type\":\"feedback\"}\n{\"contexts\":{\"feedback\":{\"message\":\"hi\"}}}\n";
+    let post = |path: String, body: Vec<u8>, headers: Vec<(&'static str, String)>| {
+        let mut request = app.client.post(app.url(&path)).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let key = app.api_key.clone();
+    let project = app.honeycomb_id;
+    // No key, a wrong key, the key of another project.
+    for (path, status) in [
+        (format!("/api/{project}/envelope/"), 401),
+        (
+            format!("/api/{project}/envelope/?sentry_key=sk_live_nope"),
+            401,
+        ),
+        (
+            format!("/api/{}/envelope/?sentry_key={key}", project + 1),
+            401,
+        ),
+    ] {
+        let response = post(path.clone(), envelope.into(), vec![])
+            .await
+            .expect("sent");
+        expect_error(response, status).await;
+    }
+    // Not an envelope; an encoding it does not know; a gzip bomb.
+    let at = format!("/api/{project}/envelope/?sentry_key={key}");
+    expect_error(
+        post(at.clone(), b"no".to_vec(), vec![])
+            .await
+            .expect("sent"),
+        400,
+    )
+    .await;
+    expect_error(
+        post(
+            at.clone(),
+            envelope.into(),
+            vec![("content-encoding", "br".into())],
+        )
+        .await
+        .expect("sent"),
+        400,
+    )
+    .await;
+    let bomb = {
+        use std::io::Write;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&vec![b' '; 20 * 1024 * 1024])
+            .expect("write");
+        gzip.finish().expect("gzip")
+    };
+    expect_error(
+        post(at.clone(), bomb, vec![("content-encoding", "gzip".into())])
+            .await
+            .expect("sent"),
+        413,
+    )
+    .await;
+    // X-Sentry-Auth works as well as ?sentry_key=, and an item of another kind is acknowledged.
+    let accepted = post(
+        format!("/api/{project}/envelope/"),
+        b"{\"event_id\":\"e1\"}\n{\"type\":\"event\"}\n{\"message\":\"boom\"}\n".to_vec(),
+        vec![(
+            "x-sentry-auth",
+            format!("Sentry sentry_version=7, sentry_key={key}, sentry_client=raw/1.0"),
+        )],
+    )
+    .await
+    .expect("sent");
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(
+        accepted.json::<Value>().await.expect("json"),
+        json!({"id": "e1"})
+    );
+    assert!(
+        stored(&app).await.is_empty(),
+        "nothing stored from an error event"
+    );
+    // From a browser on an origin the honeycomb does not list: 403.
+    let foreign = post(
+        at,
+        envelope.into(),
+        vec![("origin", "https://evil.example".into())],
+    )
+    .await
+    .expect("sent");
+    expect_error(foreign, 403).await;
+}
