@@ -15,10 +15,15 @@ fn dsn(app: &TestApp, key: &str, project: i64) -> String {
     )
 }
 
+const SCREENSHOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/cart-screenshot.png"
+);
+
 fn send_with_python_sdk(dsn: &str, message: &str, email: &str) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sentry/send_feedback.py");
     let output = std::process::Command::new("python3")
-        .args([script, dsn, message, email])
+        .args([script, dsn, message, email, SCREENSHOT])
         .output()
         .expect("python3 runs (scripts/test.sh installs sentry-sdk)");
     assert!(
@@ -44,7 +49,8 @@ async fn stored(app: &TestApp) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_python_sdk_s_feedback_becomes_bichitos_on_the_stream() {
-    let app = TestApp::start(Backend::Postgres).await;
+    // Screenshots on the S3-compatible server, checked like any upload.
+    let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::S3).await;
     let mut events = app.team_events().await;
     let dsn = dsn(&app, &app.api_key, app.honeycomb_id);
     let event_id = tokio::task::spawn_blocking(move || {
@@ -68,6 +74,14 @@ async fn the_python_sdk_s_feedback_becomes_bichitos_on_the_stream() {
         titles,
         ["Coupon ignored", "The old report dialog still works"]
     );
+    // Then the screenshot, stamped and announced like a widget's.
+    let attached = next(&mut events).await;
+    assert_eq!(attached.event, "bug.updated", "{attached:?}");
+    let changes: Value = serde_json::from_str(&attached.data).expect("json");
+    assert_eq!(
+        changes["changes"]["attachment"]["content_type"], "image/png",
+        "{changes}"
+    );
     let bugs = stored(&app).await;
     assert_eq!(
         bugs.len(),
@@ -89,6 +103,18 @@ async fn the_python_sdk_s_feedback_becomes_bichitos_on_the_stream() {
     assert_eq!(feedback["app_version"], "shop@1.4.2");
     assert_eq!(feedback["extra"]["sentry"]["event_id"], event_id);
     assert_eq!(feedback["extra"]["sentry"]["source"], "python-script");
+    assert_eq!(feedback["attachment"]["filename"], "screenshot.png");
+    assert_eq!(feedback["attachment"]["content_length"], 1089, "{feedback}");
+    // One attachment, though the envelope came twice: its stored object (and the upload it
+    // was checked from, which the sweeper removes later).
+    let stored_objects: Vec<String> = app
+        .objects
+        .names()
+        .await
+        .into_iter()
+        .filter(|name| name.starts_with("attachments/"))
+        .collect();
+    assert_eq!(stored_objects.len(), 1, "{stored_objects:?}");
     let report = bugs
         .iter()
         .find(|bug| bug["title"] == "The old report dialog still works")

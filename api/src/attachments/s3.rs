@@ -167,6 +167,20 @@ impl S3Storage {
         Ok(bytes[..bytes.len().min(len)].to_vec())
     }
 
+    /// Writes `bytes` as `object` (for uploads that arrive through the server itself).
+    pub async fn put(&self, object: &str, bytes: &[u8], content_type: &str) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object)
+            .content_type(content_type)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes.to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
     pub async fn delete(&self, object: &str) -> Result<()> {
         match self
             .client

@@ -87,6 +87,15 @@ impl Storage {
         }
     }
 
+    /// Writes `bytes` as `object`: an upload that came through the server (a Sentry envelope's
+    /// screenshot), checked afterwards like any other.
+    pub async fn put(&self, object: &str, bytes: &[u8], content_type: &str) -> Result<()> {
+        match self {
+            Storage::S3(s3) => s3.put(object, bytes, content_type).await,
+            Storage::Local(local) => local.write(object, bytes).await,
+        }
+    }
+
     /// Deletes the object; deleting one that does not exist is not an error.
     pub async fn delete(&self, object: &str) -> Result<()> {
         match self {

@@ -7,6 +7,7 @@
 
 pub mod envelope;
 pub mod feedback;
+pub mod screenshot;
 
 use crate::auth::{KeyCheck, check_origin};
 use crate::error::ApiError;
@@ -104,6 +105,7 @@ async fn receive(
         .get("event_id")
         .and_then(|id| id.as_str())
         .map(str::to_owned);
+    let mut stored = Vec::new();
     for (index, item) in parsed.items.iter().enumerate() {
         let Some(fields) = feedback::report_of(item) else {
             tracing::debug!(
@@ -142,7 +144,38 @@ async fn receive(
                 now,
             )
         });
-        accept(state, &key, &honeycomb, report, claim).await?;
+        let answered = accept(state, &key, &honeycomb, report, claim).await?;
+        stored.extend(stored_bichito(state, &honeycomb, answered).await?);
+    }
+    // A screenshot goes with the feedback it came with (the first one of the envelope).
+    if let (Some(bichito), Some(image)) = (
+        stored.first(),
+        parsed.items.iter().find(|item| item.kind() == "attachment"),
+    ) && let Err(skipped) = screenshot::attach(state, bichito, image).await?
+    {
+        tracing::info!(bichito_id = bichito.id, reason = ?skipped, "sentry screenshot not attached");
     }
     Ok(event_id)
+}
+
+/// The bichito a 201 names, when it is stored (a dropped report's answer names none that is).
+async fn stored_bichito(
+    state: &AppState,
+    honeycomb: &bichito_core::model::Honeycomb,
+    answered: Response,
+) -> Result<Option<bichito_core::model::Bichito>, ApiError> {
+    let body = to_bytes(answered.into_body(), 1024 * 1024)
+        .await
+        .map_err(|err| ApiError::Internal(err.into()))?;
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|answer| answer.get("id").and_then(serde_json::Value::as_i64));
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .bichito(id)
+        .await?
+        .filter(|bichito| bichito.honeycomb_id == honeycomb.id))
 }

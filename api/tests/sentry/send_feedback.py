@@ -1,10 +1,10 @@
 """Sends user feedback to a Sentry DSN the way an app using Sentry's Python SDK does: the SDK's
 own client, envelope classes and transport (gzip, X-Sentry-Auth). bichito is the server here.
 
-    python3 send_feedback.py DSN MESSAGE CONTACT_EMAIL
+    python3 send_feedback.py DSN MESSAGE CONTACT_EMAIL [SCREENSHOT_PNG]
 
-Also sends an error event and a deprecated user_report item, as apps do; prints the
-feedback's event id.
+The screenshot goes in an `attachment` item beside the feedback. Also sends an error event
+and a deprecated user_report item, as apps do; prints the feedback's event id.
 """
 
 import sys
@@ -16,6 +16,7 @@ from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
 def main() -> None:
     dsn, message, email = sys.argv[1:4]
+    screenshot = sys.argv[4] if len(sys.argv) > 4 else None
     sentry_sdk.init(dsn=dsn, release="shop@1.4.2", environment="production")
     sentry_sdk.set_user({"id": "user_42"})
     # An error first: a Sentry server takes it; bichito acknowledges and drops it.
@@ -40,6 +41,15 @@ def main() -> None:
     }
     envelope = Envelope(headers={"event_id": event_id})
     envelope.add_item(Item(payload=PayloadRef(json=feedback), type="feedback"))
+    if screenshot:
+        envelope.add_item(
+            Item(
+                payload=PayloadRef(path=screenshot),
+                type="attachment",
+                filename="screenshot.png",
+                content_type="image/png",
+            )
+        )
     envelope.add_item(
         Item(
             payload=PayloadRef(
