@@ -259,6 +259,8 @@ ensure_nchan() {
 PLAYWRIGHT_VERSION=1.65.1
 OIDC_PROVIDER_VERSION=8.8.1
 AXE_CORE_VERSION=4.14.1
+# Sentry's browser SDK, whose feedback the Sentry-compatible envelope is tested with.
+SENTRY_BROWSER_VERSION=11.12.0
 npm_package_is() {
     local dir=$1 package=$2 version=$3
     [[ -f $dir/node_modules/$package/package.json ]] \
@@ -277,12 +279,13 @@ ensure_browser() {
     local dir="$BICHITO_TOOLS_DIR/browser"
     if ! npm_package_is "$dir" playwright-core "$PLAYWRIGHT_VERSION" \
         || ! npm_package_is "$dir" oidc-provider "$OIDC_PROVIDER_VERSION" \
-        || ! npm_package_is "$dir" axe-core "$AXE_CORE_VERSION"; then
-        log "installing playwright-core $PLAYWRIGHT_VERSION, oidc-provider $OIDC_PROVIDER_VERSION and axe-core $AXE_CORE_VERSION (npm) into $dir"
+        || ! npm_package_is "$dir" axe-core "$AXE_CORE_VERSION" \
+        || ! npm_package_is "$dir" @sentry/browser "$SENTRY_BROWSER_VERSION"; then
+        log "installing playwright-core $PLAYWRIGHT_VERSION, oidc-provider $OIDC_PROVIDER_VERSION, axe-core $AXE_CORE_VERSION and @sentry/browser $SENTRY_BROWSER_VERSION (npm) into $dir"
         mkdir -p "$dir"
         (cd "$dir" && npm install --no-audit --no-fund --no-save \
             "playwright-core@$PLAYWRIGHT_VERSION" "oidc-provider@$OIDC_PROVIDER_VERSION" \
-            "axe-core@$AXE_CORE_VERSION" >/dev/null)
+            "axe-core@$AXE_CORE_VERSION" "@sentry/browser@$SENTRY_BROWSER_VERSION" >/dev/null)
     fi
     log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n 1), node $(node --version), playwright-core $PLAYWRIGHT_VERSION, oidc-provider $OIDC_PROVIDER_VERSION"
 }

@@ -218,3 +218,76 @@ async fn what_the_envelope_endpoint_refuses() {
     .expect("sent");
     expect_error(foreign, 403).await;
 }
+
+#[tokio::test]
+async fn the_browser_sdk_s_feedback_and_its_widget_become_bichitos() {
+    let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::Local).await;
+    let port = common::proxy::free_port();
+    let mut spec = example_spec();
+    spec.allowed_origins
+        .push(format!("http://127.0.0.1:{port}"));
+    let key = app.reapply(&spec).await;
+    let mut events = app.team_events().await;
+    let dsn = dsn(&app, &key, app.honeycomb_id);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/sentry.cjs");
+    let output = tokio::process::Command::new("node")
+        .args([script, &dsn, SCREENSHOT, &port.to_string()])
+        .env(
+            "NODE_PATH",
+            browser_node_path(&["playwright-core", "@sentry/browser"]),
+        )
+        .output()
+        .await
+        .expect("node runs (scripts/test.sh installs Node.js and @sentry/browser)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    assert_eq!(answer["errors"], json!([]), "{answer}");
+    // sendFeedback with its screenshot, then the widget's form.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let event = next(&mut events).await;
+        let data: Value = serde_json::from_str(&event.data).expect("json");
+        seen.push((
+            event.event,
+            data["title"].clone(),
+            data["changes"]["attachment"]["filename"].clone(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            (
+                "bug.created".to_owned(),
+                json!("Coupon ignored"),
+                Value::Null
+            ),
+            (
+                "bug.updated".to_owned(),
+                Value::Null,
+                json!("screenshot.png")
+            ),
+            (
+                "bug.created".to_owned(),
+                json!("Search finds nothing for café"),
+                Value::Null
+            ),
+        ]
+    );
+    let bugs = stored(&app).await;
+    let widget = bugs
+        .iter()
+        .find(|bug| bug["title"] == "Search finds nothing for café")
+        .expect("the widget's feedback");
+    assert_eq!(widget["reporter_email"], "bea@example.com");
+    assert_eq!(widget["reporter_identifier"], "Bea");
+    assert_eq!(widget["app_version"], "shop@2.0.0");
+    assert_eq!(widget["url"], format!("http://127.0.0.1:{port}/"));
+    assert_eq!(
+        widget["extra"]["sentry"]["sdk"]["name"],
+        "sentry.javascript.browser"
+    );
+}
