@@ -288,6 +288,11 @@ async fn hostile_hosts_strict_policies_and_disallowed_origins() {
         .await;
     assert_eq!(hostile["ok"], true, "{hostile}");
     assert_eq!(stored_titled(&app, "From a hostile page").await.len(), 1);
+    // This server stores no attachments: the form offers no screenshot.
+    let offered = browser
+        .ask(json!({"api": "document.querySelector('bichito-widget-form').shadowRoot.querySelector('fieldset.screenshot').hidden"}))
+        .await;
+    assert_eq!(offered["value"], true, "{offered}");
     let title = browser.ask(json!({"api": "document.title"})).await;
     assert_eq!(
         title["value"], "broken",

@@ -453,13 +453,27 @@ async fn widget_info_tells_the_plan(backend: Backend) {
             .send()
     };
     let body: Value = info(&free).await.expect("sent").json().await.expect("json");
-    assert_eq!(body, json!({"plan": "free", "powered_by_visible": true}));
+    assert_eq!(
+        body,
+        json!({"plan": "free", "powered_by_visible": true, "attachments": false})
+    );
 
     let mut spec = example_spec();
     spec.plan = bichito_core::spec::Plan::Pro;
     let pro = TestApp::start_with(backend, spec).await;
     let body: Value = info(&pro).await.expect("sent").json().await.expect("json");
-    assert_eq!(body, json!({"plan": "pro", "powered_by_visible": false}));
+    assert_eq!(
+        body,
+        json!({"plan": "pro", "powered_by_visible": false, "attachments": false})
+    );
+    let with_storage = TestApp::start_with_storage(backend, StorageKind::Local).await;
+    let body: Value = info(&with_storage)
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["attachments"], true, "screenshots are taken");
 
     let anonymous = free
         .client

@@ -291,3 +291,33 @@ async fn the_browser_sdk_s_feedback_and_its_widget_become_bichitos() {
         "sentry.javascript.browser"
     );
 }
+
+#[tokio::test]
+async fn many_feedback_items_in_one_envelope_are_held_to_the_rate_limit() {
+    let mut spec = example_spec();
+    spec.quotas.reports_per_minute = Some(3);
+    let app = TestApp::start_with(Backend::Sqlite, spec).await;
+    let mut envelope = String::from("{\"event_id\":\"packed\"}\n");
+    for n in 0..5 {
+        envelope.push_str(&format!(
+            "{{\"type\":\"feedback\"}}\n{{\"event_id\":\"f{n}\",\"contexts\":{{\"feedback\":{{\"message\":\"packed {n}\"}}}}}}\n"
+        ));
+    }
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/api/{}/envelope/?sentry_key={}",
+            app.honeycomb_id, app.api_key
+        )))
+        .body(envelope)
+        .send()
+        .await
+        .expect("sent");
+    let refused = expect_error(response, 429).await;
+    assert!(refused["error"].is_string(), "{refused}");
+    assert_eq!(
+        stored(&app).await.len(),
+        3,
+        "three of five: the rate, not the envelope, decides"
+    );
+}

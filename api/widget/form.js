@@ -127,7 +127,7 @@ export function mount(api, config, state) {
     labelled("description", description),
     labelled("severity", severity),
     labelled("email", email),
-    el("fieldset", {}, screenshotLegend,
+    el("fieldset", { class: "screenshot", hidden: true }, screenshotLegend,
       el("div", { class: "row" }, captureButton, el("label", { class: "file" }, chooseLabel, file)),
       drop, editorBox),
     status, send, powered);
@@ -163,6 +163,8 @@ export function mount(api, config, state) {
     .then((response) => (response.ok ? response.json() : null))
     .then((info) => {
       powered.hidden = !(info && info.powered_by_visible);
+      // A server without attachment storage takes no screenshot: none is offered.
+      form.querySelector("fieldset.screenshot").hidden = !(info && info.attachments);
     })
     .catch(() => {})
     .finally(() => host.setAttribute("data-info", "known"));

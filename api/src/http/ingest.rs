@@ -47,10 +47,16 @@ pub async fn create_bug(
     }
 }
 
-pub async fn widget_info(Reporter { honeycomb, .. }: Reporter) -> Response {
+/// What the widget needs at boot: the plan and its badge (seed 002), and whether this server
+/// takes screenshots (the widget offers none when it does not).
+pub async fn widget_info(
+    State(state): State<AppState>,
+    Reporter { honeycomb, .. }: Reporter,
+) -> Response {
     axum::Json(json!({
         "plan": honeycomb.plan.as_str(),
         "powered_by_visible": honeycomb.plan == bichito_core::spec::Plan::Free,
+        "attachments": state.attachments.storage().is_ok(),
     }))
     .into_response()
 }

@@ -89,7 +89,10 @@ async fn receive(
     }
     check_origin(&honeycomb, headers)?;
     let now = truncate_to_millis(KeyCheck::now(state));
+    // Every envelope counts against the key's rate, and so does every report past the first in
+    // one: packing many feedback items into one envelope gets no more through.
     check_rate(state, &key, &honeycomb, now).await?;
+    let mut reports = 0;
     let sent = to_bytes(body, ENVELOPE_LIMIT)
         .await
         .map_err(|_| ApiError::PayloadTooLarge {
@@ -114,6 +117,10 @@ async fn receive(
             );
             continue;
         };
+        reports += 1;
+        if reports > 1 {
+            check_rate(state, &key, &honeycomb, now).await?;
+        }
         let bytes = serde_json::to_vec(&fields).map_err(|err| ApiError::Internal(err.into()))?;
         let report = report::parse(
             &bytes,
