@@ -171,8 +171,12 @@ function flush() {
   const kept = anchor(atTop);
   const before = kept && kept.getBoundingClientRect().top;
   const rowsNow = Array.from(body().children);
+  let added = 0;
+  let newest = null;
   for (const bug of batch.sort((a, b) => b.id - a.id)) {
     if (listed.has(bug.id)) continue;
+    added += 1;
+    newest = newest || bug.title;
     const tr = remember(bug);
     tr.classList.add("new");
     const older = rowsNow.find((row) => Number(row.dataset.id) < bug.id);
@@ -184,6 +188,30 @@ function flush() {
   if (kept) scrollBy(0, kept.getBoundingClientRect().top - before);
   showNewBar(atTop);
   showEmpty();
+  announce(added, newest);
+}
+
+// Screen readers hear of new reports at most every few seconds, counted together, with the
+// newest one's title (so that two announcements in a row differ).
+const ANNOUNCE_EVERY_MS = 5000;
+let toAnnounce = 0;
+let newestTitle = "";
+let lastAnnounced = -Infinity;
+let announcing = null;
+
+function announce(added, newest) {
+  toAnnounce += added;
+  if (newest) newestTitle = newest;
+  if (toAnnounce === 0 || announcing) return;
+  const wait = Math.max(0, lastAnnounced + ANNOUNCE_EVERY_MS - performance.now());
+  announcing = setTimeout(() => {
+    document.getElementById("announce").textContent = toAnnounce === 1
+      ? `New report: ${newestTitle}`
+      : `${toAnnounce} new reports, the newest: ${newestTitle}`;
+    toAnnounce = 0;
+    announcing = null;
+    lastAnnounced = performance.now();
+  }, wait);
 }
 
 /** Counts the new rows still above the viewport; the bar goes once they are all seen. At the

@@ -75,6 +75,11 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     let shown = browser.ask(json!({"wait": "row", "id": created})).await;
     assert_eq!(shown["first"], created, "newest first: {shown}");
     assert!(shown["ms"].as_u64().is_some_and(|ms| ms < 1000), "{shown}");
+    // Said to screen readers too (a polite live region).
+    let said = browser
+        .ask(json!({"waitFor": "document.getElementById('announce').textContent === 'New report: Login button broken'"}))
+        .await;
+    assert_eq!(said["ok"], true, "{said}");
     // A triage change from elsewhere patches the row.
     let token = app.token(&["payments"]);
     set_status(&app, &token, created, "resolved").await;
