@@ -154,6 +154,18 @@ async fn what_the_envelope_endpoint_refuses() {
             .expect("sent");
         expect_error(response, status).await;
     }
+    // A project that is not even text: a JSON 400 like every other refusal.
+    expect_error(
+        post(
+            format!("/api/%FF/envelope/?sentry_key={key}"),
+            envelope.into(),
+            vec![],
+        )
+        .await
+        .expect("sent"),
+        400,
+    )
+    .await;
     // Not an envelope; an encoding it does not know; a gzip bomb.
     let at = format!("/api/{project}/envelope/?sentry_key={key}");
     expect_error(

@@ -81,7 +81,9 @@ async fn ingest(
     let report = report::parse(&bytes, envelope)?;
     let claim =
         idempotency_key.map(|idempotency| idempotency_claim(&honeycomb, idempotency, &bytes, now));
-    accept(state, &key, &honeycomb, report, claim).await
+    Ok(accept(state, &key, &honeycomb, report, claim)
+        .await?
+        .response)
 }
 
 /// The rate limit of `key` (429 with `Retry-After` when spent).
@@ -116,6 +118,14 @@ pub(crate) fn idempotency_claim(
     }
 }
 
+/// What became of a valid report: the answer, and the id it was stored under, now or by an
+/// earlier request with the same idempotency key (none when it was dropped; a replayed drop
+/// names a phantom id that no bichito has).
+pub(crate) struct Accepted {
+    pub response: Response,
+    pub stored_id: Option<i64>,
+}
+
 /// A valid report from then on, whatever way it came: replayed, dropped by the blocklist or the
 /// monthly cap (a 201 all the same), or stored with its `bug.created` event.
 pub(crate) async fn accept(
@@ -124,14 +134,18 @@ pub(crate) async fn accept(
     honeycomb: &Honeycomb,
     report: NewBichito,
     claim: Option<IdempotencyClaim>,
-) -> Result<Response, ApiError> {
+) -> Result<Accepted, ApiError> {
+    let answered = |response| Accepted {
+        response,
+        stored_id: None,
+    };
     if let Some(claim) = &claim
         && let Some(previous) = state
             .store
             .idempotent_response(claim.honeycomb_id, &claim.key, claim.not_before)
             .await?
     {
-        return replay(claim, previous);
+        return replayed(claim, previous);
     }
 
     if let Some(rule) = blocklist::first_match(&honeycomb.blocklist, &report) {
@@ -139,7 +153,9 @@ pub(crate) async fn accept(
         still_valid(state, key).await?;
         tracing::info!(honeycomb_id = honeycomb.id, field = %rule.field, "report matched the blocklist; dropped");
         state.metrics.report(ReportOutcome::Blocked);
-        return silently_dropped(state, report, claim.as_ref()).await;
+        return silently_dropped(state, report, claim.as_ref())
+            .await
+            .map(answered);
     }
     match state
         .store
@@ -153,7 +169,10 @@ pub(crate) async fn accept(
                 bichito_id = bichito.id,
                 "report accepted"
             );
-            Ok((StatusCode::CREATED, axum::Json(bichito)).into_response())
+            Ok(Accepted {
+                stored_id: Some(bichito.id),
+                response: (StatusCode::CREATED, axum::Json(bichito)).into_response(),
+            })
         }
         Inserted::KeyRevoked => {
             state.settings.forget_key(&key.prefix);
@@ -165,10 +184,12 @@ pub(crate) async fn accept(
                 "honeycomb over its monthly cap; report dropped"
             );
             state.metrics.report(ReportOutcome::OverCap);
-            silently_dropped(state, report, claim.as_ref()).await
+            silently_dropped(state, report, claim.as_ref())
+                .await
+                .map(answered)
         }
         Inserted::Replay(previous) => match &claim {
-            Some(claim) => replay(claim, previous),
+            Some(claim) => replayed(claim, previous),
             None => Err(ApiError::Internal(
                 "replay without an idempotency key".into(),
             )),
@@ -238,6 +259,17 @@ async fn silently_dropped(
         }
     }
     Ok(json_response(StatusCode::CREATED, body))
+}
+
+/// A replay, with the id its stored answer names.
+fn replayed(claim: &IdempotencyClaim, previous: StoredResponse) -> Result<Accepted, ApiError> {
+    let stored_id = serde_json::from_str::<serde_json::Value>(&previous.body)
+        .ok()
+        .and_then(|answer| answer.get("id").and_then(serde_json::Value::as_i64));
+    Ok(Accepted {
+        response: replay(claim, previous)?,
+        stored_id,
+    })
 }
 
 fn replay(claim: &IdempotencyClaim, previous: StoredResponse) -> Result<Response, ApiError> {

@@ -11,12 +11,13 @@ pub mod screenshot;
 
 use crate::auth::{KeyCheck, check_origin};
 use crate::error::ApiError;
+use crate::http::extract::PathParam;
 use crate::http::extract::QueryParams;
 use crate::http::ingest::{accept, check_rate, idempotency_claim};
 use crate::report;
 use crate::state::AppState;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::clock::truncate_to_millis;
@@ -59,7 +60,7 @@ impl From<EnvelopeError> for ApiError {
 
 pub async fn envelope(
     State(state): State<AppState>,
-    Path(project_id): Path<String>,
+    PathParam(project_id): PathParam,
     QueryParams(query): QueryParams,
     headers: HeaderMap,
     body: Body,
@@ -151,38 +152,22 @@ async fn receive(
                 now,
             )
         });
-        let answered = accept(state, &key, &honeycomb, report, claim).await?;
-        stored.extend(stored_bichito(state, &honeycomb, answered).await?);
+        let accepted = accept(state, &key, &honeycomb, report, claim).await?;
+        stored.extend(accepted.stored_id);
     }
-    // A screenshot goes with the feedback it came with (the first one of the envelope).
-    if let (Some(bichito), Some(image)) = (
+    // A screenshot goes with the feedback it came with (the first one of the envelope), read
+    // back only then; a replayed drop's phantom id finds no bichito.
+    if let (Some(&id), Some(image)) = (
         stored.first(),
         parsed.items.iter().find(|item| item.kind() == "attachment"),
-    ) && let Err(skipped) = screenshot::attach(state, bichito, image).await?
+    ) && let Some(bichito) = state
+        .store
+        .bichito(id)
+        .await?
+        .filter(|bichito| bichito.honeycomb_id == honeycomb.id)
+        && let Err(skipped) = screenshot::attach(state, &bichito, image).await?
     {
         tracing::info!(bichito_id = bichito.id, reason = ?skipped, "sentry screenshot not attached");
     }
     Ok(event_id)
-}
-
-/// The bichito a 201 names, when it is stored (a dropped report's answer names none that is).
-async fn stored_bichito(
-    state: &AppState,
-    honeycomb: &bichito_core::model::Honeycomb,
-    answered: Response,
-) -> Result<Option<bichito_core::model::Bichito>, ApiError> {
-    let body = to_bytes(answered.into_body(), 1024 * 1024)
-        .await
-        .map_err(|err| ApiError::Internal(err.into()))?;
-    let id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|answer| answer.get("id").and_then(serde_json::Value::as_i64));
-    let Some(id) = id else {
-        return Ok(None);
-    };
-    Ok(state
-        .store
-        .bichito(id)
-        .await?
-        .filter(|bichito| bichito.honeycomb_id == honeycomb.id))
 }
