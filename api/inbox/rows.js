@@ -1,7 +1,7 @@
 // The list of bug reports: one table row per bichito, newest first, patched in place. Live
-// reports are inserted once per frame, and the row under the keyboard cursor (or the first
-// one in view, once scrolled) stays where it is: what arrives above the viewport is counted
-// in the "N new" bar instead.
+// reports are inserted at most four times a second, and the row under the keyboard cursor (or
+// the first one in view, once scrolled) stays where it is: what arrives above the viewport is
+// counted in the "N new" bar instead.
 
 const listed = new Map(); // id → { bug, tr }
 let pending = [];

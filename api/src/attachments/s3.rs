@@ -233,18 +233,12 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StorageError
 /// The origin (`scheme://host[:port]`) of the presigned URLs of a custom endpoint: the
 /// endpoint's own with path-style addressing, the bucket's subdomain of it otherwise.
 fn download_origin(settings: &S3Settings) -> Option<String> {
-    let endpoint = reqwest::Url::parse(settings.endpoint.as_deref()?).ok()?;
-    let host = endpoint.host_str()?;
-    let host = if settings.force_path_style {
-        host.to_owned()
-    } else {
-        format!("{}.{host}", settings.bucket)
-    };
-    let port = endpoint
-        .port()
-        .map(|port| format!(":{port}"))
-        .unwrap_or_default();
-    Some(format!("{}://{host}{port}", endpoint.scheme()))
+    let mut endpoint = reqwest::Url::parse(settings.endpoint.as_deref()?).ok()?;
+    if !settings.force_path_style {
+        let bucket_host = format!("{}.{}", settings.bucket, endpoint.host_str()?);
+        endpoint.set_host(Some(&bucket_host)).ok()?;
+    }
+    Some(endpoint.origin().ascii_serialization()).filter(|origin| origin != "null")
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use super::extract::PathParam;
 
@@ -69,13 +71,26 @@ fn etag(body: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
+/// Every file's ETag by name (the page's under `""`), hashed once.
+static ETAGS: LazyLock<HashMap<&'static str, HeaderValue>> = LazyLock::new(|| {
+    FILES
+        .iter()
+        .map(|(name, _, body)| (*name, etag(body)))
+        .chain([("", etag(PAGE))])
+        .collect()
+});
+
 fn served(
     policy: HeaderValue,
     headers: &HeaderMap,
+    name: &str,
     content_type: &'static str,
     body: &'static str,
 ) -> Response {
-    let tag = etag(body);
+    let tag = ETAGS
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("\"\""));
     let status = if headers.get(header::IF_NONE_MATCH) == Some(&tag) {
         StatusCode::NOT_MODIFIED
     } else {
@@ -109,6 +124,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
     served(
         content_security_policy(&state),
         &headers,
+        "",
         "text/html; charset=utf-8",
         PAGE,
     )
@@ -123,10 +139,11 @@ pub async fn file(
     FILES
         .iter()
         .find(|(file, _, _)| *file == name)
-        .map(|(_, content_type, body)| {
+        .map(|(file, content_type, body)| {
             served(
                 content_security_policy(&state),
                 &headers,
+                file,
                 content_type,
                 body,
             )

@@ -5,6 +5,7 @@
 //! form is an ES module imported across origins).
 
 use crate::error::ApiError;
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -45,18 +46,19 @@ pub static VERSION: LazyLock<String> = LazyLock::new(|| {
     hex::encode(&digest.finalize()[..6])
 });
 
-/// The files as served: the loader with its version written in.
-static SERVED: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+/// The files as served: the loader with its version written in (shared, not copied, by
+/// each answer).
+static SERVED: LazyLock<Vec<(&'static str, Bytes)>> = LazyLock::new(|| {
     FILES
         .iter()
-        .map(|(name, body)| (*name, body.replace(VERSION_MARK, &VERSION)))
+        .map(|(name, body)| (*name, Bytes::from(body.replace(VERSION_MARK, &VERSION))))
         .collect()
 });
 
 const MINUTES: &str = "public, max-age=300";
 const FOREVER: &str = "public, max-age=31536000, immutable";
 
-fn served(body: &str, cache: &'static str) -> Response {
+fn served(body: Bytes, cache: &'static str) -> Response {
     (
         StatusCode::OK,
         [
@@ -78,16 +80,16 @@ fn served(body: &str, cache: &'static str) -> Response {
                 HeaderValue::from_static("nosniff"),
             ),
         ],
-        body.to_owned(),
+        body,
     )
         .into_response()
 }
 
-fn find(name: &str) -> Option<&'static str> {
+fn find(name: &str) -> Option<Bytes> {
     SERVED
         .iter()
         .find(|(file, _)| *file == name)
-        .map(|(_, body)| body.as_str())
+        .map(|(_, body)| body.clone())
 }
 
 /// `GET /widget.js`: the loader of this release.
@@ -159,6 +161,7 @@ mod tests {
             }
         }
         let loader = find("widget.js").expect("the loader");
+        let loader = std::str::from_utf8(&loader).expect("utf-8");
         assert!(!loader.contains(VERSION_MARK));
         assert!(loader.contains(&format!("/widget/{}/", *VERSION)));
         assert_eq!(VERSION.len(), 12);

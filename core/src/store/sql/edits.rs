@@ -1,7 +1,7 @@
 //! Dashboard edits, comments and deletions, each with its event in the same transaction.
 
 use super::outbox::push_event;
-use super::reports::bichito_for_update;
+use super::reports::{bichito_for_update, comment_count};
 use super::{Dialect, SqlStore};
 use crate::Result;
 use crate::events::{self, EventType};
@@ -21,6 +21,8 @@ impl EditStore for SqlStore {
         let Some(mut bichito) = bichito_for_update(&mut tx, id).await? else {
             return Ok(None);
         };
+        // The answer is the payload GET gives, count included.
+        bichito.comment_count = Some(comment_count(&mut tx, id).await?);
         let changes = events::changes(&bichito, patch);
         if changes.is_empty() {
             tx.rollback().await?;

@@ -299,11 +299,15 @@ pub(super) async fn bichito_for_update(conn: &mut Connection, id: i64) -> Result
     .fetch_optional(&mut *conn)
     .await?;
     bichito.attachment = record.and_then(|record| record.public());
-    bichito.comment_count = Some(
+    Ok(Some(bichito))
+}
+
+/// How many comments bichito `id` has, read in the caller's transaction.
+pub(super) async fn comment_count(conn: &mut Connection, id: i64) -> Result<i64> {
+    Ok(
         sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE bichito_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
             .await?,
-    );
-    Ok(Some(bichito))
+    )
 }
