@@ -29,30 +29,61 @@ fn screenshots() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/inbox")
 }
 
+/// A change made through the API, as another dashboard would: `method` on `path` with an
+/// optional JSON body; fails unless it answers `status`.
+async fn elsewhere(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answered = request.send().await.expect("sent");
+    assert_eq!(answered.status(), status, "{path}");
+}
+
 /// Comments on a report through the API, as another dashboard would.
 async fn comment(app: &TestApp, token: &str, id: i64, body: &str) {
-    let posted = app
-        .client
-        .post(app.url(&format!("/api/v1/bugs/{id}/comments")))
-        .bearer_auth(token)
-        .json(&json!({ "body": body }))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(posted.status(), 201);
+    let path = format!("/api/v1/bugs/{id}/comments");
+    elsewhere(
+        app,
+        token,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({ "body": body })),
+        201,
+    )
+    .await;
+}
+
+/// Changes a report through the API, as another dashboard would.
+async fn patch(app: &TestApp, token: &str, id: i64, changes: Value) {
+    let path = format!("/api/v1/bugs/{id}");
+    elsewhere(
+        app,
+        token,
+        reqwest::Method::PATCH,
+        &path,
+        Some(changes),
+        200,
+    )
+    .await;
 }
 
 /// Changes a report's status through the API, as another dashboard would.
 async fn set_status(app: &TestApp, token: &str, id: i64, status: &str) {
-    let patched = app
-        .client
-        .patch(app.url(&format!("/api/v1/bugs/{id}")))
-        .bearer_auth(token)
-        .json(&json!({ "status": status }))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(patched.status(), 200);
+    patch(app, token, id, json!({ "status": status })).await;
+}
+
+/// Deletes a report through the API, as another dashboard would.
+async fn delete(app: &TestApp, token: &str, id: i64) {
+    let path = format!("/api/v1/bugs/{id}");
+    elsewhere(app, token, reqwest::Method::DELETE, &path, None, 204).await;
 }
 
 #[tokio::test]
@@ -132,14 +163,7 @@ async fn the_inbox_lists_the_team_and_follows_it_live() {
     assert_eq!(shortcuts["focused"], "q", "/ goes to the filters");
     assert_eq!(closed["ok"], true, "{closed}");
     // A deletion removes it.
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/api/v1/bugs/{first}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(deleted.status(), 204);
+    delete(&app, &token, first).await;
     let gone = browser.ask(json!({"wait": "gone", "id": first})).await;
     assert_eq!(gone["ok"], true, "{gone}");
 
@@ -456,29 +480,14 @@ async fn the_inbox_pages_searches_and_triages_by_keyboard_and_mouse() {
         "{stored}"
     );
     // A change from elsewhere shows in the open detail.
-    let patched = app
-        .client
-        .patch(app.url(&format!("/api/v1/bugs/{login}")))
-        .bearer_auth(&token)
-        .json(&json!({"severity": "low"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(patched.status(), 200);
+    patch(&app, &token, login, json!({"severity": "low"})).await;
     let live = browser
         .ask(json!({"waitFor": "document.querySelector('#detail select[name=severity]').value === 'low'"}))
         .await;
     assert_eq!(live["ok"], true, "{live}");
     // A refused change is taken back, and the API's reason shown: the report picked as the
     // original was deleted elsewhere a moment before.
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/api/v1/bugs/{}", older[50])))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(deleted.status(), 204);
+    delete(&app, &token, older[50]).await;
     browser.ask(json!({"wait": "gone", "id": older[50]})).await;
     browser
         .ask(json!({"choose": "#detail select[name=duplicate_of]", "value": older[50].to_string()}))
@@ -818,15 +827,13 @@ async fn a_triaged_inbox_shows_every_column_and_is_photographed_for_the_readme()
         let id = response.json::<Value>().await.expect("json")["id"]
             .as_i64()
             .expect("id");
-        let patched = app
-            .client
-            .patch(app.url(&format!("/api/v1/bugs/{id}")))
-            .bearer_auth(&token)
-            .json(&json!({"assignee": assignee, "labels": labels}))
-            .send()
-            .await
-            .expect("sent");
-        assert_eq!(patched.status(), 200);
+        patch(
+            &app,
+            &token,
+            id,
+            json!({"assignee": assignee, "labels": labels}),
+        )
+        .await;
         for n in 0..*comments {
             comment(&app, &token, id, &format!("Seen again ({n})")).await;
         }

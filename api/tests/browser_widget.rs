@@ -108,6 +108,20 @@ impl HostSite {
     }
 }
 
+/// A host site whose origin the example honeycomb allows; its origin.
+async fn allowed_site(app: &TestApp) -> String {
+    let site = HostSite::bind().await;
+    let key = allowing(app, &[&site.origin]).await;
+    site.serve(&app.base, &key)
+}
+
+/// The widget's browser script; its screenshots go to a temporary file named after `test`.
+fn widget_browser(test: &str) -> Browser {
+    let shot =
+        std::env::temp_dir().join(format!("bichito-widget-{test}-{}.png", std::process::id()));
+    Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"])
+}
+
 /// Allows `origins` on the example honeycomb; the key to embed.
 async fn allowing(app: &TestApp, origins: &[&str]) -> String {
     let mut spec = example_spec();
@@ -141,9 +155,7 @@ const SCREENSHOT: &str = concat!(
 #[tokio::test]
 async fn a_report_from_a_website_is_stored_with_its_context_screenshot_and_stream_event() {
     let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::Local).await;
-    let site = HostSite::bind().await;
-    let key = allowing(&app, &[&site.origin]).await;
-    let site = site.serve(&app.base, &key);
+    let site = allowed_site(&app).await;
     let mut events = app.team_events().await;
     // The README's picture: the form filled in, a box drawn over the screenshot.
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/widget.png");
@@ -264,9 +276,7 @@ async fn hostile_hosts_strict_policies_and_disallowed_origins() {
     let key = allowing(&app, &[&allowed.origin]).await;
     let allowed = allowed.serve(&app.base, &key);
     let other = HostSite::bind().await.serve(&app.base, &key);
-    let shot =
-        std::env::temp_dir().join(format!("bichito-widget-hosts-{}.png", std::process::id()));
-    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    let mut browser = widget_browser("hosts");
 
     // Under default-src 'none' (scripts and fetches from bichito only, no inline style).
     browser
@@ -350,12 +360,8 @@ async fn hostile_hosts_strict_policies_and_disallowed_origins() {
 #[tokio::test]
 async fn offline_reports_are_delivered_once_even_after_the_page_is_gone() {
     let app = TestApp::start(Backend::Postgres).await;
-    let site = HostSite::bind().await;
-    let key = allowing(&app, &[&site.origin]).await;
-    let site = site.serve(&app.base, &key);
-    let shot =
-        std::env::temp_dir().join(format!("bichito-widget-offline-{}.png", std::process::id()));
-    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    let site = allowed_site(&app).await;
+    let mut browser = widget_browser("offline");
     browser.ask(json!({"goto": format!("{site}/")})).await;
     // Make sure the form's modules are loaded before the network goes.
     assert_eq!(browser.ask(json!({"badge": true})).await["shown"], true);
@@ -471,12 +477,8 @@ async fn the_widget_fits_its_size_budgets_and_is_cached_by_version() {
 #[tokio::test]
 async fn lost_answers_outages_and_rate_limits_still_store_each_report_once() {
     let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::Local).await;
-    let site = HostSite::bind().await;
-    let key = allowing(&app, &[&site.origin]).await;
-    let site = site.serve(&app.base, &key);
-    let shot =
-        std::env::temp_dir().join(format!("bichito-widget-faults-{}.png", std::process::id()));
-    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    let site = allowed_site(&app).await;
+    let mut browser = widget_browser("faults");
     browser.ask(json!({"goto": format!("{site}/")})).await;
 
     // Stored, but the 201 lost on the way back, then a 503: sent again with the same
@@ -549,11 +551,8 @@ async fn lost_answers_outages_and_rate_limits_still_store_each_report_once() {
 #[tokio::test]
 async fn keyboard_users_own_buttons_known_users_and_big_screenshots() {
     let app = TestApp::start_with_storage(Backend::Postgres, StorageKind::Local).await;
-    let site = HostSite::bind().await;
-    let key = allowing(&app, &[&site.origin]).await;
-    let site = site.serve(&app.base, &key);
-    let shot = std::env::temp_dir().join(format!("bichito-widget-keys-{}.png", std::process::id()));
-    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    let site = allowed_site(&app).await;
+    let mut browser = widget_browser("keys");
     browser.ask(json!({"goto": format!("{site}/")})).await;
 
     // Keyboard only: Enter opens on the title, Tab and Shift+Tab never leave the form, Escape
@@ -654,8 +653,7 @@ async fn bichito_dev_prints_a_demo_page_where_the_widget_works_at_once() {
         demo.starts_with(&format!("{}/widget/demo#key=sk_live_", dev.base)),
         "{demo}"
     );
-    let shot = std::env::temp_dir().join(format!("bichito-widget-dev-{}.png", std::process::id()));
-    let mut browser = Browser::start("widget.cjs", &[shot.as_os_str()], &["playwright-core"]);
+    let mut browser = widget_browser("dev");
     assert_eq!(browser.ask(json!({"goto": demo})).await["ok"], true);
     let sent = browser
         .ask(json!({"report": {"title": "Tried the demo", "description": "It works."}}))
