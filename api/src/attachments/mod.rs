@@ -26,12 +26,12 @@ pub use storage::Storage;
 
 use crate::metrics::{AttachmentOutcome, Metrics};
 use bichito_core::attachment::{
-    Attachment, AttachmentRecord, AttachmentState, Download, SIGNATURE_LEN, stored_object,
-    upload_object,
+    Attachment, AttachmentRecord, AttachmentState, Download, ImageType, SIGNATURE_LEN,
+    stored_object, upload_object,
 };
 use bichito_core::clock::{Clock, truncate_to_millis};
 use bichito_core::store::Store;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -83,6 +83,29 @@ impl Attachments {
         match &self.storage {
             Some(Storage::Local(local)) => Some(local),
             _ => None,
+        }
+    }
+
+    /// The record of an upload about to start: a fresh key, waiting for its bytes until the
+    /// upload expiry.
+    pub fn pending_record(
+        &self,
+        bichito_id: i64,
+        filename: String,
+        content_type: ImageType,
+        content_length: i64,
+        now: DateTime<Utc>,
+    ) -> AttachmentRecord {
+        AttachmentRecord {
+            bichito_id,
+            key: new_key(bichito_id),
+            filename,
+            content_type,
+            content_length,
+            created_at: now,
+            upload_expires_at: now + self.upload_expiry,
+            uploaded_at: None,
+            rejection: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! once the upload passed its checks. A bichito of another honeycomb is 404, like one that does
 //! not exist.
 
-use crate::attachments::{self, Settled};
+use crate::attachments::Settled;
 use crate::auth::Reporter;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{PathParam, require_json};
@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bichito_core::attachment::{AttachmentRecord, ImageType, MAX_BYTES, upload_object};
+use bichito_core::attachment::{ImageType, MAX_BYTES, upload_object};
 use bichito_core::clock::rfc3339_millis;
 use bichito_core::clock::truncate_to_millis;
 use bichito_core::model::{Bichito, Honeycomb};
@@ -64,17 +64,13 @@ pub async fn create_attachment(
             Settled::NotYet | Settled::Rejected(_) => Some(current.key),
         },
     };
-    let record = AttachmentRecord {
-        bichito_id: bichito.id,
-        key: attachments::new_key(bichito.id),
-        filename: spec.filename,
-        content_type: spec.content_type,
-        content_length: spec.content_length,
-        created_at: now,
-        upload_expires_at: now + state.attachments.upload_expiry,
-        uploaded_at: None,
-        rejection: None,
-    };
+    let record = state.attachments.pending_record(
+        bichito.id,
+        spec.filename,
+        spec.content_type,
+        spec.content_length,
+        now,
+    );
     let upload = storage
         .upload_request(
             &upload_object(&record.key),

@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use bichito_core::attachment::{AttachmentRecord, ImageType, MAX_BYTES, upload_object};
+use bichito_core::attachment::{ImageType, MAX_BYTES, upload_object};
 use bichito_core::clock::truncate_to_millis;
 use bichito_core::model::Bichito;
 
@@ -58,17 +58,13 @@ pub async fn attach(
         return Ok(Err(Skipped::AlreadyAttached));
     }
     let now = truncate_to_millis(state.clock.now());
-    let record = AttachmentRecord {
-        bichito_id: bichito.id,
-        key: crate::attachments::new_key(bichito.id),
-        filename: filename(item, kind),
-        content_type: kind,
+    let record = state.attachments.pending_record(
+        bichito.id,
+        filename(item, kind),
+        kind,
         content_length,
-        created_at: now,
-        upload_expires_at: now + state.attachments.upload_expiry,
-        uploaded_at: None,
-        rejection: None,
-    };
+        now,
+    );
     if !state.store.start_attachment(&record, None, now).await? {
         return Ok(Err(Skipped::AlreadyAttached));
     }
