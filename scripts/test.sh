@@ -197,6 +197,25 @@ ensure_sentry_sdk() {
     log "sentry-sdk: $(python3 -c 'import sentry_sdk; print(sentry_sdk.VERSION)')"
 }
 
+# ------------------------------------------- Schemathesis, openapi-spec-validator
+
+# The OpenAPI document is validated by an independent validator and a live server is fuzzed
+# against it by Schemathesis (both PyPI; api/tests/openapi.rs).
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+ensure_openapi_tools() {
+    if [[ "$(schemathesis --version 2>/dev/null)" != *"$SCHEMATHESIS_VERSION"* ]] \
+        || ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('openapi-spec-validator') != '$OPENAPI_SPEC_VALIDATOR_VERSION')" >/dev/null 2>&1; then
+        log "installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator $OPENAPI_SPEC_VALIDATOR_VERSION (PyPI)"
+        python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
+            "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+        hash -r
+    fi
+    command -v schemathesis >/dev/null 2>&1 || die "schemathesis is not on PATH after installing it"
+    command -v openapi-spec-validator >/dev/null 2>&1 || die "openapi-spec-validator is not on PATH after installing it"
+    log "$(schemathesis --version)"
+}
+
 # ------------------------------------------------------- S3-compatible server
 
 # s3s-fs (crates.io) serves a folder over the S3 API and checks SigV4 signatures, presigned
@@ -320,12 +339,15 @@ if [[ $QUICK -eq 0 ]]; then
     ensure_kubernetes_validate
     ensure_helm_python_sdk
     ensure_sentry_sdk
+    ensure_openapi_tools
     ensure_s3
     ensure_nchan
     ensure_browser
     drop_leftover_test_dbs
 else
     ensure_promtool
+    # The SQLite half of the OpenAPI suite runs in --quick too: tools, no service.
+    ensure_openapi_tools
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/bichito-target}"

@@ -66,6 +66,10 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Apply(args) => apply(global, args).await,
         Command::Token(args) => token(global, args).await,
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::json());
+            Ok(())
+        }
     }
 }
 
@@ -236,6 +240,7 @@ fn print_welcome(global: &GlobalArgs, base: &str, honeycomb: &Applied, token: &s
          \n             (user `dev`, team `{team}`, valid 30 days; mint others with `bichito token`)\
          \n  widget     {base}/widget/demo#key={key}\
          \n             (a demo page with the widget; on your site: <script src=\"{base}/widget.js\" data-key=\"{key}\" async></script>)\
+         \n  API docs   {base}/api/v1/openapi.json (OpenAPI 3.1; `bichito openapi` prints it)\
          \n\nTry it:\
          \n  curl -i -X POST {base}/api/v1/bugs -H 'x-api-key: {key}' -H 'content-type: application/json' \\\
          \n       -d '{{\"title\": \"Login button broken on Safari 17\", \"description\": \"Click Sign in: nothing happens.\", \"severity\": \"high\"}}'\

@@ -34,6 +34,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Mint a dashboard JWT for a user and its teams, signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (what `GET /api/v1/openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -16,6 +16,40 @@ pub const PAGE_MAX: u32 = 200;
 /// The longest text a list search (`q`) takes, in characters.
 pub const SEARCH_MAX: usize = 200;
 
+// The OpenAPI document's view of what `parse_patch` reads; its doc comment is the schema's.
+/// A triage change: any of these fields, and no other; those left out stay as they are.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "resolved", "labels": ["safari", "login"]}))]
+#[allow(dead_code)] // Documentation only.
+pub struct BichitoChange {
+    #[schema(nullable = false)]
+    status: Option<Status>,
+    #[schema(nullable = false)]
+    severity: Option<Severity>,
+    /// Who works on it; `null` unassigns.
+    #[schema(min_length = 1, max_length = 255)]
+    assignee: Option<String>,
+    /// The whole new list: at most 20 labels of 1 to 50 characters, not blank; repeats are
+    /// dropped.
+    #[schema(max_items = 20, nullable = false)]
+    labels: Option<Vec<String>>,
+    /// Another bichito of the same team this one repeats; `null` clears it.
+    #[schema(minimum = 1)]
+    duplicate_of: Option<i64>,
+}
+
+// The OpenAPI document's view of what `parse_comment` reads.
+/// A new comment.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"body": "Reproduced on Safari 17.4; looking at it."}))]
+#[allow(dead_code)] // Documentation only.
+pub struct NewComment {
+    /// Not blank.
+    #[schema(min_length = 1, max_length = 10000)]
+    body: String,
+}
+
 fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(fields)) => Ok(fields),

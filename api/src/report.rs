@@ -24,6 +24,50 @@ pub const EXTRA_MAX_DEPTH: usize = 32;
 /// Postgres text cannot hold U+0000, and no report needs it: refused on both backends alike.
 pub const NUL_MESSAGE: &str = "must not contain NUL characters (\\u0000)";
 
+// The OpenAPI document's view of what `parse` reads, field by field; the limits are the
+// constants above (a test holds the two together). Its doc comment is the schema's.
+/// A bug report (seed 002). A text must not be blank, and none may hold U+0000; every rejected
+/// field is named in the 400's `fields`.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "title": "Login button broken on Safari 17",
+    "description": "Steps: visit /login, click Sign in. Nothing happens. No console errors.",
+    "severity": "high", "environment": "production", "app_version": "1.4.2", "stack_trace": null,
+    "url": "https://example.com/login", "user_agent": "Mozilla/5.0 ...",
+    "reporter_email": "user@example.com", "reporter_identifier": "user_42",
+    "extra": {"viewport": "1440x900", "billing_plan": "pro"}
+}))]
+#[allow(dead_code)] // Documentation only.
+pub struct ReportBody {
+    #[schema(min_length = 1, max_length = 500)]
+    title: String,
+    #[schema(min_length = 1, max_length = 10000)]
+    description: String,
+    /// `medium` when absent.
+    severity: Option<Severity>,
+    /// Free-form: production, staging, anything.
+    #[schema(max_length = 255)]
+    environment: Option<String>,
+    #[schema(max_length = 255)]
+    app_version: Option<String>,
+    /// Stored as sent, up to 50 KiB of UTF-8.
+    stack_trace: Option<String>,
+    /// The page the report came from.
+    #[schema(max_length = 8192)]
+    url: Option<String>,
+    #[schema(max_length = 2048)]
+    user_agent: Option<String>,
+    /// An e-mail address.
+    #[schema(max_length = 254)]
+    reporter_email: Option<String>,
+    /// Anything that finds this reporter again: a user id, a session id.
+    #[schema(max_length = 255)]
+    reporter_identifier: Option<String>,
+    /// Any JSON object (at most 32 levels deep), stored byte for byte.
+    #[schema(value_type = Option<Object>)]
+    extra: Option<Box<RawValue>>,
+}
+
 /// Who a report belongs to and when it arrived; the body supplies the rest.
 pub struct Envelope {
     pub honeycomb_id: i64,
@@ -275,6 +319,29 @@ impl Compact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_limits_are_the_parsers() {
+        let schema = serde_json::to_value(<ReportBody as utoipa::PartialSchema>::schema())
+            .expect("the schema serializes");
+        let limit = |field: &str| schema["properties"][field]["maxLength"].as_u64();
+        for (field, max) in [
+            ("title", TITLE_MAX_CHARS),
+            ("description", DESCRIPTION_MAX_CHARS),
+            ("environment", ENVIRONMENT_MAX_CHARS),
+            ("app_version", APP_VERSION_MAX_CHARS),
+            ("url", URL_MAX_CHARS),
+            ("user_agent", USER_AGENT_MAX_CHARS),
+            ("reporter_email", REPORTER_EMAIL_MAX_CHARS),
+            ("reporter_identifier", REPORTER_IDENTIFIER_MAX_CHARS),
+        ] {
+            assert_eq!(limit(field), Some(max as u64), "{field}");
+        }
+        assert_eq!(
+            schema["required"],
+            serde_json::json!(["title", "description"])
+        );
+    }
 
     fn parse(body: &[u8]) -> Result<NewBichito, ApiError> {
         super::parse(

@@ -177,6 +177,19 @@ async fn bichito_dev_needs_nothing_and_keeps_its_data_and_key() {
         "prints curl lines"
     );
     let client = reqwest::Client::new();
+    // The printed API reference is the served OpenAPI document.
+    let docs = line_value(&first.stdout_lines, "API docs");
+    let docs_url = docs.split_whitespace().next().unwrap_or_default();
+    assert_eq!(docs_url, format!("{}/api/v1/openapi.json", first.base));
+    let document: serde_json::Value = client
+        .get(docs_url)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("the document is JSON");
+    assert_eq!(document["openapi"], "3.1.0");
     let id = report_id(&client, &first.base, &key).await;
     assert!(id > 3, "demo reports came first");
     // The printed link signs in once, as `dev` on the honeycomb's team.

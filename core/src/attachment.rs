@@ -17,7 +17,8 @@ pub const MAX_BYTES: i64 = 2 * 1024 * 1024;
 /// How many leading bytes identify every accepted image type.
 pub const SIGNATURE_LEN: usize = 12;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// An attachment's image type, read from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum ImageType {
     #[serde(rename = "image/png")]
     Png,
@@ -123,7 +124,7 @@ pub fn stored_object(key: &str) -> String {
 }
 
 /// The canonical payload's `attachment`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attachment {
     pub filename: String,
     pub content_type: ImageType,
@@ -137,7 +138,8 @@ pub struct Attachment {
     pub key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A short-lived link to an attachment's image.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Download {
     pub url: String,
     #[serde(serialize_with = "rfc3339_millis")]

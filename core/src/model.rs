@@ -6,8 +6,10 @@ use crate::spec::{DeletionPolicy, Plan};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How bad a bichito is: `medium` unless the reporter says otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -41,7 +43,8 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a bichito is in triage: every new one is `open`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     #[default]
@@ -76,8 +79,20 @@ impl Status {
 }
 
 /// The canonical bichito payload: what `POST /api/v1/bugs` returns with 201, what
-/// `GET /api/v1/bugs/{id}` returns, and what `bug.created` carries. Field order is the contract's.
-#[derive(Debug, Clone, Serialize)]
+/// `GET /api/v1/bugs/{id}` returns, and what `bug.created` carries (field order is the
+/// contract's).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 12345, "project_id": 42, "team_id": "team-acme",
+    "title": "Login button broken on Safari 17",
+    "description": "Steps: visit /login, click Sign in. Nothing happens. No console errors.",
+    "status": "open", "severity": "high", "environment": "production", "app_version": "1.4.2",
+    "stack_trace": null, "url": "https://example.com/login", "user_agent": "Mozilla/5.0 ...",
+    "reporter_email": "user@example.com", "reporter_identifier": "user_42",
+    "extra": {"viewport": "1440x900", "billing_plan": "pro"},
+    "assignee": null, "labels": [], "duplicate_of": null, "attachment": null, "comment_count": 0,
+    "created_at": "2026-05-07T11:42:00.000Z", "updated_at": "2026-05-07T11:42:00.000Z"
+}))]
 pub struct Bichito {
     pub id: i64,
     /// The honeycomb it was reported to; the seeds' payloads call it `project_id`.
@@ -88,19 +103,30 @@ pub struct Bichito {
     pub description: String,
     pub status: Status,
     pub severity: Severity,
+    #[schema(required = true)]
     pub environment: Option<String>,
+    #[schema(required = true)]
     pub app_version: Option<String>,
+    #[schema(required = true)]
     pub stack_trace: Option<String>,
+    #[schema(required = true)]
     pub url: Option<String>,
+    #[schema(required = true)]
     pub user_agent: Option<String>,
+    #[schema(required = true)]
     pub reporter_email: Option<String>,
+    #[schema(required = true)]
     pub reporter_identifier: Option<String>,
     /// The reporter's JSON object, byte for byte as sent.
+    #[schema(value_type = Option<Object>, required = true)]
     pub extra: Option<Box<RawValue>>,
+    #[schema(required = true)]
     pub assignee: Option<String>,
     pub labels: Vec<String>,
+    #[schema(required = true)]
     pub duplicate_of: Option<i64>,
     /// Set once an uploaded image was verified (see [`crate::attachment`]).
+    #[schema(required = true)]
     pub attachment: Option<Attachment>,
     /// How many comments it has: 0 in a new report's payload (the 201 and `bug.created`),
     /// counted on every read; `None` only between a row's decoding and its completion.
@@ -264,7 +290,12 @@ impl BichitoPatch {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A comment on a bichito.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 7, "bug_id": 12345, "author_id": "user-ana",
+    "body": "Reproduced on Safari 17.4; looking at it.", "created_at": "2026-05-07T12:03:00.000Z"
+}))]
 pub struct Comment {
     pub id: i64,
     /// The bichito commented on; the seeds' payloads call it `bug_id`.

@@ -9,6 +9,7 @@ use crate::auth::Reporter;
 use crate::error::{ApiError, FieldError};
 use crate::http::extract::{PathParam, require_json};
 use crate::http::ingest::read_limited;
+use crate::http::openapi::{AttachmentCompleteErrors, AttachmentStartErrors};
 use crate::metrics::AttachmentOutcome;
 use crate::state::AppState;
 use axum::Json;
@@ -23,22 +24,67 @@ use bichito_core::model::{Bichito, Honeycomb};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 const BODY_LIMIT: usize = 4096;
 const FILENAME_MAX_CHARS: usize = 255;
 
 /// What the client uploads with: `PUT url` with exactly `headers`, before `expires_at`, then
 /// `POST complete_url`.
-#[derive(Serialize)]
-struct UploadTicket {
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "method": "PUT",
+    "url": "https://storage.example.com/bichito/uploads/3kq9…?X-Amz-Signature=…",
+    "headers": {"content-type": "image/png", "content-length": "183204"},
+    "expires_at": "2026-05-07T11:52:00.000Z",
+    "complete_url": "/api/v1/bugs/12345/attachments/complete"
+}))]
+pub struct UploadTicket {
+    /// Always `PUT`.
+    #[schema(value_type = String, example = "PUT")]
     method: &'static str,
+    /// Where to send the bytes: the storage's presigned URL, or this server's own signed URL.
     url: String,
+    /// The headers the upload must carry, exactly (the signature covers them).
+    #[schema(value_type = HashMap<String, String>)]
     headers: Map<String, Value>,
     #[serde(serialize_with = "rfc3339_millis")]
     expires_at: DateTime<Utc>,
     complete_url: String,
 }
 
+// The OpenAPI document's view of what `parse_upload` reads.
+/// The image about to be uploaded.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documentation only.
+pub struct UploadRequest {
+    /// No control characters.
+    #[schema(min_length = 1, max_length = 255)]
+    filename: String,
+    content_type: ImageType,
+    /// The exact size of the upload, in bytes (at most 2 MiB).
+    #[schema(minimum = 1, maximum = 2097152)]
+    content_length: i64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/bugs/{id}/attachments",
+    tag = "ingest",
+    operation_id = "createAttachment",
+    summary = "Start a screenshot's upload",
+    description = "One image per bichito (PNG, JPEG or WebP, at most 2 MiB). Answers a signed \
+        upload URL, valid for 10 minutes; an earlier upload that did not arrive gives way. The \
+        bichito must belong to the key's honeycomb.",
+    params(("id" = i64, Path, description = "The bichito's id, from `POST /api/v1/bugs`.")),
+    request_body(content = UploadRequest, content_type = "application/json"),
+    responses(
+        (status = 201, body = UploadTicket, description = "Upload with `PUT url` and exactly `headers`, then `POST complete_url`.",
+            links(("Complete" = (operation_id = "completeAttachment", parameters(("id" = "$request.path.id")), description = "Finish the upload.")))),
+        AttachmentStartErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create_attachment(
     State(state): State<AppState>,
     Reporter { honeycomb, .. }: Reporter,
@@ -107,6 +153,23 @@ pub async fn create_attachment(
     Ok((StatusCode::CREATED, Json(ticket)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/bugs/{id}/attachments/complete",
+    tag = "ingest",
+    operation_id = "completeAttachment",
+    summary = "Finish a screenshot's upload",
+    description = "Checks the uploaded bytes (their size, and their type read from the bytes \
+        themselves); once they pass, the bichito carries its attachment and its team's stream \
+        says `bug.updated`. 409 while nothing has arrived; 422 when the upload was refused \
+        (start again).",
+    params(("id" = i64, Path, description = "The bichito's id.")),
+    responses(
+        (status = 200, body = Bichito, description = "The bichito with its `attachment`."),
+        AttachmentCompleteErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn complete_attachment(
     State(state): State<AppState>,
     Reporter { honeycomb, .. }: Reporter,

@@ -7,8 +7,10 @@
 use crate::auth::{Reporter, still_valid};
 use crate::error::ApiError;
 use crate::http::extract::require_json;
+use crate::http::openapi::{IngestErrors, KeyReadErrors};
 use crate::metrics::ReportOutcome;
 use crate::report;
+use crate::report::ReportBody;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -16,18 +18,56 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::blocklist;
 use bichito_core::clock::truncate_to_millis;
-use bichito_core::model::{ApiKeyRecord, Honeycomb, NewBichito};
+use bichito_core::model::{ApiKeyRecord, Bichito, Honeycomb, NewBichito};
+use bichito_core::spec::Plan;
 use bichito_core::store::{IdempotencyClaim, Inserted, StoredResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const REPLAYED_HEADER: &str = "idempotent-replayed";
 const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 
+/// `POST /api/v1/bugs`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bugs",
+    tag = "ingest",
+    operation_id = "createBug",
+    summary = "Report a bichito",
+    description = "Stores a report and announces it on its team's stream (`bug.created`). A report \
+        that matches the honeycomb's blocklist, or that is over a free plan's monthly cap, gets \
+        the same 201 and is not stored: the reporter cannot tell. Checks, cheapest first: the \
+        key (401), the `Origin` (403), the rate limit (429), the content type (415), the size \
+        (413), the JSON and each field (400, every rejected field named).",
+    request_body(content = ReportBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255, nullable = false,
+            description = "Makes retries safe for 24 hours: the same key with the same body \
+                answers the first answer again (with `Idempotent-Replayed: true`) and stores \
+                nothing new; with another body, 422."),
+    ),
+    responses(
+        (status = 201, description = "Stored, or silently dropped: the canonical payload, the \
+            same shape `GET /api/v1/bugs/{id}` returns.", body = Bichito,
+            headers(("Idempotent-Replayed" = String,
+                description = "`true` when this is the answer to an earlier request with the same `Idempotency-Key`.")),
+            links(
+                ("AttachScreenshot" = (operation_id = "createAttachment", parameters(("id" = "$response.body#/id")), description = "Start its screenshot's upload.")),
+                ("CompleteScreenshot" = (operation_id = "completeAttachment", parameters(("id" = "$response.body#/id")), description = "Finish its screenshot's upload.")),
+                ("ReadIt" = (operation_id = "getBug", parameters(("id" = "$response.body#/id")), description = "Read it from a dashboard.")),
+                ("TriageIt" = (operation_id = "patchBug", parameters(("id" = "$response.body#/id")), description = "Triage it.")),
+                ("CommentOnIt" = (operation_id = "createComment", parameters(("id" = "$response.body#/id")), description = "Comment on it.")),
+                ("ReadItsComments" = (operation_id = "listComments", parameters(("id" = "$response.body#/id")), description = "Read its comments.")),
+                ("DeleteIt" = (operation_id = "deleteBug", parameters(("id" = "$response.body#/id")), description = "Delete it.")),
+            )),
+        IngestErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create_bug(
     State(state): State<AppState>,
     reporter: Reporter,
@@ -49,16 +89,39 @@ pub async fn create_bug(
 
 /// What the widget needs at boot: the plan and its badge (seed 002), and whether this server
 /// takes screenshots (the widget offers none when it does not).
+#[utoipa::path(
+    get,
+    path = "/api/v1/widget/info",
+    tag = "ingest",
+    operation_id = "getWidgetInfo",
+    summary = "What the widget needs at boot",
+    responses(
+        (status = 200, body = WidgetInfo, description = "The honeycomb's plan, its badge, and whether screenshots can be sent."),
+        KeyReadErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn widget_info(
     State(state): State<AppState>,
     Reporter { honeycomb, .. }: Reporter,
 ) -> Response {
-    axum::Json(json!({
-        "plan": honeycomb.plan.as_str(),
-        "powered_by_visible": honeycomb.plan == bichito_core::spec::Plan::Free,
-        "attachments": state.attachments.storage().is_ok(),
-    }))
+    axum::Json(WidgetInfo {
+        plan: honeycomb.plan,
+        powered_by_visible: honeycomb.plan == Plan::Free,
+        attachments: state.attachments.storage().is_ok(),
+    })
     .into_response()
+}
+
+/// What the widget needs at boot.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(example = json!({"plan": "free", "powered_by_visible": true, "attachments": true}))]
+pub struct WidgetInfo {
+    plan: Plan,
+    /// Whether the widget shows "Powered by bichito" (the free plan).
+    powered_by_visible: bool,
+    /// Whether this server stores screenshots (`ATTACHMENTS_BACKEND` is not `disabled`).
+    attachments: bool,
 }
 
 async fn ingest(

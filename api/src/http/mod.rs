@@ -7,30 +7,33 @@ pub mod extract;
 mod health;
 mod inbox;
 pub(crate) mod ingest;
+pub mod openapi;
 mod session;
 mod storage;
 pub mod widget;
 
 pub use session::SIGN_IN_LIFETIME;
 
-use crate::attachments::ROUTE_PREFIX;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::metrics::Metrics;
 use crate::state::{AppState, StreamState};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 /// Everything in one process (`serve`, `dev`): the api and the team stream.
 pub fn app(state: AppState) -> Router {
     let streams = state.streams.clone();
     finish(
-        api_routes(state.clone()).merge(stream_routes(streams)),
+        api_routes(state.clone()).merge(stream_app_routes(streams)),
         state.metrics.clone(),
     )
 }
@@ -52,76 +55,97 @@ pub fn stream_app(state: StreamState) -> Router {
         ))
         .with_state(state.clone());
     finish(
-        stream_routes(state.clone()).merge(operability),
+        stream_app_routes(state.clone()).merge(operability),
         state.metrics.clone(),
     )
 }
 
-fn api_routes(state: AppState) -> Router {
-    let widget_routes = Router::new()
-        .route(
-            "/api/v1/bugs",
-            post(ingest::create_bug).options(cors::preflight),
-        )
-        .route(
-            "/api/v1/widget/info",
-            get(ingest::widget_info).options(cors::preflight),
-        )
+/// The routes an API key opens: the widget's, servers', CLIs', Sentry SDKs'.
+fn key_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(with_options(routes!(ingest::create_bug), cors::preflight))
+        .routes(with_options(routes!(ingest::widget_info), cors::preflight))
         // Sentry SDKs' feedback, by their DSN (see `crate::sentry`).
-        .route(
-            "/api/{project_id}/envelope/",
-            post(crate::sentry::envelope).options(cors::preflight),
-        )
-        .route(
-            "/api/v1/bugs/{id}/attachments",
-            post(attachments::create_attachment).options(cors::preflight),
-        )
-        .route(
-            "/api/v1/bugs/{id}/attachments/complete",
-            post(attachments::complete_attachment).options(cors::preflight),
-        )
+        .routes(with_options(
+            routes!(crate::sentry::envelope),
+            cors::preflight,
+        ))
+        .routes(with_options(
+            routes!(attachments::create_attachment),
+            cors::preflight,
+        ))
+        .routes(with_options(
+            routes!(attachments::complete_attachment),
+            cors::preflight,
+        ))
         // The local backend's signed URLs (404 with another backend).
-        .route(
-            &format!("{ROUTE_PREFIX}/uploads/{{key}}"),
-            put(storage::put_upload).options(cors::preflight),
-        )
-        .route(
-            &format!("{ROUTE_PREFIX}/attachments/{{key}}"),
-            get(storage::get_attachment),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            cors::allow_known_origins,
-        ));
-    let dashboard_routes = Router::new()
-        .route(
-            "/api/v1/teams/{team_id}/bugs",
-            get(bugs::list_team_bugs).options(cors::dashboard_preflight),
-        )
-        .route(
-            "/api/v1/bugs/{id}",
-            get(bugs::get_bug)
-                .patch(bugs::patch_bug)
-                .delete(bugs::delete_bug)
-                .options(cors::dashboard_preflight),
-        )
-        .route(
-            "/api/v1/bugs/{id}/comments",
-            get(bugs::list_comments)
-                .post(bugs::create_comment)
-                .options(cors::dashboard_preflight),
-        )
-        .route(
-            "/api/v1/session",
-            post(session::create_session)
-                .get(session::get_session)
-                .delete(session::delete_session)
-                .options(cors::dashboard_preflight),
-        )
-        .route(
-            "/api/v1/teams/{team_id}/stream/tickets",
-            post(session::create_ticket).options(cors::dashboard_preflight),
-        )
+        .routes(with_options(routes!(storage::put_upload), cors::preflight))
+        .routes(routes!(storage::get_attachment))
+}
+
+/// The routes a dashboard's token or session opens.
+fn dashboard_routes() -> OpenApiRouter<AppState> {
+    let options = cors::dashboard_preflight;
+    OpenApiRouter::new()
+        .routes(with_options(routes!(bugs::list_team_bugs), options))
+        .routes(with_options(
+            routes!(bugs::get_bug, bugs::patch_bug, bugs::delete_bug),
+            options,
+        ))
+        .routes(with_options(
+            routes!(bugs::list_comments, bugs::create_comment),
+            options,
+        ))
+        .routes(with_options(
+            routes!(
+                session::create_session,
+                session::get_session,
+                session::delete_session
+            ),
+            options,
+        ))
+        .routes(with_options(routes!(session::create_ticket), options))
+}
+
+fn stream_routes() -> OpenApiRouter<StreamState> {
+    OpenApiRouter::new().routes(with_options(
+        routes!(crate::stream::handler::team_stream),
+        cors::dashboard_preflight,
+    ))
+}
+
+/// The documented routes' part of the OpenAPI document (see [`openapi::document`]).
+fn documented_routes() -> utoipa::openapi::OpenApi {
+    let mut document = key_routes().into_openapi();
+    document.merge(dashboard_routes().into_openapi());
+    document.merge(stream_routes().into_openapi());
+    document.merge(
+        OpenApiRouter::<()>::new()
+            .routes(routes!(openapi::serve))
+            .into_openapi(),
+    );
+    document
+}
+
+/// A documented route that also answers CORS preflights (`OPTIONS`, not in the document).
+fn with_options<S, H, T>(routes: UtoipaMethodRouter<S>, preflight: H) -> UtoipaMethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    H: Handler<T, S>,
+    T: 'static,
+{
+    let (schemas, paths, router) = routes;
+    (schemas, paths, router.options(preflight))
+}
+
+fn api_routes(state: AppState) -> Router {
+    let (key_routes, _) = key_routes().split_for_parts();
+    let widget_routes = key_routes.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        cors::allow_known_origins,
+    ));
+    let (dashboard_routes, _) = dashboard_routes().split_for_parts();
+    let dashboard_routes = dashboard_routes
         .route_layer(middleware::from_fn_with_state(
             state.streams.clone(),
             cors::allow_dashboard_origins,
@@ -139,6 +163,7 @@ fn api_routes(state: AppState) -> Router {
         .route("/widget/demo", get(widget::demo_page))
         .route("/widget/demo.js", get(widget::demo_script))
         .route("/widget/{version}/{file}", get(widget::versioned))
+        .route(openapi::PATH, get(openapi::serve))
         .layer(CompressionLayer::new());
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))
@@ -156,12 +181,9 @@ fn api_routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn stream_routes(state: StreamState) -> Router {
-    Router::new()
-        .route(
-            crate::stream::ROUTE,
-            get(crate::stream::team_stream).options(cors::dashboard_preflight),
-        )
+fn stream_app_routes(state: StreamState) -> Router {
+    let (routes, _) = stream_routes().split_for_parts();
+    routes
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             cors::allow_dashboard_origins,

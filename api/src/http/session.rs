@@ -17,6 +17,7 @@ use crate::auth::session::{
 use crate::error::ApiError;
 use crate::grants::{SessionGrant, TICKET_LIFETIME, Ticket};
 use crate::http::extract::{PathParam, QueryParams};
+use crate::http::openapi::{ChangeErrors, ReadErrors, SessionErrors, SignOutErrors};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -24,7 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::session::{SessionRecord, SignIn, new_secret, secret_hash};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use serde_json::json;
+use utoipa::ToSchema;
 
 /// The cookie that binds an OpenID Connect login to the browser that started it (Lax: the
 /// provider's redirect back is a cross-site navigation).
@@ -42,8 +43,54 @@ fn no_store(response: &mut Response) {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
+/// Who a session is for, and until when.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(example = json!({"sub": "user-ana", "teams": ["team-acme"], "expires_at": "2026-05-07T19:42:00Z"}))]
+pub struct SessionInfo {
+    /// The user (the token's `sub`).
+    sub: String,
+    /// The teams whose reports it reads.
+    teams: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: String,
+}
+
+impl SessionInfo {
+    fn new(sub: &str, teams: &[String], expires_at: DateTime<Utc>) -> Self {
+        Self {
+            sub: sub.to_owned(),
+            teams: teams.to_vec(),
+            expires_at: timestamp(expires_at),
+        }
+    }
+}
+
+/// A stream ticket: pass it as `?ticket=` once, before it expires.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(example = json!({"ticket": "tk_5w0Y…", "expires_at": "2026-05-07T11:43:00Z"}))]
+pub struct StreamTicket {
+    ticket: String,
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: String,
+}
+
 /// `POST /api/v1/session`: a session for the bearer of a valid JWT, until the token expires
 /// (or `SESSION_MAX_AGE`, when that comes first).
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "session",
+    operation_id = "createSession",
+    summary = "Sign in with a JWT",
+    description = "Opens a session for the bearer of a valid JWT, until the token expires (or \
+        `SESSION_MAX_AGE`, if sooner): its HttpOnly, SameSite=Strict cookie is set.",
+    responses(
+        (status = 201, body = SessionInfo, description = "Signed in.",
+            headers(("Set-Cookie" = String, description = "The session cookie."))),
+        SessionErrors,
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create_session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -62,18 +109,11 @@ pub async fn create_session(
         Some(caller.expires_at),
     )
     .await?;
-    let mut response = (StatusCode::CREATED, Json(session_body(&session))).into_response();
+    let body = SessionInfo::new(&session.user_id, &session.teams, session.expires_at);
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     no_store(&mut response);
     Ok(response)
-}
-
-fn session_body(session: &SessionRecord) -> serde_json::Value {
-    json!({
-        "sub": session.user_id,
-        "teams": session.teams,
-        "expires_at": timestamp(session.expires_at),
-    })
 }
 
 /// Stores a new session and makes it known to the stream processes; its cookie.
@@ -119,19 +159,35 @@ async fn open_session(
 }
 
 /// `GET /api/v1/session`: who is signed in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "session",
+    operation_id = "getSession",
+    summary = "Who is signed in",
+    responses((status = 200, body = SessionInfo, description = "The caller."), ReadErrors),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn get_session(caller: Caller) -> Response {
-    let mut response = Json(json!({
-        "sub": caller.user_id,
-        "teams": caller.teams,
-        "expires_at": timestamp(caller.expires_at),
-    }))
-    .into_response();
+    let body = SessionInfo::new(&caller.user_id, &caller.teams, caller.expires_at);
+    let mut response = Json(body).into_response();
     no_store(&mut response);
     response
 }
 
 /// `DELETE /api/v1/session`: signs out. The session ends on every process (its streams with
 /// it) before the answer; the cookie is removed either way.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "session",
+    operation_id = "deleteSession",
+    summary = "Sign out",
+    description = "Ends the cookie's session on every process, its streams with it, and \
+        removes the cookie. Without a session cookie it only removes the cookie.",
+    responses((status = 204, description = "Signed out."), SignOutErrors),
+    security((), ("session" = [])),
+)]
 pub async fn delete_session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -158,6 +214,18 @@ pub async fn delete_session(
 }
 
 /// `POST /api/v1/teams/{team_id}/stream/tickets`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{team_id}/stream/tickets",
+    tag = "session",
+    operation_id = "createStreamTicket",
+    summary = "A single-use stream ticket",
+    description = "For clients that can send neither a header nor a cookie: opens the team's \
+        stream once, within a minute.",
+    params(("team_id" = String, Path, description = "The team.")),
+    responses((status = 201, body = StreamTicket, description = "The ticket."), ChangeErrors),
+    security(("bearer" = []), ("session" = [])),
+)]
 pub async fn create_ticket(
     State(state): State<AppState>,
     caller: Caller,
@@ -184,7 +252,10 @@ pub async fn create_ticket(
         .await?;
     let mut response = (
         StatusCode::CREATED,
-        Json(json!({"ticket": secret, "expires_at": timestamp(expires_at)})),
+        Json(StreamTicket {
+            ticket: secret,
+            expires_at: timestamp(expires_at),
+        }),
     )
         .into_response();
     no_store(&mut response);

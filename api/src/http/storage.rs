@@ -6,6 +6,7 @@
 use crate::attachments::{self, Refusal};
 use crate::error::ApiError;
 use crate::http::extract::{PathParam, QueryParams};
+use crate::http::openapi::{Binary, SignedUrlErrors};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
@@ -15,6 +16,32 @@ use bichito_core::attachment::{ImageType, stored_object, upload_object};
 use http_body_util::BodyExt;
 use std::collections::HashMap;
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/storage/uploads/{key}",
+    tag = "storage",
+    operation_id = "putUpload",
+    summary = "Upload to a signed URL",
+    description = "The `url` of an upload ticket on the local backend: send the image with \
+        exactly the ticket's `headers` (its type and length are signed), before it expires.",
+    params(
+        ("key" = String, Path, description = "The upload's object key."),
+        ("expires" = i64, Query, description = "When the URL expires (Unix seconds)."),
+        ("signature" = String, Query, description = "The URL's signature."),
+    ),
+    request_body(
+        description = "The image, exactly `content-length` bytes.",
+        content(
+            (Binary = "image/png"),
+            (Binary = "image/jpeg"),
+            (Binary = "image/webp"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Stored (checked at completion)."),
+        SignedUrlErrors,
+    ),
+)]
 pub async fn put_upload(
     State(state): State<AppState>,
     PathParam(key): PathParam,
@@ -70,6 +97,30 @@ pub async fn put_upload(
     Ok(StatusCode::OK.into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/storage/attachments/{key}",
+    tag = "storage",
+    operation_id = "getAttachment",
+    summary = "Download from a signed URL",
+    description = "The `attachment.download.url` of a bichito that dashboards read, on the \
+        local backend; it expires after a few minutes.",
+    params(
+        ("key" = String, Path, description = "The attachment's object key."),
+        ("expires" = i64, Query, description = "When the URL expires (Unix seconds)."),
+        ("signature" = String, Query, description = "The URL's signature."),
+        ("type" = String, Query, description = "The image's type (signed)."),
+        ("filename" = String, Query, description = "The name to save it as (signed)."),
+    ),
+    responses(
+        (status = 200, description = "The image.", content(
+            (Binary = "image/png"),
+            (Binary = "image/jpeg"),
+            (Binary = "image/webp"),
+        )),
+        SignedUrlErrors,
+    ),
+)]
 pub async fn get_attachment(
     State(state): State<AppState>,
     PathParam(key): PathParam,

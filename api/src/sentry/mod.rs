@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::http::extract::PathParam;
 use crate::http::extract::QueryParams;
 use crate::http::ingest::{accept, check_rate, idempotency_claim};
+use crate::http::openapi::EnvelopeErrors;
 use crate::report;
 use crate::state::AppState;
 use axum::body::{Body, to_bytes};
@@ -22,7 +23,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bichito_core::clock::truncate_to_millis;
 use envelope::EnvelopeError;
-use serde_json::json;
 
 /// An envelope as sent (compressed or not): feedback with a screenshot fits well within.
 pub const ENVELOPE_LIMIT: usize = 4 * 1024 * 1024;
@@ -58,6 +58,40 @@ impl From<EnvelopeError> for ApiError {
     }
 }
 
+/// What an envelope is answered with: the envelope's `event_id`, as Sentry's own server answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "9ec79c33ec9942ab8353589fcb2e04dc"}))]
+pub struct EnvelopeAccepted {
+    id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/{project_id}/envelope/",
+    tag = "sentry",
+    operation_id = "sendSentryEnvelope",
+    summary = "Sentry SDKs' feedback",
+    description = "Takes a Sentry envelope (gzip or deflate with `Content-Encoding`; at most \
+        4 MiB sent and 8 MiB inflated). Each `feedback` item (and each deprecated `user_report` \
+        item) becomes one bichito through the same checks and events as `POST /api/v1/bugs`, \
+        idempotent by the SDK's event id; an `attachment` item next to a feedback becomes its \
+        screenshot. Every other item type (errors, transactions, sessions, client reports, \
+        replays...) is acknowledged and dropped. Each report past the first in one envelope \
+        counts against the rate limit too.",
+    params(("project_id" = String, Path, description = "The DSN's project: the id of the key's honeycomb.")),
+    request_body(
+        description = "The envelope: a JSON header line, then items (a JSON item header line and its payload).",
+        content(
+            (String = "application/x-sentry-envelope"),
+            (String = "text/plain"),
+        ),
+    ),
+    responses(
+        (status = 200, body = EnvelopeAccepted, description = "Accepted (feedback stored or silently dropped; other items dropped)."),
+        EnvelopeErrors,
+    ),
+    security(("sentry_auth" = []), ("sentry_key" = [])),
+)]
 pub async fn envelope(
     State(state): State<AppState>,
     PathParam(project_id): PathParam,
@@ -66,7 +100,11 @@ pub async fn envelope(
     body: Body,
 ) -> Response {
     match receive(&state, &project_id, &query, &headers, body).await {
-        Ok(event_id) => (StatusCode::OK, axum::Json(json!({ "id": event_id }))).into_response(),
+        Ok(event_id) => (
+            StatusCode::OK,
+            axum::Json(EnvelopeAccepted { id: event_id }),
+        )
+            .into_response(),
         Err(err) => err.into_response(),
     }
 }

@@ -19,6 +19,7 @@ use crate::config::UrlTokens;
 use crate::error::{ApiError, FieldError};
 use crate::grants::SessionWatch;
 use crate::http::extract::{PathParam, QueryParams};
+use crate::http::openapi::ReadErrors;
 use crate::state::StreamState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -37,6 +38,76 @@ use std::task::{Context, Poll};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
+/// One event of a team's stream, as an SSE client reads it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Documentation only: `sse::frame` writes the real ones.
+pub struct StreamEvent {
+    /// Resume after this event with `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    event: StreamEventType,
+    /// One JSON object: its fields depend on `event` (see the operation).
+    data: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Documentation only.
+enum StreamEventType {
+    #[serde(rename = "hello")]
+    Hello,
+    #[serde(rename = "bug.created")]
+    BugCreated,
+    #[serde(rename = "bug.updated")]
+    BugUpdated,
+    #[serde(rename = "bug.commented")]
+    BugCommented,
+    #[serde(rename = "bug.deleted")]
+    BugDeleted,
+    #[serde(rename = "stream.gap")]
+    StreamGap,
+    #[serde(rename = "stream.reset")]
+    StreamReset,
+    #[serde(rename = "stream.expired")]
+    StreamExpired,
+}
+
+#[utoipa::path(
+    get,
+    path = super::ROUTE,
+    tag = "stream",
+    operation_id = "streamTeamEvents",
+    summary = "A team's live events",
+    description = "A long-lived `text/event-stream`. Every event has an `id:`, and its `data:` \
+        is one JSON object:\n\n\
+        - `hello` `{serverTime}`: first, once;\n\
+        - `bug.created`: the canonical bichito payload (as `GET /api/v1/bugs/{id}`);\n\
+        - `bug.updated` `{bug_id, project_id, changes}`: only the fields that changed (`labels` \
+          whole);\n\
+        - `bug.commented` `{bug_id, project_id, comment_id, author_id}`;\n\
+        - `bug.deleted` `{bug_id, project_id}`;\n\
+        - `stream.gap` `{missed, reason}`: this client fell behind and lost events; resume from \
+          this id;\n\
+        - `stream.reset` `{reason, last_event_id}`: the resume point is out of the replay \
+          window: refetch, then follow;\n\
+        - `stream.expired` `{reason, message}`: the authorization ended (`token_expired`, \
+          `session_expired`, `signed_out`, `team_removed`); the stream closes.\n\n\
+        A `: heartbeat` comment comes every 30 s. Resume with `Last-Event-ID` (or \
+        `?last_event_id=`): the missed events are replayed. Authorize with a bearer token, the \
+        session cookie, a ticket (`?ticket=`) or the JWT in `?token=`. A team the caller is not \
+        a member of is 404.",
+    params(
+        ("team_id" = String, Path, description = "The team."),
+        ("types" = Option<String>, Query, nullable = false, description = "Only these event types, comma-separated: bug.created, bug.updated, bug.commented, bug.deleted."),
+        ("last_event_id" = Option<String>, Query, nullable = false, description = "Resume after this event id (for clients that cannot send `Last-Event-ID`)."),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "Resume after this event id (what `EventSource` sends when it reconnects)."),
+    ),
+    responses(
+        (status = 200, description = "The event stream: each event as below.", content_type = "text/event-stream", body = StreamEvent,
+            example = json!("id: 41\nevent: hello\ndata: {\"serverTime\":\"2026-05-07T11:42:00.000Z\"}\n\nid: 42\nevent: bug.updated\ndata: {\"bug_id\":42,\"project_id\":7,\"changes\":{\"status\":\"resolved\"}}\n\n")),
+        ReadErrors,
+    ),
+    security(("bearer" = []), ("session" = []), ("stream_ticket" = []), ("stream_token" = [])),
+)]
 pub async fn team_stream(
     State(state): State<StreamState>,
     headers: HeaderMap,

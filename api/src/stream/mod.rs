@@ -8,7 +8,7 @@
 //! the request came through the router.
 
 pub mod event;
-mod handler;
+pub(crate) mod handler;
 pub mod hub;
 pub mod lean;
 pub mod sse;
