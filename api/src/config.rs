@@ -215,7 +215,7 @@ pub struct StreamArgs {
     /// The event bus: `memory` (one process) or `nats` (JetStream, for several processes).
     #[arg(long, env = "SSE_BACKEND", value_enum, default_value_t = BusBackend::Memory)]
     pub sse_backend: BusBackend,
-    /// NATS server, for `SSE_BACKEND=nats`.
+    /// NATS server, or a cluster's servers comma-separated, for `SSE_BACKEND=nats`.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// JetStream stream holding the events (created or updated at start).

@@ -95,6 +95,31 @@ async fn publishing_an_outbox_id_twice_stores_it_once() {
     assert_eq!(bus.head().await.expect("head"), 2);
 }
 
+/// `NATS_URL` as a cluster's comma-separated servers: with the first one down (a port nothing
+/// listens on), the bus connects to the next and carries events.
+#[tokio::test]
+async fn a_comma_separated_nats_url_connects_past_a_server_that_is_down() {
+    let mut settings = common::unique_nats_settings();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    settings.url = format!("nats://127.0.0.1:{down}, {}", settings.url);
+    let name = settings.stream_name.clone();
+    let bus = TestBus(
+        tokio::time::timeout(Duration::from_secs(20), NatsBus::connect(settings))
+            .await
+            .expect("connects within 20 s")
+            .expect("connects to the server that is up"),
+        name,
+    );
+    let mut subscription = bus.subscribe("payments").await.expect("subscribe");
+    bus.publish(&event(1, "payments", EventType::BugCreated))
+        .await
+        .expect("publish");
+    assert_eq!(recv(&mut subscription).await.id, 1);
+}
+
 #[tokio::test]
 async fn subscribers_get_their_teams_events_with_stream_sequence_ids() {
     let bus = bus().await;

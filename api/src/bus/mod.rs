@@ -63,6 +63,9 @@ pub enum Replay {
 pub enum BusError {
     #[error("bus unavailable: {0}")]
     Unavailable(String),
+    /// The bus's settings cannot work (a server URL that does not parse, say).
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 /// The publishing side of a bus: the outbox relay's.

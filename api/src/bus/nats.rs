@@ -15,6 +15,7 @@
 
 use super::{BusError, BusEvent, Publish, Replay, Subscribe};
 use crate::stream::hub::{Joined, TeamHub, TeamSubscription};
+use async_nats::ServerAddr;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::message::PublishMessage;
@@ -103,9 +104,34 @@ fn unavailable(err: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(err.to_string())
 }
 
+/// `NATS_URL`: one server, or a comma-separated list of a cluster's (`nats://a:4222,nats://b:4222`)
+/// as every NATS client takes it. The client connects to any of them and, once connected, also
+/// learns the rest of the cluster from the server.
+pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, BusError> {
+    let addrs = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            url.parse::<ServerAddr>().map_err(|err| {
+                BusError::Misconfigured(format!(
+                    "NATS_URL: {url:?} is not a NATS server URL: {err}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(BusError::Misconfigured(
+            "NATS_URL names no server".to_owned(),
+        ));
+    }
+    Ok(addrs)
+}
+
 impl NatsBus {
     /// Connects and creates (or updates) the stream.
     pub async fn connect(settings: NatsSettings) -> Result<Self, BusError> {
+        let servers = server_addrs(&settings.url)?;
         let (connected, connections) = tokio::sync::watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
             .name("bichito")
@@ -129,7 +155,7 @@ impl NatsBus {
                     }
                 }
             })
-            .connect(settings.url.as_str())
+            .connect(servers)
             .await
             .map_err(unavailable)?;
         let jetstream = jetstream::new(client.clone());
@@ -454,5 +480,39 @@ impl Subscribe for NatsBus {
 
     fn close_streams(&self) {
         self.hub.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nats_url_takes_one_server_or_a_comma_separated_list() {
+        let one = server_addrs("nats://127.0.0.1:4222").expect("one server");
+        assert_eq!(one.len(), 1);
+        let cluster = server_addrs("nats://a:4222, nats://b:4223 ,nats://c:4224,")
+            .expect("a cluster's servers");
+        let hosts: Vec<(String, u16)> = cluster
+            .iter()
+            .map(|addr| (addr.host().to_owned(), addr.port()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("a".to_owned(), 4222),
+                ("b".to_owned(), 4223),
+                ("c".to_owned(), 4224)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_nats_url_is_named() {
+        let message = server_addrs("nats://a:4222,nats://b:notaport")
+            .expect_err("a bad port")
+            .to_string();
+        assert!(message.contains("nats://b:notaport"), "{message}");
+        assert!(server_addrs(" , ").is_err(), "no server at all");
     }
 }
