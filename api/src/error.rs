@@ -163,9 +163,13 @@ impl From<crate::attachments::AttachmentError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The shape of every error body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": "invalid report", "fields": [{"field": "title", "message": "is required"}]}))]
+pub(crate) struct ErrorBody<'a> {
+    /// What went wrong, for a person to read.
     error: String,
+    /// With a 400 for invalid input: each rejected field and why.
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     fields: &'a [FieldError],
 }

@@ -25,7 +25,8 @@ pub const EXTRA_MAX_DEPTH: usize = 32;
 pub const NUL_MESSAGE: &str = "must not contain NUL characters (\\u0000)";
 
 // The OpenAPI document's view of what `parse` reads, field by field; the limits are the
-// constants above (a test holds the two together). Its doc comment is the schema's.
+// constants above (a test in `http::openapi` holds the two together). Its doc comment is the
+// schema's.
 /// A bug report (seed 002). A text must not be blank, and none may hold U+0000; every rejected
 /// field is named in the 400's `fields`.
 #[derive(utoipa::ToSchema)]
@@ -319,29 +320,6 @@ impl Compact {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_documented_limits_are_the_parsers() {
-        let schema = serde_json::to_value(<ReportBody as utoipa::PartialSchema>::schema())
-            .expect("the schema serializes");
-        let limit = |field: &str| schema["properties"][field]["maxLength"].as_u64();
-        for (field, max) in [
-            ("title", TITLE_MAX_CHARS),
-            ("description", DESCRIPTION_MAX_CHARS),
-            ("environment", ENVIRONMENT_MAX_CHARS),
-            ("app_version", APP_VERSION_MAX_CHARS),
-            ("url", URL_MAX_CHARS),
-            ("user_agent", USER_AGENT_MAX_CHARS),
-            ("reporter_email", REPORTER_EMAIL_MAX_CHARS),
-            ("reporter_identifier", REPORTER_IDENTIFIER_MAX_CHARS),
-        ] {
-            assert_eq!(limit(field), Some(max as u64), "{field}");
-        }
-        assert_eq!(
-            schema["required"],
-            serde_json::json!(["title", "description"])
-        );
-    }
 
     fn parse(body: &[u8]) -> Result<NewBichito, ApiError> {
         super::parse(

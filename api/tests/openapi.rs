@@ -11,8 +11,9 @@ use common::process::start;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
+use tokio::process::Command;
 
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
 const SCHEMATHESIS_CONFIG: &str = concat!(
@@ -20,31 +21,14 @@ const SCHEMATHESIS_CONFIG: &str = concat!(
     "/tests/schemathesis/schemathesis.toml"
 );
 
-/// Runs `command` for at most `limit`, killing it (by pid) past that: its output.
-fn run_bounded(mut command: Command, limit: Duration) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("start {command:?} (scripts/test.sh installs it): {err}"));
-    let pid = child.id();
-    let (done, finished) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let output = child.wait_with_output();
-        let _ = done.send(());
-        output
-    });
-    if finished.recv_timeout(limit).is_err() {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        panic!("{command:?} did not finish within {limit:?}");
-    }
-    waiter
-        .join()
-        .expect("the waiting thread")
-        .expect("the command's output")
+/// Runs `command` for at most `limit`: its output. Past the limit the command is killed (by its
+/// pid, as the future that owns it is dropped) and the test fails.
+async fn run_bounded(mut command: Command, limit: Duration) -> Output {
+    let output = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    tokio::time::timeout(limit, output)
+        .await
+        .unwrap_or_else(|_| panic!("{command:?} did not finish within {limit:?}"))
+        .unwrap_or_else(|err| panic!("run {command:?} (scripts/test.sh installs it): {err}"))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -82,7 +66,8 @@ async fn the_served_document_is_the_committed_one_and_valid() {
             command
         },
         Duration::from_secs(120),
-    );
+    )
+    .await;
     assert!(
         validator.status.success(),
         "openapi-spec-validator refuses the document:\n{}\n{}",
@@ -267,7 +252,7 @@ async fn honeycomb_for_fuzzing(db: &TestDatabase) -> Provisioned {
     .expect("provision")
 }
 
-fn schemathesis(base: &str, honeycomb: &Provisioned, token: &str, work: &Path) -> Output {
+async fn schemathesis(base: &str, honeycomb: &Provisioned, token: &str, work: &Path) -> Output {
     let mut command = Command::new("schemathesis");
     command
         .current_dir(work)
@@ -281,7 +266,7 @@ fn schemathesis(base: &str, honeycomb: &Provisioned, token: &str, work: &Path) -
         .env("BICHITO_TEST_JWT", token)
         .arg("--report-dir")
         .arg(work.join("report"));
-    run_bounded(command, Duration::from_secs(600))
+    run_bounded(command, Duration::from_secs(600)).await
 }
 
 async fn schemathesis_finds_no_failure(backend: Backend) {
@@ -309,7 +294,7 @@ async fn schemathesis_finds_no_failure(backend: Backend) {
     );
     let token = team_token(&["payments"]);
     let started = Instant::now();
-    let output = schemathesis(&process.base, &honeycomb, &token, &work);
+    let output = schemathesis(&process.base, &honeycomb, &token, &work).await;
     let took = started.elapsed();
     let (_, logs) = process.terminate();
     let report = text(&output.stdout);

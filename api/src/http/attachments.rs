@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 const BODY_LIMIT: usize = 4096;
-const FILENAME_MAX_CHARS: usize = 255;
+pub(crate) const FILENAME_MAX_CHARS: usize = 255;
 
 /// What the client uploads with: `PUT url` with exactly `headers`, before `expires_at`, then
 /// `POST complete_url`.

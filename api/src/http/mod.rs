@@ -114,16 +114,17 @@ fn stream_routes() -> OpenApiRouter<StreamState> {
     ))
 }
 
+/// The document itself.
+fn meta_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi::serve))
+}
+
 /// The documented routes' part of the OpenAPI document (see [`openapi::document`]).
 fn documented_routes() -> utoipa::openapi::OpenApi {
     let mut document = key_routes().into_openapi();
     document.merge(dashboard_routes().into_openapi());
     document.merge(stream_routes().into_openapi());
-    document.merge(
-        OpenApiRouter::<()>::new()
-            .routes(routes!(openapi::serve))
-            .into_openapi(),
-    );
+    document.merge(meta_routes().into_openapi());
     document
 }
 
@@ -163,7 +164,7 @@ fn api_routes(state: AppState) -> Router {
         .route("/widget/demo", get(widget::demo_page))
         .route("/widget/demo.js", get(widget::demo_script))
         .route("/widget/{version}/{file}", get(widget::versioned))
-        .route(openapi::PATH, get(openapi::serve))
+        .merge(meta_routes().split_for_parts().0)
         .layer(CompressionLayer::new());
     let operability_routes = Router::new()
         .route("/healthz", get(health::healthz))

@@ -7,7 +7,7 @@
 //! the error shape and one response per error status, and the groups of statuses each kind of
 //! route can answer with.
 
-use crate::error::FieldError;
+use crate::error::{ErrorBody, FieldError};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -18,9 +18,6 @@ use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, Type, response::Response as Doc,
 };
 use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
-
-/// Where the document is served.
-pub const PATH: &str = "/api/v1/openapi.json";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,7 +42,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "stream", description = "A team's live events (Server-Sent Events, seed 000)."),
         (name = "meta", description = "This document."),
     ),
-    components(schemas(Error, FieldError)),
+    components(schemas(ErrorBody, FieldError)),
     modifiers(&Common),
 )]
 struct ApiDoc;
@@ -72,7 +69,7 @@ pub fn json() -> &'static str {
 /// The document itself.
 #[utoipa::path(
     get,
-    path = PATH,
+    path = "/api/v1/openapi.json",
     tag = "meta",
     operation_id = "getOpenApi",
     summary = "This OpenAPI document",
@@ -93,18 +90,6 @@ pub async fn serve() -> Response {
         json(),
     )
         .into_response()
-}
-
-// `ApiError::body` writes it; this is the document's view.
-/// The shape of every error body.
-#[derive(ToSchema)]
-#[schema(example = json!({"error": "invalid report", "fields": [{"field": "title", "message": "is required"}]}))]
-#[allow(dead_code)] // Documentation only: `ApiError::body` writes the real one.
-struct Error {
-    /// What went wrong, for a person to read.
-    error: String,
-    /// With a 400 for invalid input: each rejected field and why.
-    fields: Option<Vec<FieldError>>,
 }
 
 /// Raw bytes, for a request or response body that is not JSON (an image).
@@ -331,5 +316,107 @@ impl Modify for Common {
                 RefOr::T(error_response(*status, description)),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edits::{ASSIGNEE_MAX_CHARS, COMMENT_MAX_CHARS, LABELS_MAX, PAGE_MAX, SEARCH_MAX};
+    use crate::report::*;
+    use serde_json::Value;
+
+    /// The bodies and filters the API reads by hand are documented by types of their own: their
+    /// limits in the document must be the parsers' constants.
+    #[test]
+    fn the_documented_limits_are_the_parsers() {
+        let document: Value = serde_json::from_str(json()).expect("JSON");
+        let schemas = &document["components"]["schemas"];
+        let property = |schema: &str, field: &str, rule: &str| {
+            schemas[schema]["properties"][field][rule].as_u64()
+        };
+        let as_u64 = |limit: usize| u64::try_from(limit).ok();
+        for (schema, field, rule, limit) in [
+            ("ReportBody", "title", "maxLength", as_u64(TITLE_MAX_CHARS)),
+            (
+                "ReportBody",
+                "description",
+                "maxLength",
+                as_u64(DESCRIPTION_MAX_CHARS),
+            ),
+            (
+                "ReportBody",
+                "environment",
+                "maxLength",
+                as_u64(ENVIRONMENT_MAX_CHARS),
+            ),
+            (
+                "ReportBody",
+                "app_version",
+                "maxLength",
+                as_u64(APP_VERSION_MAX_CHARS),
+            ),
+            ("ReportBody", "url", "maxLength", as_u64(URL_MAX_CHARS)),
+            (
+                "ReportBody",
+                "user_agent",
+                "maxLength",
+                as_u64(USER_AGENT_MAX_CHARS),
+            ),
+            (
+                "ReportBody",
+                "reporter_email",
+                "maxLength",
+                as_u64(REPORTER_EMAIL_MAX_CHARS),
+            ),
+            (
+                "ReportBody",
+                "reporter_identifier",
+                "maxLength",
+                as_u64(REPORTER_IDENTIFIER_MAX_CHARS),
+            ),
+            (
+                "BichitoChange",
+                "assignee",
+                "maxLength",
+                as_u64(ASSIGNEE_MAX_CHARS),
+            ),
+            ("BichitoChange", "labels", "maxItems", as_u64(LABELS_MAX)),
+            ("NewComment", "body", "maxLength", as_u64(COMMENT_MAX_CHARS)),
+            (
+                "UploadRequest",
+                "filename",
+                "maxLength",
+                as_u64(crate::http::attachments::FILENAME_MAX_CHARS),
+            ),
+            (
+                "UploadRequest",
+                "content_length",
+                "maximum",
+                u64::try_from(bichito_core::attachment::MAX_BYTES).ok(),
+            ),
+        ] {
+            assert_eq!(
+                property(schema, field, rule),
+                limit,
+                "{schema}.{field} {rule}"
+            );
+        }
+        assert_eq!(
+            schemas["ReportBody"]["required"],
+            serde_json::json!(["title", "description"])
+        );
+
+        let list = document["paths"]["/api/v1/teams/{team_id}/bugs"]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let parameter = |name: &str, rule: &str| {
+            list.iter()
+                .find(|parameter| parameter["name"] == name)
+                .and_then(|parameter| parameter["schema"][rule].as_u64())
+        };
+        assert_eq!(parameter("q", "maxLength"), as_u64(SEARCH_MAX));
+        assert_eq!(parameter("limit", "maximum"), Some(u64::from(PAGE_MAX)));
     }
 }

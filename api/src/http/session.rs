@@ -56,10 +56,10 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
-    fn new(sub: &str, teams: &[String], expires_at: DateTime<Utc>) -> Self {
+    fn new(sub: String, teams: Vec<String>, expires_at: DateTime<Utc>) -> Self {
         Self {
-            sub: sub.to_owned(),
-            teams: teams.to_vec(),
+            sub,
+            teams,
             expires_at: timestamp(expires_at),
         }
     }
@@ -109,7 +109,7 @@ pub async fn create_session(
         Some(caller.expires_at),
     )
     .await?;
-    let body = SessionInfo::new(&session.user_id, &session.teams, session.expires_at);
+    let body = SessionInfo::new(session.user_id, session.teams, session.expires_at);
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     no_store(&mut response);
@@ -169,7 +169,7 @@ async fn open_session(
     security(("bearer" = []), ("session" = [])),
 )]
 pub async fn get_session(caller: Caller) -> Response {
-    let body = SessionInfo::new(&caller.user_id, &caller.teams, caller.expires_at);
+    let body = SessionInfo::new(caller.user_id, caller.teams, caller.expires_at);
     let mut response = Json(body).into_response();
     no_store(&mut response);
     response

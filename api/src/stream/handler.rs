@@ -39,7 +39,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{Instant, Sleep};
 
 /// One event of a team's stream, as an SSE client reads it.
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // Documentation only: `sse::frame` writes the real ones.
 pub struct StreamEvent {
     /// Resume after this event with `Last-Event-ID`.
@@ -50,26 +50,31 @@ pub struct StreamEvent {
     data: String,
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[allow(dead_code)] // Documentation only.
-enum StreamEventType {
-    #[serde(rename = "hello")]
-    Hello,
-    #[serde(rename = "bug.created")]
-    BugCreated,
-    #[serde(rename = "bug.updated")]
-    BugUpdated,
-    #[serde(rename = "bug.commented")]
-    BugCommented,
-    #[serde(rename = "bug.deleted")]
-    BugDeleted,
-    #[serde(rename = "stream.gap")]
-    StreamGap,
-    #[serde(rename = "stream.reset")]
-    StreamReset,
-    #[serde(rename = "stream.expired")]
-    StreamExpired,
+/// The stream's own events, besides the bus's.
+const HELLO: &str = "hello";
+const GAP: &str = "stream.gap";
+const RESET: &str = "stream.reset";
+const EXPIRED: &str = "stream.expired";
+
+/// The `event:` names a client reads: the bus's event types (not `team.removed`, which never
+/// reaches a client) and the stream's own.
+struct StreamEventType;
+
+impl utoipa::PartialSchema for StreamEventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let bus = EventType::ALL
+            .into_iter()
+            .filter(|event_type| *event_type != EventType::TeamRemoved)
+            .map(EventType::as_str);
+        let names = [HELLO].into_iter().chain(bus).chain([GAP, RESET, EXPIRED]);
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
 }
+
+impl utoipa::ToSchema for StreamEventType {}
 
 #[utoipa::path(
     get,
@@ -179,13 +184,13 @@ pub async fn open(
             None => {
                 state.metrics.stream_reset();
                 let reset = json!({"reason": "Last-Event-ID is outside the replay window: refetch, then follow the stream", "last_event_id": text});
-                initial.push_back(sse::frame(head, "stream.reset", &reset.to_string()));
+                initial.push_back(sse::frame(head, RESET, &reset.to_string()));
             }
         }
     }
     let hello =
         json!({"serverTime": state.clock.now().to_rfc3339_opts(SecondsFormat::Millis, true)});
-    initial.push_front(sse::frame(hello_id, "hello", &hello.to_string()));
+    initial.push_front(sse::frame(hello_id, HELLO, &hello.to_string()));
 
     let now = Instant::now();
     let ends = now
@@ -502,7 +507,7 @@ impl Connection {
         self.ended = true;
         self.state.metrics.stream_expired(expiry.reason());
         let body = json!({"reason": expiry.reason(), "message": expiry.message()});
-        sse::frame(self.last_sent, "stream.expired", &body.to_string())
+        sse::frame(self.last_sent, EXPIRED, &body.to_string())
     }
 
     /// The next of the frames queued when the stream opened (`hello`, a replay or a reset).
@@ -533,7 +538,7 @@ impl Connection {
             Err(RecvError::Lagged(missed)) => {
                 self.state.metrics.stream_events_dropped(missed);
                 let gap = json!({"missed": missed, "reason": "this client fell behind; resume from this id or refetch"});
-                Some(sse::frame(self.last_sent, "stream.gap", &gap.to_string()))
+                Some(sse::frame(self.last_sent, GAP, &gap.to_string()))
             }
             Err(RecvError::Closed) => None,
         }
