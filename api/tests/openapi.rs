@@ -36,7 +36,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn the_served_document_is_the_committed_one_and_valid() {
+async fn the_served_and_printed_document_is_the_committed_one_and_valid() {
     let app = TestApp::start(Backend::Sqlite).await;
     let response = reqwest::get(app.url("/api/v1/openapi.json"))
         .await
@@ -55,6 +55,15 @@ async fn the_served_document_is_the_committed_one_and_valid() {
         served == committed,
         "docs/openapi.json differs from what the server serves: regenerate it with \
          `cargo run -p bichito -- openapi > docs/openapi.json` and commit it"
+    );
+
+    let mut print = Command::new(env!("CARGO_BIN_EXE_bichito"));
+    print.arg("openapi");
+    let printed = run_bounded(print, Duration::from_secs(60)).await;
+    assert!(printed.status.success(), "{}", text(&printed.stderr));
+    assert!(
+        text(&printed.stdout) == committed,
+        "`bichito openapi` prints the committed document"
     );
 
     let document: Value = serde_json::from_str(&served).expect("JSON");
