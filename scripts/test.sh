@@ -171,6 +171,30 @@ ensure_kubernetes_validate() {
     log "kubernetes-validate: $(command -v kubernetes-validate)"
 }
 
+# --------------------------------------------------------- @kubernetes-models
+
+# The CRD schemas of the custom resources the chart renders (HTTPRoute, PrometheusRule,
+# ServiceMonitor), which kubernetes-validate lacks: npm packages that
+# scripts/validate_custom_resources.mjs runs with Node.js, installed into the tools cache.
+GATEWAY_API_MODELS_VERSION=2.0.0
+PROMETHEUS_OPERATOR_MODELS_VERSION=6.0.0
+ensure_kubernetes_models() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        log "installing nodejs and npm (Debian)"
+        apt_install nodejs npm
+    fi
+    local dir="$BICHITO_TOOLS_DIR/kubernetes-models"
+    if ! npm_package_is "$dir" @kubernetes-models/gateway-api "$GATEWAY_API_MODELS_VERSION" \
+        || ! npm_package_is "$dir" @kubernetes-models/prometheus-operator "$PROMETHEUS_OPERATOR_MODELS_VERSION"; then
+        log "installing @kubernetes-models/gateway-api $GATEWAY_API_MODELS_VERSION and @kubernetes-models/prometheus-operator $PROMETHEUS_OPERATOR_MODELS_VERSION (npm) into $dir"
+        mkdir -p "$dir"
+        (cd "$dir" && npm install --no-audit --no-fund --no-save \
+            "@kubernetes-models/gateway-api@$GATEWAY_API_MODELS_VERSION" \
+            "@kubernetes-models/prometheus-operator@$PROMETHEUS_OPERATOR_MODELS_VERSION" >/dev/null)
+    fi
+    log "kubernetes-models: $dir"
+}
+
 # ---------------------------------------------------------- helm-python-sdk
 
 # Helm's own Go library for Python (PyPI): scripts/chart.py lints and renders the chart with it,
@@ -337,6 +361,7 @@ if [[ $QUICK -eq 0 ]]; then
     ensure_nats
     ensure_promtool
     ensure_kubernetes_validate
+    ensure_kubernetes_models
     ensure_helm_python_sdk
     ensure_sentry_sdk
     ensure_openapi_tools

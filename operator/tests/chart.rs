@@ -2,7 +2,11 @@
 //! `scripts/chart.py` (PyPI helm-python-sdk, which `scripts/test.sh` installs): it lints clean,
 //! every rendered object validates against the Kubernetes 1.30 schemas (`kubernetes-validate`),
 //! and what matters holds for the minimal values and for every option on: restricted containers
-//! with probes, Secrets only by reference, least-privilege RBAC, the generated CRD.
+//! with probes, Secrets only by reference, least-privilege RBAC, the generated CRD, traffic
+//! routed by path (Ingress, HTTPRoute), alerts that `promtool` checks and unit-tests, a
+//! dashboard whose queries parse, NetworkPolicies that open only what each component uses.
+//! Custom resources, which kubernetes-validate has no schema for, are validated against their
+//! CRDs' schemas by `scripts/validate_custom_resources.mjs` (npm `@kubernetes-models/*`).
 
 use bichito_core::spec::Honeycomb;
 use kube::CustomResourceExt;
@@ -96,6 +100,14 @@ impl Rendered {
             .unwrap_or_else(|refusal| panic!("{refusal}"))
     }
 
+    /// Renders the minimal values with `yaml` merged on top (as a second `helm -f`).
+    fn minimal_with(label: &str, yaml: &str) -> Self {
+        let scratch = Scratch::new(label);
+        let extra = scratch.values("extra.yaml", yaml);
+        Self::try_with(label, &[chart().join(MINIMAL), extra])
+            .unwrap_or_else(|refusal| panic!("{refusal}"))
+    }
+
     /// Renders with values files merged in order (as `helm -f`), or returns Helm's refusal
     /// (schema violation, template `fail`).
     fn try_with(label: &str, values: &[PathBuf]) -> Result<Self, String> {
@@ -155,8 +167,9 @@ impl Rendered {
         std::fs::read_to_string(self.dir.0.join(name)).expect("a rendered file")
     }
 
-    /// `kubernetes-validate --strict` on every rendered file: every object passes, except
-    /// ServiceMonitors, which it has no schema for (see `a_service_monitor_scrapes_its_service`).
+    /// `kubernetes-validate --strict` on every rendered file: every object passes, except the
+    /// custom resources, which it has no schema for: those are validated against their CRDs'
+    /// schemas (`validate_custom_resources`) and checked kind by kind for what a schema cannot say.
     fn validate(&self) {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir.0)
             .expect("the rendered directory")
@@ -171,13 +184,22 @@ impl Rendered {
             .expect("kubernetes-validate must be installed (scripts/test.sh installs it)");
         let report = text(&output);
         assert!(output.status.success(), "kubernetes-validate: {report}");
-        let mut monitors = 0;
+        let mut custom = Vec::new();
         for object in self.objects() {
             let kind = object["kind"].as_str().expect("a kind");
             let name = object["metadata"]["name"].as_str().expect("a name");
-            if kind == "ServiceMonitor" {
-                monitors += 1;
-                a_service_monitor_scrapes_its_service(self, object);
+            if let Some(&(_, api_version)) = CUSTOM_KINDS.iter().find(|(custom, _)| *custom == kind)
+            {
+                assert_eq!(object["apiVersion"], api_version, "{kind} {name}");
+                let unknown =
+                    format!("Couldn't find schema for kind {kind} with api version {api_version}");
+                assert!(report.contains(&unknown), "{kind} {name}: {report}");
+                match kind {
+                    "ServiceMonitor" => a_service_monitor_scrapes_its_service(self, object),
+                    "HTTPRoute" => an_http_route_sends_the_stream_to_sse(self, object),
+                    _ => a_prometheus_rule_holds_only_alerts_with_runbooks(object),
+                }
+                custom.push(object.clone());
                 continue;
             }
             let passed = format!(
@@ -190,13 +212,74 @@ impl Rendered {
             .lines()
             .filter(|line| line.starts_with("WARN"))
             .count();
-        let unknown_monitors = report
-            .matches("Couldn't find schema for kind ServiceMonitor with api version monitoring.coreos.com/v1")
-            .count();
         assert_eq!(
-            (unknown, unknown_monitors),
-            (monitors, monitors),
-            "only ServiceMonitors may lack a schema: {report}"
+            unknown,
+            custom.len(),
+            "only custom resources may lack a schema: {report}"
+        );
+        validate_custom_resources(&custom);
+    }
+}
+
+/// The custom resources the chart may render, and their API versions.
+const CUSTOM_KINDS: [(&str, &str); 3] = [
+    ("ServiceMonitor", "monitoring.coreos.com/v1"),
+    ("PrometheusRule", "monitoring.coreos.com/v1"),
+    ("HTTPRoute", "gateway.networking.k8s.io/v1"),
+];
+
+/// Where `scripts/test.sh` installs its tools: `BICHITO_TOOLS_DIR`, or ~/.cache/bichito-tools.
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("BICHITO_TOOLS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bichito-tools")
+        }
+    }
+}
+
+/// Custom resources against their CRDs' schemas (types, enums, patterns, bounds), by
+/// `scripts/validate_custom_resources.mjs` with the `@kubernetes-models` npm packages.
+fn validate_custom_resources(objects: &[Value]) {
+    if objects.is_empty() {
+        return;
+    }
+    use std::io::Write;
+    let modules = tools_dir().join("kubernetes-models/node_modules");
+    let mut child = Command::new("node")
+        .arg(repo().join("scripts/validate_custom_resources.mjs"))
+        .arg(&modules)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect(
+            "node must be installed to validate custom resources (scripts/test.sh installs it)",
+        );
+    child
+        .stdin
+        .take()
+        .expect("node's stdin")
+        .write_all(&serde_json::to_vec(objects).expect("JSON"))
+        .expect("write the objects to node");
+    let output = child.wait_with_output().expect("node ran");
+    let report = text(&output);
+    assert_ne!(
+        output.status.code(),
+        Some(2),
+        "the @kubernetes-models packages are missing from {}; `bash scripts/test.sh` installs them:\n{report}",
+        modules.display()
+    );
+    assert!(output.status.success(), "custom resources: {report}");
+    for object in objects {
+        let valid = format!(
+            "valid {}/{}",
+            object["kind"].as_str().expect("a kind"),
+            object["metadata"]["name"].as_str().expect("a name")
+        );
+        assert!(
+            report.lines().any(|line| line == valid),
+            "{valid}: {report}"
         );
     }
 }
@@ -339,13 +422,10 @@ fn sign_in_sessions_and_jwks_reach_the_pods_that_use_them() {
     );
 
     // A provider's key set instead of a secret or a key file, on both token-checking pods.
-    let scratch = Scratch::new("jwks");
-    let jwks = scratch.values(
-        "jwks.yaml",
+    let rendered = Rendered::minimal_with(
+        "jwks",
         "jwt:\n  secret:\n    existingSecret: \"\"\n  jwksUrl: https://sso.example.com/jwks\n  jwksRefresh: 2m\n",
     );
-    let rendered = Rendered::try_with("jwks", &[chart().join(MINIMAL), jwks])
-        .unwrap_or_else(|refusal| panic!("{refusal}"));
     for component in ["bichito-api", "bichito-sse"] {
         let container = container(&rendered, component);
         assert_eq!(
@@ -457,6 +537,14 @@ fn the_all_options_render_validates_against_the_kubernetes_schemas() {
         "ServiceMonitor/bugs-api",
         "ServiceMonitor/bugs-sse",
         "ServiceMonitor/bugs-operator",
+        "Ingress/bugs-api",
+        "Ingress/bugs-sse",
+        "HTTPRoute/bugs",
+        "PrometheusRule/bugs",
+        "ConfigMap/bugs-dashboard",
+        "NetworkPolicy/bugs-api",
+        "NetworkPolicy/bugs-sse",
+        "NetworkPolicy/bugs-operator",
     ]);
     // The autoscaler owns the replica count of what it scales, and only of that.
     for (component, min, max) in [("api", 3, 12), ("sse", 2, 20)] {
@@ -669,11 +757,13 @@ fn secrets_are_referenced_never_inlined() {
             0,
             "{values}: no Secret objects"
         );
-        assert_eq!(
-            rendered.of_kind("ConfigMap").len(),
-            0,
-            "{values}: no ConfigMaps"
-        );
+        // The one ConfigMap is the Grafana dashboard (all options); the leak check below covers it.
+        for config_map in rendered.of_kind("ConfigMap") {
+            assert_eq!(
+                config_map["metadata"]["name"], "bugs-dashboard",
+                "{values}: no ConfigMap but the dashboard"
+            );
+        }
         for &(component, var, secret, key) in refs {
             let container = container(&rendered, &format!("{prefix}-{component}"));
             assert_eq!(
@@ -814,13 +904,10 @@ fn operator_rbac_is_exactly_the_least_privilege_set() {
     );
 
     // Without leader election (one replica) there is no Lease to grant.
-    let scratch = Scratch::new("no-leader-election");
-    let single = scratch.values(
-        "single.yaml",
+    let rendered = Rendered::minimal_with(
+        "no-leader-election",
         "operator:\n  replicas: 1\n  leaderElection:\n    enabled: false\n",
     );
-    let rendered = Rendered::try_with("single", &[chart().join(MINIMAL), single])
-        .unwrap_or_else(|refusal| panic!("{refusal}"));
     assert_eq!(rendered.of_kind("Role").len(), 0);
     assert_eq!(rendered.of_kind("RoleBinding").len(), 0);
 }
@@ -853,10 +940,7 @@ fn the_chart_crd_is_the_generated_crd_kept_on_uninstall() {
         "rendered {crd:#}\n\ngenerated {generated:#}"
     );
 
-    let scratch = Scratch::new("no-crd");
-    let off = scratch.values("off.yaml", "crds:\n  install: false\n");
-    let rendered = Rendered::try_with("no-crd", &[chart().join(MINIMAL), off])
-        .unwrap_or_else(|refusal| panic!("{refusal}"));
+    let rendered = Rendered::minimal_with("no-crd", "crds:\n  install: false\n");
     assert_eq!(rendered.of_kind("CustomResourceDefinition").len(), 0);
 }
 
@@ -904,6 +988,26 @@ fn values_the_schema_forbids_are_refused_with_the_key_named() {
             "bad-url-tokens.yaml",
             "sse:\n  urlTokens: sometimes\n",
             "at '/sse/urlTokens'",
+        ),
+        (
+            "ingress-without-hosts.yaml",
+            "ingress:\n  enabled: true\n",
+            "ingress.enabled needs ingress.hosts",
+        ),
+        (
+            "route-without-parent.yaml",
+            "httpRoute:\n  enabled: true\n",
+            "httpRoute.enabled needs httpRoute.parentRefs",
+        ),
+        (
+            "unknown-dependency.yaml",
+            "networkPolicy:\n  egress:\n    redis:\n      to: []\n      ports: [{port: 6379}]\n",
+            "at '/networkPolicy/egress': additional properties 'redis' not allowed",
+        ),
+        (
+            "bad-selector.yaml",
+            "prometheusRule:\n  selectors:\n    api: 'job=bugs-api'\n",
+            "at '/prometheusRule/selectors/api'",
         ),
         (
             "replicas-without-lease.yaml",
@@ -961,4 +1065,894 @@ fn every_env_var_the_chart_sets_is_read_by_its_binary() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------- routing: Ingress, HTTPRoute
+
+/// `python3` with PyYAML (which `scripts/chart.py` needs too): a YAML file as JSON.
+fn yaml_file(path: &Path) -> Value {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        path.display(),
+        text(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python3")
+}
+
+/// How a proxy reads a path pattern: ingress-nginx writes `location ~* "^<path>"` (a
+/// case-insensitive regex anchored at the start only); Gateway API implementations match a
+/// RegularExpression against the whole path.
+#[derive(Clone, Copy)]
+enum PathRegex {
+    IngressNginx,
+    GatewayApi,
+}
+
+/// Which of `paths` the regular expression `pattern` matches, read as `dialect` does (with
+/// Python's `re`, close to PCRE and RE2 for the syntax used here).
+fn regex_matches(pattern: &str, dialect: PathRegex, paths: &[String]) -> Vec<bool> {
+    let program = match dialect {
+        PathRegex::IngressNginx => "re.search('^' + pattern, path, re.I)",
+        PathRegex::GatewayApi => "re.fullmatch(pattern, path)",
+    };
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import json, re, sys\npattern = sys.argv[1]\nprint(json.dumps([bool({program}) for path in sys.argv[2:]]))"
+            ),
+            pattern,
+        ])
+        .args(paths)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{pattern}: {}", text(&output));
+    serde_json::from_slice(&output.stdout).expect("a JSON list")
+}
+
+/// Every route template the api's source declares (utoipa `path = "..."` and the stream's
+/// `ROUTE`), with `{team_id}`-like parameters filled in: what the proxies must tell apart.
+fn declared_routes() -> (String, Vec<String>) {
+    fn walk(dir: &Path, sources: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(&path, sources);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                sources.push(path);
+            }
+        }
+    }
+    let fill = |template: &str| {
+        template
+            .split('/')
+            .map(|part| {
+                if part.starts_with('{') {
+                    "payments"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut sources = Vec::new();
+    walk(&repo().join("api/src"), &mut sources);
+    let mut routes = Vec::new();
+    for source in sources {
+        let code = std::fs::read_to_string(&source).expect("a source file");
+        for rest in code.split("path = \"").skip(1) {
+            let template = rest.split('"').next().expect("a closing quote");
+            if template.starts_with("/api/") {
+                routes.push(fill(template));
+            }
+        }
+    }
+    let stream = std::fs::read_to_string(repo().join("api/src/stream/mod.rs"))
+        .expect("api/src/stream/mod.rs");
+    let stream = stream
+        .split("pub const ROUTE: &str = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the stream's ROUTE");
+    routes.sort();
+    routes.dedup();
+    (fill(stream), routes)
+}
+
+/// `pattern` sends the team stream to sse and no other api route, not even those that share
+/// its prefix (`/api/v1/teams/{team}/bugs`, `/api/v1/teams/{team}/stream/tickets`).
+fn assert_only_the_stream_matches(pattern: &str, dialect: PathRegex) {
+    let (stream, routes) = declared_routes();
+    let others: Vec<String> = routes
+        .into_iter()
+        .filter(|route| *route != stream)
+        .collect();
+    let under_teams = others
+        .iter()
+        .filter(|route| route.starts_with("/api/v1/teams/"))
+        .count();
+    assert!(
+        under_teams >= 2,
+        "the api serves routes under /api/v1/teams/ besides the stream: {others:?}"
+    );
+    let mut paths = vec![stream.clone()];
+    paths.extend(others.iter().cloned());
+    paths.extend(
+        [
+            "/api/v1/teams//stream",
+            "/api/v1/teams/a/b/stream",
+            "/api/v1/teams/payments/streams",
+            "/inbox",
+            "/widget.js",
+        ]
+        .map(String::from),
+    );
+    let matched = regex_matches(pattern, dialect, &paths);
+    assert!(matched[0], "{pattern} must match the stream {stream}");
+    for (path, matched) in paths.iter().zip(&matched).skip(1) {
+        assert!(
+            !matched,
+            "{pattern} sends {path} to sse; it belongs to the api"
+        );
+    }
+}
+
+/// The backend a route names is a Service of the release, on a port that Service has.
+fn assert_backend(rendered: &Rendered, name: &Value, port: &Value) {
+    let service = rendered.one("Service", name.as_str().expect("a Service name"));
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .any(|service_port| &service_port["port"] == port),
+        "{name} has no port {port}"
+    );
+}
+
+/// What the Gateway API schema cannot check for the HTTPRoute: its shape, the stream's rule
+/// first to the sse Service with timeouts, then everything else to the api Service.
+fn an_http_route_sends_the_stream_to_sse(rendered: &Rendered, route: &Value) {
+    let name = route["metadata"]["name"].as_str().expect("a name");
+    let prefix = name.to_owned();
+    assert_eq!(route["metadata"]["namespace"], NAMESPACE);
+    let spec = route["spec"].as_object().expect("an HTTPRoute spec");
+    for key in spec.keys() {
+        assert!(
+            ["parentRefs", "hostnames", "rules"].contains(&key.as_str()),
+            "{name}: unexpected spec.{key}"
+        );
+    }
+    assert!(
+        !spec["parentRefs"]
+            .as_array()
+            .expect("parentRefs")
+            .is_empty()
+    );
+    let rules = spec["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 2, "{name}: the stream's rule and the rest");
+    for (rule, component) in rules.iter().zip(["sse", "api"]) {
+        let backends = rule["backendRefs"].as_array().expect("backendRefs");
+        assert_eq!(backends.len(), 1, "{name}");
+        assert_eq!(backends[0]["name"], format!("{prefix}-{component}"));
+        assert_backend(rendered, &backends[0]["name"], &backends[0]["port"]);
+    }
+    assert_eq!(
+        rules[1]["matches"],
+        json!([{"path": {"type": "PathPrefix", "value": "/"}}])
+    );
+    assert_eq!(
+        rules[1].get("timeouts"),
+        None,
+        "the api keeps the gateway's timeouts"
+    );
+    let matches = rules[0]["matches"].as_array().expect("matches");
+    for matched in matches {
+        if matched["path"]["type"] == "RegularExpression" {
+            let pattern = matched["path"]["value"].as_str().expect("a regex");
+            assert_only_the_stream_matches(pattern, PathRegex::GatewayApi);
+        }
+    }
+}
+
+#[test]
+fn the_stream_goes_to_sse_and_everything_else_to_api() {
+    let rendered = Rendered::ci(ALL_OPTIONS);
+    let values = yaml_file(&chart().join(ALL_OPTIONS));
+    let hosts = &values["ingress"]["hosts"];
+    let tls = json!([{"hosts": hosts, "secretName": "bugs-example-com-tls"}]);
+    for (component, path_type) in [("api", "Prefix"), ("sse", "ImplementationSpecific")] {
+        let name = format!("bugs-{component}");
+        let ingress = rendered.one("Ingress", &name);
+        assert_eq!(ingress["metadata"]["namespace"], NAMESPACE);
+        let spec = &ingress["spec"];
+        assert_eq!(spec["ingressClassName"], "nginx", "{name}");
+        assert_eq!(spec["tls"], tls, "{name}: one certificate for every host");
+        let rules = spec["rules"].as_array().expect("rules");
+        assert_eq!(rules.len(), 2, "{name}: one rule per host");
+        for (rule, host) in rules.iter().zip(hosts.as_array().expect("hosts")) {
+            assert_eq!(&rule["host"], host);
+            let paths = rule["http"]["paths"].as_array().expect("paths");
+            assert_eq!(paths.len(), 1, "{name}");
+            assert_eq!(paths[0]["pathType"], path_type, "{name}");
+            let backend = &paths[0]["backend"]["service"];
+            assert_eq!(backend["name"], name.as_str());
+            assert_backend(&rendered, &backend["name"], &backend["port"]["number"]);
+        }
+        let annotations = &ingress["metadata"]["annotations"];
+        assert_eq!(
+            annotations["nginx.ingress.kubernetes.io/proxy-body-size"], "2m",
+            "{name}: the common annotations"
+        );
+    }
+    // The api's Ingress: everything, and the certificate request (one Certificate per Secret).
+    let api = rendered.one("Ingress", "bugs-api");
+    assert_eq!(api["spec"]["rules"][0]["http"]["paths"][0]["path"], "/");
+    assert_eq!(
+        api["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt-production"
+    );
+    // The stream's: a regex for ingress-nginx, unbuffered, with long timeouts.
+    let sse = rendered.one("Ingress", "bugs-sse");
+    let annotations = sse["metadata"]["annotations"]
+        .as_object()
+        .expect("annotations");
+    assert!(!annotations.contains_key("cert-manager.io/cluster-issuer"));
+    for (key, value) in [
+        ("use-regex", "true"),
+        ("proxy-buffering", "off"),
+        ("proxy-read-timeout", "7200"),
+        ("proxy-send-timeout", "7200"),
+    ] {
+        assert_eq!(
+            annotations[&format!("nginx.ingress.kubernetes.io/{key}")],
+            value,
+            "{key}"
+        );
+    }
+    let pattern = sse["spec"]["rules"][0]["http"]["paths"][0]["path"]
+        .as_str()
+        .expect("a path");
+    assert_only_the_stream_matches(pattern, PathRegex::IngressNginx);
+
+    let route = rendered.one("HTTPRoute", "bugs");
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"name": "public", "namespace": "gateways", "sectionName": "https"}])
+    );
+    assert_eq!(route["spec"]["hostnames"], json!(["bugs.example.com"]));
+    assert_eq!(
+        route["spec"]["rules"][0]["timeouts"],
+        json!({"request": "0s", "backendRequest": "0s"}),
+        "an open stream outlives the gateway's request timeout"
+    );
+    an_http_route_sends_the_stream_to_sse(&rendered, route);
+
+    // Defaults: the nginx annotations and the regex, no TLS, and a route whose stream rule
+    // turns the request timeout off.
+    let rendered = Rendered::minimal_with(
+        "routing-defaults",
+        "ingress:\n  enabled: true\n  hosts: [bugs.example.com]\nhttpRoute:\n  enabled: true\n  parentRefs: [{name: public}]\n",
+    );
+    rendered.validate();
+    let sse = rendered.one("Ingress", "bichito-sse");
+    assert_eq!(
+        sse["metadata"]["annotations"],
+        json!({
+            "nginx.ingress.kubernetes.io/use-regex": "true",
+            "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        })
+    );
+    assert_only_the_stream_matches(
+        sse["spec"]["rules"][0]["http"]["paths"][0]["path"]
+            .as_str()
+            .expect("a path"),
+        PathRegex::IngressNginx,
+    );
+    assert!(rendered.one("Ingress", "bichito-api")["spec"]["tls"].is_null());
+    assert_eq!(
+        rendered.one("HTTPRoute", "bichito")["spec"]["rules"][0]["timeouts"],
+        json!({"request": "0s"})
+    );
+    // cert-manager without a Secret name: it writes `<fullname>-tls`.
+    let rendered = Rendered::minimal_with(
+        "routing-issuer",
+        "ingress:\n  enabled: true\n  hosts: [bugs.example.com]\n  certManager:\n    clusterIssuer: letsencrypt\n",
+    );
+    for name in ["bichito-api", "bichito-sse"] {
+        assert_eq!(
+            rendered.one("Ingress", name)["spec"]["tls"],
+            json!([{"hosts": ["bugs.example.com"], "secretName": "bichito-tls"}]),
+            "{name}"
+        );
+    }
+}
+
+// ------------------------------------------------------------ alerts, runbook, dashboard
+
+/// `promtool` from `BICHITO_PROMTOOL` (set by `scripts/test.sh`) or PATH, with `args`.
+fn promtool(args: &[&str], dir: &Path) -> Output {
+    let promtool = std::env::var("BICHITO_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned());
+    Command::new(&promtool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("promtool ({promtool}) must be installed; scripts/test.sh provides it: {err}")
+        })
+}
+
+/// The rendered PrometheusRule's alerts, each with its group's name.
+fn alerts(rule: &Value) -> Vec<&Value> {
+    rule["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|group| group["rules"].as_array().expect("rules"))
+        .collect()
+}
+
+/// What the Prometheus Operator's schema cannot check for the PrometheusRule: alerts only, each
+/// with a severity, a summary, a description and a runbook entry in the README.
+fn a_prometheus_rule_holds_only_alerts_with_runbooks(rule: &Value) {
+    assert_eq!(rule["metadata"]["namespace"], NAMESPACE);
+    let alerts = alerts(rule);
+    assert!(!alerts.is_empty());
+    for alert in alerts {
+        let name = alert["alert"]
+            .as_str()
+            .expect("alerts only, no recording rules");
+        assert!(
+            ["critical", "warning"].contains(&alert["labels"]["severity"].as_str().unwrap_or("")),
+            "{name}: severity"
+        );
+        for annotation in ["summary", "description"] {
+            assert!(
+                alert["annotations"][annotation]
+                    .as_str()
+                    .is_some_and(|text| !text.is_empty()),
+                "{name}: {annotation}"
+            );
+        }
+        let runbook = alert["annotations"]["runbook_url"]
+            .as_str()
+            .expect("a runbook_url");
+        assert!(
+            runbook.ends_with(&format!("README.md#{}", name.to_lowercase())),
+            "{name}: {runbook}"
+        );
+    }
+}
+
+/// GitHub's anchor of a Markdown heading: lowercase, spaces to dashes, punctuation dropped.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The README's runbook: the `####` headings of "Alerts and their runbook".
+fn runbook_anchors() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n### Alerts and their runbook\n")
+        .nth(1)
+        .expect("README.md has a section \"### Alerts and their runbook\"");
+    let section = section.split("\n### ").next().expect("the section");
+    let section = section.split("\n## ").next().expect("the section");
+    section
+        .lines()
+        .filter_map(|line| line.strip_prefix("#### "))
+        .map(github_anchor)
+        .collect()
+}
+
+#[test]
+fn every_alert_has_its_runbook_entry_in_the_readme() {
+    let rendered = Rendered::ci(ALL_OPTIONS);
+    let rule = rendered.one("PrometheusRule", "bugs");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let base = "https://git.example.com/platform/bichito/-/blob/main/README.md";
+    let mut anchors = BTreeSet::new();
+    for alert in alerts(rule) {
+        let name = alert["alert"].as_str().expect("an alert");
+        let anchor = name.to_lowercase();
+        assert_eq!(
+            alert["annotations"]["runbook_url"],
+            format!("{base}#{anchor}"),
+            "{name}"
+        );
+        assert_eq!(alert["labels"]["team"], "platform", "{name}: alertLabels");
+        anchors.insert(anchor);
+    }
+    assert_eq!(
+        runbook_anchors(),
+        anchors,
+        "one runbook entry (#### <AlertName>) per alert, and no other"
+    );
+}
+
+#[test]
+fn the_alerts_pass_promtool_check_and_their_unit_tests() {
+    let rendered = Rendered::ci(ALL_OPTIONS);
+    let rule = rendered.one("PrometheusRule", "bugs");
+    let scratch = Scratch::new("promtool-rules");
+    // The groups as rendered, annotations' templates included.
+    let groups = json!({"groups": rule["spec"]["groups"]});
+    std::fs::write(scratch.0.join("full.yaml"), groups.to_string()).expect("write rules");
+    let output = promtool(&["check", "rules", "full.yaml"], &scratch.0);
+    let report = text(&output);
+    assert!(output.status.success(), "promtool check rules: {report}");
+    let count = alerts(rule).len();
+    assert!(
+        report.contains(&format!("SUCCESS: {count} rules found")),
+        "{report}"
+    );
+
+    // The unit tests compare labels; annotations are checked above and by their own test.
+    let mut bare = groups.clone();
+    for group in bare["groups"].as_array_mut().expect("groups") {
+        for alert in group["rules"].as_array_mut().expect("rules") {
+            alert.as_object_mut().expect("a rule").remove("annotations");
+        }
+    }
+    std::fs::write(scratch.0.join("rules.yaml"), bare.to_string()).expect("write rules");
+    let tests = chart().join("tests/alerts.test.yaml");
+    std::fs::copy(&tests, scratch.0.join("alerts.test.yaml")).expect("copy the unit tests");
+    let output = promtool(&["test", "rules", "alerts.test.yaml"], &scratch.0);
+    assert!(
+        output.status.success(),
+        "promtool test rules: {}",
+        text(&output)
+    );
+
+    // Every alert is shown to fire at least once, and not to fire on a healthy release.
+    let cases = yaml_file(&tests);
+    let mut fires = BTreeSet::new();
+    let mut quiet = BTreeSet::new();
+    for case in cases["tests"].as_array().expect("tests") {
+        for check in case["alert_rule_test"].as_array().expect("alert_rule_test") {
+            let name = check["alertname"]
+                .as_str()
+                .expect("an alertname")
+                .to_owned();
+            if check["exp_alerts"]
+                .as_array()
+                .is_some_and(|alerts| !alerts.is_empty())
+            {
+                fires.insert(name);
+            } else {
+                quiet.insert(name);
+            }
+        }
+    }
+    let names: BTreeSet<String> = alerts(rule)
+        .iter()
+        .map(|alert| alert["alert"].as_str().expect("an alert").to_owned())
+        .collect();
+    assert_eq!(fires, names, "a test where each alert fires");
+    assert_eq!(quiet, names, "a test where each alert stays quiet");
+}
+
+/// Metric names that `source` (a `metrics.rs`) registers: the literal that opens
+/// `Opts::new(`, `HistogramOpts::new(`, `gauge(` or `counter(`; a histogram's series too.
+fn registered_metrics(source: &Path) -> BTreeSet<String> {
+    let code = std::fs::read_to_string(source).expect("a metrics.rs");
+    let mut names = BTreeSet::new();
+    for opener in ["Opts::new(", "gauge(", "counter("] {
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(opener) {
+            let before = &rest[..at];
+            let after = rest[at + opener.len()..].trim_start();
+            rest = &rest[at + opener.len()..];
+            if opener != "Opts::new("
+                && before
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            {
+                continue;
+            }
+            let Some(literal) = after.strip_prefix('"') else {
+                continue;
+            };
+            let name = literal.split('"').next().expect("a closing quote");
+            if before.ends_with("Histogram") {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            } else {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The metric names a PromQL expression selects: what is left once strings, label matchers,
+/// ranges, grouping clauses, function names, keywords and numbers are taken out.
+fn promql_metric_names(expr: &str) -> BTreeSet<String> {
+    // Strings, `{...}` and `[...]` out, each leaving a space.
+    let mut plain = String::new();
+    let (mut quote, mut depth) = (None, 0);
+    for c in expr.chars() {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (None, '{' | '[') => depth += 1,
+            (None, '}' | ']') => {
+                depth -= 1;
+                plain.push(' ');
+            }
+            (None, c) if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    const KEYWORDS: [&str; 6] = ["and", "or", "unless", "offset", "bool", "inf"];
+    let chars: Vec<char> = plain.chars().collect();
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() || c == '.' {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            continue;
+        }
+        if !(c.is_ascii_alphabetic() || c == '_' || c == ':') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len()
+            && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+        {
+            i += 1;
+        }
+        let word: String = chars[start..i].iter().collect();
+        let mut next = i;
+        while next < chars.len() && chars[next].is_whitespace() {
+            next += 1;
+        }
+        let following: String = chars[next..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+            .collect();
+        // A function, or an aggregation whose grouping comes first: `sum by (job) (...)`.
+        let opens = chars.get(next) == Some(&'(') || following == "by" || following == "without";
+        if GROUPING.contains(&word.as_str()) {
+            if opens {
+                i = next
+                    + chars[next..]
+                        .iter()
+                        .position(|&c| c == ')')
+                        .expect("a closing )")
+                    + 1;
+            }
+        } else if !opens && !KEYWORDS.contains(&word.to_lowercase().as_str()) {
+            names.insert(word);
+        }
+    }
+    names
+}
+
+/// The dashboard as the ConfigMap ships it, and every query of its panels with Grafana's
+/// variables filled in as for release `bugs` in namespace `bichito`.
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let Some(targets) = panel["targets"].as_array() else {
+            continue;
+        };
+        for target in targets {
+            let expr = target["expr"]
+                .as_str()
+                .expect("a PromQL expression")
+                .replace("$__rate_interval", "5m")
+                .replace("$namespace", NAMESPACE)
+                .replace("$release", "bugs");
+            assert!(!expr.contains('$'), "an unknown variable in {expr}");
+            let label = format!("{} {}", panel["title"], target["refId"]);
+            queries.push((label, expr));
+        }
+    }
+    queries
+}
+
+fn the_dashboard(rendered: &Rendered) -> Value {
+    let config_map = rendered.one("ConfigMap", "bugs-dashboard");
+    serde_json::from_str(
+        config_map["data"]["bichito.json"]
+            .as_str()
+            .expect("bichito.json"),
+    )
+    .expect("the dashboard is JSON")
+}
+
+#[test]
+fn alerts_and_the_dashboard_use_only_metrics_bichito_exports() {
+    let api = registered_metrics(&repo().join("api/src/metrics.rs"));
+    let operator = registered_metrics(&repo().join("operator/src/metrics.rs"));
+    // The parser reads the operator's registrations as its /metrics shows them.
+    let metrics = bichito_operator::metrics::Metrics::new();
+    drop(metrics.reconcile_started());
+    metrics.reconcile_failed("database");
+    metrics.set_leader(true);
+    let exposed: BTreeSet<String> = metrics
+        .render()
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        operator, exposed,
+        "operator/src/metrics.rs as parsed vs /metrics"
+    );
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "bichito_sse_connections",
+        "bichito_outbox_backlog",
+        "bichito_outbox_publish_seconds_bucket",
+    ] {
+        assert!(
+            api.contains(name),
+            "api/src/metrics.rs registers {name}: {api:?}"
+        );
+    }
+    let mut exported: BTreeSet<String> = api.union(&operator).cloned().collect();
+    // Prometheus's own series for every scrape target.
+    exported.insert("up".to_owned());
+
+    let rendered = Rendered::ci(ALL_OPTIONS);
+    let mut used = BTreeSet::new();
+    for alert in alerts(rendered.one("PrometheusRule", "bugs")) {
+        let expr = alert["expr"].as_str().expect("an expr");
+        let names = promql_metric_names(expr);
+        assert!(!names.is_empty(), "no metric found in {expr}");
+        for name in &names {
+            assert!(
+                exported.contains(name),
+                "{}: {name} is not a metric bichito exports",
+                alert["alert"]
+            );
+        }
+        used.extend(names);
+    }
+    for (panel, expr) in dashboard_queries(&the_dashboard(&rendered)) {
+        let names = promql_metric_names(&expr);
+        assert!(!names.is_empty(), "no metric found in {expr}");
+        for name in &names {
+            assert!(
+                exported.contains(name),
+                "{panel}: {name} is not a metric bichito exports"
+            );
+        }
+        used.extend(names);
+    }
+    // What the alerts and the dashboard must watch.
+    for name in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "bichito_outbox_backlog",
+        "bichito_outbox_publish_seconds_bucket",
+        "bichito_sse_connections",
+        "bichito_sse_events_sent_total",
+        "bichito_sse_events_dropped_total",
+        "bichito_operator_reconciliations_total",
+        "bichito_operator_reconcile_failures_total",
+        "bichito_operator_leader",
+    ] {
+        assert!(
+            used.contains(name),
+            "{name} is watched by no alert or panel"
+        );
+    }
+}
+
+#[test]
+fn the_grafana_dashboard_is_a_labelled_config_map_whose_queries_parse() {
+    let rendered = Rendered::ci(ALL_OPTIONS);
+    let config_map = rendered.one("ConfigMap", "bugs-dashboard");
+    assert_eq!(config_map["metadata"]["namespace"], "monitoring");
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        config_map["metadata"]["annotations"],
+        json!({"grafana_folder": "bichito"})
+    );
+    let dashboard = the_dashboard(&rendered);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart().join("files/grafana-dashboard.json"))
+            .expect("files/grafana-dashboard.json"),
+    )
+    .expect("the dashboard file is JSON");
+    assert_eq!(dashboard, file, "the ConfigMap holds the file as it is");
+
+    // One data source variable, used by every panel and query.
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables");
+    let datasource = variables
+        .iter()
+        .find(|variable| variable["name"] == "datasource")
+        .expect("a ${datasource} variable");
+    assert_eq!(
+        (&datasource["type"], &datasource["query"]),
+        (&json!("datasource"), &json!("prometheus"))
+    );
+    let reference = json!({"type": "prometheus", "uid": "${datasource}"});
+    let mut titles = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        if panel["type"] == "row" {
+            titles.push(panel["title"].as_str().expect("a row title").to_owned());
+            continue;
+        }
+        assert_eq!(panel["datasource"], reference, "{}", panel["title"]);
+        for target in panel["targets"].as_array().expect("targets") {
+            assert_eq!(target["datasource"], reference, "{}", panel["title"]);
+        }
+    }
+    assert_eq!(
+        titles,
+        ["Ingest (api)", "Stream (sse) and the outbox", "Operator"]
+    );
+
+    // Every query parses: promtool checks them as recording rules.
+    let queries = dashboard_queries(&dashboard);
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(index, (_, expr))| json!({"record": format!("dashboard:query_{index}"), "expr": expr}))
+        .collect();
+    let scratch = Scratch::new("dashboard-queries");
+    std::fs::write(
+        scratch.0.join("queries.yaml"),
+        json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string(),
+    )
+    .expect("write the queries");
+    let output = promtool(&["check", "rules", "queries.yaml"], &scratch.0);
+    let report = text(&output);
+    assert!(output.status.success(), "promtool check rules: {report}");
+    assert!(
+        report.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        "{report}"
+    );
+
+    // The sidecar's defaults: label `grafana_dashboard: "1"` in the release namespace.
+    let rendered =
+        Rendered::minimal_with("dashboard-defaults", "grafanaDashboard:\n  enabled: true\n");
+    let config_map = rendered.one("ConfigMap", "bichito-dashboard");
+    assert_eq!(config_map["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+}
+
+// ------------------------------------------------------------------------ NetworkPolicy
+
+/// A component's NetworkPolicy selects exactly its pods, lets in only its container port.
+fn assert_policy_guards(rendered: &Rendered, name: &str, sources: &[&Value]) -> Value {
+    let policy = rendered.one("NetworkPolicy", name);
+    let pod = &rendered.one("Deployment", name)["spec"];
+    assert_eq!(
+        policy["spec"]["podSelector"], pod["selector"],
+        "{name}: the Deployment's pods"
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let port = &pod["template"]["spec"]["containers"][0]["ports"][0]["containerPort"];
+    let expected: Vec<Value> = sources
+        .iter()
+        .map(|from| match from.as_array() {
+            Some(peers) if !peers.is_empty() => {
+                json!({"ports": [{"port": port, "protocol": "TCP"}], "from": from})
+            }
+            _ => json!({"ports": [{"port": port, "protocol": "TCP"}]}),
+        })
+        .collect();
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!(expected),
+        "{name}: ingress"
+    );
+    policy["spec"]["egress"].clone()
+}
+
+/// The egress rules for `dependencies`, as `networkPolicy.egress` in `values` defines them.
+fn egress_to(values: &Value, dependencies: &[&str]) -> Value {
+    let rules: Vec<Value> = dependencies
+        .iter()
+        .map(|dependency| {
+            let rule = &values["networkPolicy"]["egress"][dependency];
+            let mut expected = json!({"ports": rule["ports"]});
+            if rule["to"].as_array().is_some_and(|to| !to.is_empty()) {
+                expected["to"] = rule["to"].clone();
+            }
+            expected
+        })
+        .collect();
+    json!(rules)
+}
+
+#[test]
+fn network_policies_open_only_each_components_port_and_dependencies() {
+    let rendered = Rendered::ci(ALL_OPTIONS);
+    let values = yaml_file(&chart().join(ALL_OPTIONS));
+    let policy = &values["networkPolicy"];
+    let (ingress_from, metrics_from) = (&policy["ingressFrom"], &policy["metricsFrom"]);
+    // api: ingress controller and Prometheus in; DNS, Postgres, NATS, S3 and the OIDC issuer out.
+    let egress = assert_policy_guards(&rendered, "bugs-api", &[ingress_from, metrics_from]);
+    assert_eq!(
+        egress,
+        egress_to(
+            &values,
+            &["dns", "database", "nats", "s3", "identityProvider"]
+        )
+    );
+    // sse: no database, no S3, no sign-in (no JWKS URL in these values).
+    let egress = assert_policy_guards(&rendered, "bugs-sse", &[ingress_from, metrics_from]);
+    assert_eq!(egress, egress_to(&values, &["dns", "nats"]));
+    // operator: only Prometheus in; DNS, the API server and Postgres out.
+    let egress = assert_policy_guards(&rendered, "bugs-operator", &[metrics_from]);
+    assert_eq!(
+        egress,
+        egress_to(&values, &["dns", "database", "kubernetesApi"])
+    );
+
+    // Defaults: any source on the port; dependencies by port; with a JWKS URL both
+    // token-checking components reach the provider, and without a bucket the api no S3.
+    let rendered = Rendered::minimal_with(
+        "policy-defaults",
+        "networkPolicy:\n  enabled: true\njwt:\n  secret:\n    existingSecret: \"\"\n  jwksUrl: https://sso.example.com/jwks\n",
+    );
+    rendered.validate();
+    let defaults = yaml_file(&chart().join("values.yaml"));
+    let anywhere = json!([]);
+    for (name, dependencies) in [
+        (
+            "bichito-api",
+            &["dns", "database", "nats", "identityProvider"][..],
+        ),
+        ("bichito-sse", &["dns", "nats", "identityProvider"][..]),
+        (
+            "bichito-operator",
+            &["dns", "database", "kubernetesApi"][..],
+        ),
+    ] {
+        let egress = assert_policy_guards(&rendered, name, &[&anywhere]);
+        assert_eq!(egress, egress_to(&defaults, dependencies), "{name}");
+    }
+    let api = rendered.one("NetworkPolicy", "bichito-operator");
+    assert_eq!(
+        api["spec"]["egress"][2]["ports"],
+        json!([{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]),
+        "the API server's Service port and its own"
+    );
 }
