@@ -224,6 +224,11 @@ pub struct StreamArgs {
     /// First token of the event subjects: `<prefix>.team.<team_id>.<event type>`.
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "bichito")]
     pub nats_subject_prefix: String,
+    /// Copies JetStream keeps of the event stream and of the session and ticket buckets: 1 on a
+    /// single server, 3 on a 3-node cluster (a node may then go down without pausing streams).
+    /// Applied at start to what already exists, so raising it moves a running install.
+    #[arg(long, env = "NATS_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=5))]
+    pub nats_stream_replicas: usize,
     /// Whether a stream may be opened with `?token=<JWT>` (seed 000). Tokens in URLs end up in
     /// proxies' access logs: `refuse` leaves the session cookie, `Authorization` and tickets.
     #[arg(long, env = "STREAM_URL_TOKENS", value_enum, default_value_t = UrlTokens::Allow)]
@@ -253,6 +258,7 @@ impl Default for StreamArgs {
             nats_url: "nats://127.0.0.1:4222".into(),
             nats_stream: "BICHITO".into(),
             nats_subject_prefix: "bichito".into(),
+            nats_stream_replicas: 1,
             stream_url_tokens: UrlTokens::Allow,
         }
     }

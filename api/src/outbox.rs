@@ -22,6 +22,10 @@ const BATCH: i64 = 256;
 const BATCH_LEN: usize = BATCH as usize;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const ROUND_INTERVAL: Duration = Duration::from_millis(5);
+/// After a failed publish the relay tries again this soon, doubling up to [`SWEEP_EVERY`]: a
+/// NATS node that went away costs a stream well under a second, and a bus that stays down is
+/// asked about once a second.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
 
 pub struct Relay {
     store: Arc<dyn Store>,
@@ -51,6 +55,7 @@ impl Relay {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut reconnects = self.bus.reconnects();
+        let mut retry: Option<Duration> = None;
         loop {
             let swept = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -58,12 +63,18 @@ impl Relay {
                 _ = sweep.tick() => true,
                 // Back from an outage: what waits in the outbox goes now, not at the next sweep.
                 () = reconnected(&mut reconnects) => true,
+                () = tokio::time::sleep(retry.unwrap_or_default()), if retry.is_some() => false,
             };
             let round = tokio::time::Instant::now();
             let published = match self.drain().await {
-                Ok(published) => published,
+                Ok(published) => {
+                    retry = None;
+                    published
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "outbox relay: publish failed; retrying on the next sweep");
+                    let delay = retry.map_or(RETRY_FIRST, |delay| (delay * 2).min(SWEEP_EVERY));
+                    tracing::warn!(error = %err, retry_in = ?delay, "outbox relay: publish failed");
+                    retry = Some(delay);
                     0
                 }
             };

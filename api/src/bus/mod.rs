@@ -38,13 +38,18 @@ pub async fn connect(
                 url: args.nats_url.clone(),
                 stream_name: args.nats_stream.clone(),
                 subject_prefix: args.nats_subject_prefix.clone(),
+                replicas: args.nats_stream_replicas,
                 retention: args.replay_window,
                 queue_size: args.sse_queue_size,
             })
             .await?;
-            let grants = NatsGrants::connect(bus.jetstream(), &args.nats_stream)
-                .await
-                .map_err(|err| BusError::Unavailable(err.to_string()))?;
+            let grants = NatsGrants::connect(
+                bus.jetstream(),
+                &args.nats_stream,
+                args.nats_stream_replicas,
+            )
+            .await
+            .map_err(|err| BusError::Unavailable(err.to_string()))?;
             (Arc::new(bus), Arc::new(grants))
         }
     })

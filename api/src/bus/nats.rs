@@ -31,6 +31,17 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two reconnection attempts (async-nats's default grows to 4 s).
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+/// How long a publish waits for the stream's acknowledgement before the relay tries again (a
+/// duplicate is dropped by its `Nats-Msg-Id`). An ack lost with a cluster node would
+/// otherwise hold the relay for async-nats's 5 s request timeout.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest a pull request of the feed waits; the server's idle heartbeat comes every half
+/// of it, and two missed heartbeats recreate the consumer. An ordered consumer lives on one
+/// node: when that node goes, this is how soon the feed notices (async-nats's default, 30 s
+/// with 15 s heartbeats, would pause every stream for half a minute).
+const FEED_PULL_EXPIRES: Duration = Duration::from_secs(1);
+/// How long the feed's requests (open a consumer, read the stream's state) may take.
+const FEED_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long asking the stream's state may take before the bus counts as unavailable.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// Waits before opening the feed again after a failure: the first, doubled up to the last.
@@ -42,6 +53,8 @@ pub struct NatsSettings {
     pub url: String,
     pub stream_name: String,
     pub subject_prefix: String,
+    /// Copies of the stream JetStream keeps (`NATS_STREAM_REPLICAS`).
+    pub replicas: usize,
     pub retention: Duration,
     pub queue_size: usize,
 }
@@ -49,6 +62,9 @@ pub struct NatsSettings {
 pub struct NatsBus {
     client: async_nats::Client,
     jetstream: jetstream::Context,
+    /// The same, with a short request timeout, for the feed: a request lost with a node that
+    /// went away is asked again after [`FEED_REQUEST_TIMEOUT`], not async-nats's 5 s.
+    feed_jetstream: jetstream::Context,
     /// Counts the connections made (the first included): a change means a reconnect.
     connections: tokio::sync::watch::Receiver<u64>,
     settings: NatsSettings,
@@ -166,14 +182,18 @@ impl NatsBus {
                 max_age: settings.retention,
                 duplicate_window: DUPLICATE_WINDOW.min(settings.retention),
                 storage: stream::StorageType::File,
+                num_replicas: settings.replicas,
                 ..stream::Config::default()
             })
             .await
             .map_err(unavailable)?;
         let hub = Arc::new(TeamHub::new(settings.queue_size));
+        let mut feed_jetstream = jetstream::new(client.clone());
+        feed_jetstream.set_timeout(FEED_REQUEST_TIMEOUT);
         Ok(Self {
             client,
             jetstream,
+            feed_jetstream,
             connections,
             settings,
             hub,
@@ -220,6 +240,7 @@ impl NatsBus {
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: start.max(1),
                 },
+                max_expires: FEED_PULL_EXPIRES,
                 ..OrderedConfig::default()
             })
             .await
@@ -306,7 +327,7 @@ impl NatsBus {
         let position = Arc::new(AtomicU64::new(newest));
         let feed = Arc::new(Feed {
             task: tokio::spawn(Self::forward(
-                self.jetstream.clone(),
+                self.feed_jetstream.clone(),
                 self.settings.clone(),
                 self.hub.clone(),
                 consumer.clone(),
@@ -424,7 +445,10 @@ impl Publish for NatsBus {
             .send_publish(subject, message)
             .await
             .map_err(unavailable)?;
-        ack.await.map_err(unavailable)?;
+        tokio::time::timeout(PUBLISH_ACK_TIMEOUT, ack)
+            .await
+            .map_err(|_| unavailable("no acknowledgement from the stream in time"))?
+            .map_err(unavailable)?;
         Ok(())
     }
 

@@ -38,56 +38,77 @@ fn unavailable(err: impl std::fmt::Display) -> GrantError {
     GrantError::Unavailable(err.to_string())
 }
 
-/// The bucket `name`, created when missing.
+/// The bucket `name` with `replicas` copies, created when missing.
 ///
 /// Created as the stream a key-value bucket is (`KV_<name>`, one value per key, deletes as
 /// markers), not with `create_key_value`: that first asks for the account's JetStream info,
-/// whose answer async-nats 0.51 cannot read from nats-server 2.9.
+/// whose answer async-nats 0.51 cannot read from nats-server 2.9. An existing bucket keeps its
+/// settings but takes the replica count, as the event stream does (`NATS_STREAM_REPLICAS`).
 async fn bucket(
     jetstream: &jetstream::Context,
     name: String,
     max_age: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, GrantError> {
-    if let Ok(store) = jetstream.get_key_value(&name).await {
-        return Ok(store);
+    let stream_name = format!("KV_{name}");
+    match jetstream.get_stream(&stream_name).await {
+        Ok(mut stream) => {
+            let config = stream.info().await.map_err(unavailable)?.config.clone();
+            if config.num_replicas != replicas {
+                tracing::info!(bucket = %name, from = config.num_replicas, to = replicas, "changing the bucket's replicas");
+                jetstream
+                    .update_stream(jetstream::stream::Config {
+                        num_replicas: replicas,
+                        ..config
+                    })
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Err(_) => {
+            jetstream
+                .get_or_create_stream(jetstream::stream::Config {
+                    name: stream_name,
+                    subjects: vec![format!("$KV.{name}.>")],
+                    max_messages_per_subject: 1,
+                    max_age,
+                    duplicate_window: max_age.min(Duration::from_secs(120)),
+                    storage: jetstream::stream::StorageType::File,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    discard: jetstream::stream::DiscardPolicy::New,
+                    num_replicas: replicas,
+                    ..jetstream::stream::Config::default()
+                })
+                .await
+                .map_err(unavailable)?;
+        }
     }
-    jetstream
-        .get_or_create_stream(jetstream::stream::Config {
-            name: format!("KV_{name}"),
-            subjects: vec![format!("$KV.{name}.>")],
-            max_messages_per_subject: 1,
-            max_age,
-            duplicate_window: max_age.min(Duration::from_secs(120)),
-            storage: jetstream::stream::StorageType::File,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: jetstream::stream::DiscardPolicy::New,
-            ..jetstream::stream::Config::default()
-        })
-        .await
-        .map_err(unavailable)?;
     jetstream.get_key_value(&name).await.map_err(unavailable)
 }
 
 impl NatsGrants {
-    /// Opens (creating when missing) the buckets of the event stream `stream_name`, and
-    /// starts watching sessions.
+    /// Opens (creating when missing) the buckets of the event stream `stream_name`, with
+    /// `replicas` copies, and starts watching sessions.
     pub async fn connect(
         jetstream: &jetstream::Context,
         stream_name: &str,
+        replicas: usize,
     ) -> Result<Self, GrantError> {
         // A day beyond the longest session: an entry is never dropped before its session ends.
         let sessions = bucket(
             jetstream,
             format!("{stream_name}_SESSIONS"),
             MAX_SESSION_AGE + Duration::from_secs(24 * 3600),
+            replicas,
         )
         .await?;
         let tickets = bucket(
             jetstream,
             format!("{stream_name}_TICKETS"),
             TICKET_BUCKET_AGE,
+            replicas,
         )
         .await?;
         let ends = Arc::new(SessionEnds::default());

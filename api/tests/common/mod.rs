@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod nats;
 pub mod process;
 pub mod proxy;
 
@@ -112,8 +113,12 @@ pub enum BusKind {
     Memory,
     /// The machine's NATS server (`BICHITO_TEST_NATS_URL`).
     Nats,
-    /// A NATS server of the test's own.
-    NatsAt(String),
+    /// A NATS server (or cluster, `url` listing its servers) of the test's own, keeping
+    /// `replicas` copies of the stream and buckets.
+    NatsAt {
+        url: String,
+        replicas: usize,
+    },
 }
 
 /// NATS settings with a stream and subjects of their own, so tests never share events.
@@ -133,6 +138,7 @@ pub fn unique_nats_settings() -> NatsSettings {
         url: nats_url(),
         stream_name: format!("BICHITO_{unique}"),
         subject_prefix: format!("test_{unique}"),
+        replicas: 1,
         retention: std::time::Duration::from_secs(600),
         queue_size: 64,
     }
@@ -208,7 +214,30 @@ impl TestApp {
 
     /// A server on the NATS server `url` (a private one, for fault tests).
     pub async fn start_on_nats_at(backend: Backend, url: &str) -> Self {
-        Self::start_full(backend, BusKind::NatsAt(url.to_owned()), example_spec()).await
+        Self::start_on_nats_cluster(backend, url, 1, example_spec()).await
+    }
+
+    /// A server whose honeycomb has `spec`, on a private NATS cluster whose servers `url`
+    /// lists, the stream and buckets kept in `replicas` copies.
+    pub async fn start_on_nats_cluster(
+        backend: Backend,
+        url: &str,
+        replicas: usize,
+        spec: HoneycombSpec,
+    ) -> Self {
+        let bus = BusKind::NatsAt {
+            url: url.to_owned(),
+            replicas,
+        };
+        // Room for the events of a several-second pause, which come at once after it.
+        let setup = Setup {
+            stream: Some(StreamArgs {
+                sse_queue_size: 1024,
+                ..test_stream_args()
+            }),
+            ..Setup::default()
+        };
+        Self::start_full_with(backend, bus, spec, setup).await
     }
 
     /// A server keeping attachments in `storage`.
@@ -277,11 +306,13 @@ impl TestApp {
         .expect("provision");
         let (bus, nats_stream): (BusParts, Option<String>) = match bus_kind {
             BusKind::Memory => (memory_bus(&stream, store.clone()), None),
-            BusKind::Nats | BusKind::NatsAt(_) => {
+            BusKind::Nats | BusKind::NatsAt { .. } => {
                 let mut settings = unique_nats_settings();
-                if let BusKind::NatsAt(url) = bus_kind {
+                if let BusKind::NatsAt { url, replicas } = bus_kind {
                     settings.url = url;
+                    settings.replicas = replicas;
                 }
+                settings.queue_size = stream.sse_queue_size;
                 let name = settings.stream_name.clone();
                 (nats_parts(settings).await, Some(name))
             }
@@ -307,9 +338,11 @@ impl TestApp {
             let mut settings = unique_nats_settings();
             settings.stream_name = name.clone();
             settings.subject_prefix = format!("test_{}", name.trim_start_matches("BICHITO_"));
-            if let BusKind::NatsAt(url) = &bus_kind_for_stream {
+            if let BusKind::NatsAt { url, replicas } = &bus_kind_for_stream {
                 settings.url = url.clone();
+                settings.replicas = *replicas;
             }
+            settings.queue_size = stream.sse_queue_size;
             app.start_stream_server(settings, clock, stream, cors).await;
         }
         app.api_key = done.api_key;
@@ -489,6 +522,11 @@ impl TestApp {
         );
         assert_eq!(next(&mut events).await.event, "hello");
         events
+    }
+
+    /// The JetStream stream of a server on NATS.
+    pub fn nats_stream(&self) -> &str {
+        self.nats_stream.as_deref().expect("a server on NATS")
     }
 
     pub fn token(&self, teams: &[&str]) -> String {
@@ -857,8 +895,9 @@ fn memory_bus(stream: &StreamArgs, store: Arc<dyn Store>) -> BusParts {
 /// A NATS bus and the buckets of its stream.
 pub async fn nats_parts(settings: NatsSettings) -> BusParts {
     let name = settings.stream_name.clone();
+    let replicas = settings.replicas;
     let bus = nats_bus(settings).await;
-    let grants = NatsGrants::connect(bus.jetstream(), &name)
+    let grants = NatsGrants::connect(bus.jetstream(), &name, replicas)
         .await
         .expect("NATS key-value buckets for sessions and tickets");
     (Arc::new(bus), Arc::new(grants))
