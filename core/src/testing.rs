@@ -4,6 +4,8 @@
 //! Postgres is reached through `BICHITO_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); a test that cannot reach it fails.
 
+pub mod postgres_pair;
+
 use crate::store::{self, Store};
 use rand::RngExt;
 use rand::distr::Alphanumeric;

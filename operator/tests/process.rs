@@ -41,6 +41,8 @@ struct Cluster {
     /// Lease transitions with their time: `acquired by <holder>` or `released by <who>`.
     lease_times: Vec<(String, Instant)>,
     statuses: Vec<Value>,
+    /// When each status was written.
+    status_times: Vec<Instant>,
     /// Every request any process sent, as `<who> <METHOD> <path>`.
     requests: Vec<String>,
 }
@@ -193,6 +195,7 @@ async fn handle(State(api): State<FakeApi>, request: Request) -> Response {
                 ],
             ) => {
                 cluster.statuses.push(body);
+                cluster.status_times.push(Instant::now());
                 let name = (*name).to_owned();
                 let honeycomb = cluster
                     .honeycombs
@@ -396,6 +399,14 @@ impl Operator {
     }
 }
 
+/// The `Ready` condition's status of a status patch.
+fn ready(status: &Value) -> Option<Value> {
+    status["status"]["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
+        .map(|ready| ready["status"].clone())
+}
+
 /// Waits (at most 60 s) until `condition` holds of the cluster; false when it never did.
 async fn until(
     cluster: &Arc<Mutex<Cluster>>,
@@ -474,12 +485,6 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over_on_sigterm() 
             "one reconciler at a time: b writes only once a has released the Lease, and finds the \
              Secret a made (no second key)"
         );
-        let ready = |status: &Value| {
-            status["status"]["conditions"]
-                .as_array()
-                .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
-                .map(|ready| ready["status"].clone())
-        };
         assert_eq!(ready(&cluster.statuses[0]), Some(json!("True")));
         assert_eq!(ready(&cluster.statuses[1]), Some(json!("True")));
         let secret = cluster
@@ -605,4 +610,99 @@ async fn an_operator_never_touches_a_honeycomb_of_another_installation() {
             "no row, no key for the other installation's Honeycomb"
         );
     }
+}
+
+/// `/readyz`'s status code, 0 when it does not answer within 5 s.
+async fn readyz(base: &str) -> u16 {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    match client.get(format!("{base}/readyz")).send().await {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Postgres fails over under a running operator: the primary crashes, the replica is promoted
+/// and the address the operator uses (a TCP proxy standing in for CloudNativePG's `-rw`
+/// Service) moves to it. Meanwhile the Honeycomb reads `DatabaseUnavailable` and `/readyz`
+/// 503; then the operator reconciles again by itself, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_postgres_failover_the_operator_reconciles_again_by_itself() {
+    use bichito_core::testing::postgres_pair::{PgPair, ServiceProxy};
+    let mut pair = PgPair::start(true);
+    pair.wait_until_streaming().await;
+    pair.create_database("bichito").await;
+    let proxy = ServiceProxy::start(format!("127.0.0.1:{}", pair.primary.port)).await;
+    let url = format!("postgres://postgres@{}/bichito", proxy.address);
+    let cluster = cluster_of(vec![example()]);
+    let changed = Arc::new(Notify::new());
+    let listen = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("address").to_string()
+    };
+    let base = format!("http://{listen}");
+    let operator = start_operator_with(
+        "operator-a",
+        api_port("a", &cluster, &changed).await,
+        &url,
+        &[
+            ("BICHITO_LISTEN", listen.as_str()),
+            ("RESYNC_INTERVAL", "1s"),
+            ("DATABASE_TIMEOUT", "2s"),
+        ],
+    );
+    let reconciled = until(&cluster, &changed, |c| {
+        c.statuses.last().and_then(ready) == Some(json!("True"))
+    })
+    .await;
+    assert!(reconciled, "the operator reconciled before the failover");
+    assert_eq!(readyz(&base).await, 200);
+
+    pair.primary.crash();
+    let seen = until(&cluster, &changed, |c| {
+        c.statuses
+            .last()
+            .is_some_and(|status| status.to_string().contains("DatabaseUnavailable"))
+    })
+    .await;
+    let not_ready = readyz(&base).await;
+    pair.replica.promote();
+    proxy.move_to(format!("127.0.0.1:{}", pair.replica.port));
+    let moved = Instant::now();
+    let before = cluster
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .statuses
+        .len();
+    let recovered = until(&cluster, &changed, |c| {
+        c.statuses.len() > before && c.statuses.last().and_then(ready) == Some(json!("True"))
+    })
+    .await;
+    let recovery = cluster
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .status_times
+        .last()
+        .map(|at| at.saturating_duration_since(moved))
+        .unwrap_or_default();
+    let ready_again = readyz(&base).await;
+    let (exit, logs) = operator.terminate().await;
+    assert!(seen, "the outage shows in the status; logs:\n{logs}");
+    assert_eq!(not_ready, 503, "not ready while the database is gone");
+    assert!(
+        recovered,
+        "the operator never reconciled again; logs:\n{logs}"
+    );
+    eprintln!("operator: Ready again {recovery:?} after the Service moved");
+    assert!(
+        recovery < Duration::from_secs(10),
+        "reconciled again {recovery:?} after the Service moved"
+    );
+    assert_eq!(ready_again, 200, "ready again");
+    assert!(
+        exit.success(),
+        "ran on, no restart, and exits 0: {exit:?}\n{logs}"
+    );
 }
