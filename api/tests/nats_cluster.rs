@@ -1,7 +1,7 @@
 //! A 3-node NATS cluster of the test's own on loopback, the event stream and buckets kept in 3
-//! replicas (`NATS_STREAM_REPLICAS=3`): a node stopped or crashed, the stream's leader
-//! included, or all three restarted one at a time, pauses the team stream for seconds at most
-//! and loses and repeats nothing. Reports are posted every 100 ms throughout; the pause is the longest time from a
+//! replicas (`NATS_STREAM_REPLICAS=3`): a node stopped, the stream's leader included, a
+//! follower crashed, or all three restarted one at a time, pauses the team stream for a second
+//! at most; the stream's leader crashed, for one raft election. Nothing is lost or repeated. Reports are posted every 100 ms throughout; the pause is the longest time from a
 //! report's 201 to its event on an open team stream.
 
 mod common;
@@ -18,14 +18,13 @@ use std::time::{Duration, Instant};
 const REPLICAS: usize = 3;
 const POST_EVERY: Duration = Duration::from_millis(100);
 /// The longest a stream may stand still while a node is stopped on purpose (SIGTERM, as
-/// Kubernetes stops a pod): nats-server hands its leaderships over as it goes, and most such
-/// stops pause the stream for milliseconds; with nats-server 2.9 some pause it for 4 to 6 s
-/// (measured; the goal of 2 s is not met yet, see the README's "Run at scale").
-const PAUSE_LIMIT: Duration = Duration::from_secs(8);
-/// A crashed node that led the stream, or the cluster's metadata (which opening a consumer
-/// needs), is replaced only after a raft election timeout, 4 to 9 s in nats-server, and the
-/// feed notices the loss of its consumer up to a few seconds later.
-const CRASH_PAUSE_LIMIT: Duration = Duration::from_secs(16);
+/// Kubernetes stops a pod: nats-server hands its leaderships over as it goes), or after one
+/// that did not lead the stream crashed: at worst a publish whose acknowledgement was lost
+/// with the node is tried again after 1 s.
+const PAUSE_LIMIT: Duration = Duration::from_secs(2);
+/// A crashed stream leader is replaced only after a raft election timeout, 4 to 9 s in
+/// nats-server; publishing waits for the new leader.
+const CRASH_PAUSE_LIMIT: Duration = Duration::from_secs(12);
 
 /// What the team stream saw while reports were posted.
 struct Run {
@@ -186,7 +185,7 @@ async fn stop_the_leader(cluster: &mut NatsCluster, stream: &str, how: Stop, dow
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stream_leader_stopped_pauses_streams_for_seconds_at_most_and_loses_nothing() {
+async fn the_stream_leader_stopped_pauses_streams_for_a_second_at_most_and_loses_nothing() {
     let _one = ONE_CLUSTER.lock().await;
     let (mut cluster, app) = cluster_and_app().await;
     let stream = app.nats_stream().to_owned();
@@ -226,7 +225,7 @@ async fn the_stream_leader_crashed_pauses_streams_for_one_election_and_loses_not
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_crashed_pauses_streams_at_most_one_election_and_loses_nothing() {
+async fn a_follower_crashed_pauses_streams_for_a_second_at_most_and_loses_nothing() {
     let _one = ONE_CLUSTER.lock().await;
     let (mut cluster, app) = cluster_and_app().await;
     let stream = app.nats_stream().to_owned();
@@ -250,13 +249,13 @@ async fn a_follower_crashed_pauses_streams_at_most_one_election_and_loses_nothin
         "follower crashed: {} reports, longest 201 → event {pause:?}",
         run.posted.len()
     );
-    assert!(pause <= CRASH_PAUSE_LIMIT, "paused {pause:?}");
+    assert!(pause <= PAUSE_LIMIT, "paused {pause:?}");
 }
 
 /// A rolling restart, as a NATS upgrade does it: each node stopped, started again and caught
 /// up before the next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolling_restart_of_every_node_pauses_streams_for_seconds_at_most_and_loses_nothing() {
+async fn a_rolling_restart_of_every_node_pauses_streams_for_a_second_at_most_and_loses_nothing() {
     let _one = ONE_CLUSTER.lock().await;
     let (mut cluster, app) = cluster_and_app().await;
     let stream = app.nats_stream().to_owned();

@@ -2,16 +2,17 @@
 //! `<prefix>.team.>` that keeps them for the replay window. An event's id is its stream
 //! sequence; `Nats-Msg-Id` (the outbox id) makes republishing harmless.
 //!
-//! A process reads the events with one ordered consumer over every team's subject (its feed),
-//! running while any of its connections streams a team, and hands each event to the hub, which
-//! drops those of teams nobody here streams. One consumer per team would cost nats-server about
-//! 140 KiB per team a process streams (measured by `bichito-bench stream-idle`); the price is
-//! that a streaming process receives every team's events.
+//! A process that streams teams reads every team's events through its feed ([`feed`]): core
+//! NATS notices the relay sends once the stream has an event, checked against the stream's
+//! sequence and completed from the stream. It hands each event to the hub, which drops those
+//! of teams nobody here streams; the price of one feed per process is that a streaming process
+//! receives every team's events. Replays (`Last-Event-ID`) read the stream with an ordered
+//! consumer over the team's subjects.
 //!
-//! After a lost connection the client reconnects within half a second of the server being
-//! back, and the feed is recreated at once from the last event it handed over (an ordered
-//! consumer does not survive a server restart, and would otherwise be noticed gone only at its
-//! next missed heartbeat, 15 s later).
+//! After a lost connection the client reconnects within half a second of a server answering,
+//! and the feed catches up from the last event it handed over.
+
+mod feed;
 
 use super::{BusError, BusEvent, Publish, Replay, Subscribe};
 use crate::stream::hub::{Joined, TeamHub, TeamSubscription};
@@ -23,7 +24,7 @@ use async_nats::jetstream::{self, stream};
 use bichito_core::events::{EventType, OutboxEvent};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// How long JetStream remembers `Nats-Msg-Id`s for deduplication.
@@ -35,18 +36,14 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// duplicate is dropped by its `Nats-Msg-Id`). An ack lost with a cluster node would
 /// otherwise hold the relay for async-nats's 5 s request timeout.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(1);
-/// The longest a pull request of the feed waits; the server's idle heartbeat comes every half
-/// of it, and two missed heartbeats recreate the consumer. An ordered consumer lives on one
-/// node: when that node goes, this is how soon the feed notices (async-nats's default, 30 s
-/// with 15 s heartbeats, would pause every stream for half a minute).
-const FEED_PULL_EXPIRES: Duration = Duration::from_secs(1);
-/// How long the feed's requests (open a consumer, read the stream's state) may take.
+/// The longest a replay's pull request waits; the server's idle heartbeat comes every half of
+/// it, and two missed heartbeats recreate the consumer (async-nats's default, 30 s with 15 s
+/// heartbeats, would hold a replay whose consumer was lost with a node past its timeout).
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
+/// How long the feed's requests (read the stream's state, read a missed event) may take.
 const FEED_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long asking the stream's state may take before the bus counts as unavailable.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
-/// Waits before opening the feed again after a failure: the first, doubled up to the last.
-const FEED_RETRY_FIRST: Duration = Duration::from_millis(100);
-const FEED_RETRY_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct NatsSettings {
@@ -70,29 +67,19 @@ pub struct NatsBus {
     settings: NatsSettings,
     hub: Arc<TeamHub>,
     /// The running feed, held by every open team channel: the last one to close stops it.
-    feed: tokio::sync::Mutex<Weak<Feed>>,
+    feed: tokio::sync::Mutex<Weak<RunningFeed>>,
 }
 
-/// The task reading every team's events into the hub. Dropping it stops the task and deletes
-/// its consumer, which nats-server would otherwise keep for 30 s.
-struct Feed {
+/// The task reading every team's events into the hub; dropping it stops the task.
+struct RunningFeed {
     task: tokio::task::JoinHandle<()>,
-    /// The stream sequence of the newest event handed to the hub (or skipped), stored before
-    /// it is handed over: a subscription made before reading it gets every later event.
+    /// The stream sequence of the newest event handed to the hub (see [`feed::Feed`]).
     position: Arc<AtomicU64>,
-    /// The consumer the task reads (an ordered consumer is recreated under a new name after a
-    /// gap or an error).
-    consumer: Arc<Mutex<Option<String>>>,
-    jetstream: jetstream::Context,
-    stream_name: String,
 }
 
-impl Drop for Feed {
+impl Drop for RunningFeed {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some(consumer) = lock(&self.consumer).take() {
-            delete_consumer_soon(&self.jetstream, &self.stream_name, consumer);
-        }
     }
 }
 
@@ -108,12 +95,6 @@ fn delete_consumer_soon(jetstream: &jetstream::Context, stream_name: &str, consu
                 .await;
         });
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unavailable(err: impl std::fmt::Display) -> BusError {
@@ -240,7 +221,7 @@ impl NatsBus {
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: start.max(1),
                 },
-                max_expires: FEED_PULL_EXPIRES,
+                max_expires: PULL_EXPIRES,
                 ..OrderedConfig::default()
             })
             .await
@@ -255,9 +236,7 @@ impl NatsBus {
         let rest = subject
             .strip_prefix(settings.subject_prefix.as_str())?
             .strip_prefix(".team.")?;
-        // Event types hold dots (`bug.created`); team slugs do not.
-        let (team_id, event_type) = rest.split_once('.')?;
-        Some((team_id, EventType::parse(event_type)?))
+        feed::team_and_type(rest)
     }
 
     /// A message's team, event type and JSON; `None` for what is not a team's event.
@@ -317,114 +296,26 @@ impl NatsBus {
     }
 
     /// The running feed, or a new one starting right after the newest event.
-    async fn feed(&self) -> Result<Arc<Feed>, BusError> {
+    async fn feed(&self) -> Result<Arc<RunningFeed>, BusError> {
         let mut running = self.feed.lock().await;
         if let Some(feed) = running.upgrade() {
             return Ok(feed);
         }
         let newest = self.stream_state().await?.last_sequence;
-        let consumer = Arc::new(Mutex::new(None));
         let position = Arc::new(AtomicU64::new(newest));
-        let feed = Arc::new(Feed {
-            task: tokio::spawn(Self::forward(
-                self.feed_jetstream.clone(),
-                self.settings.clone(),
-                self.hub.clone(),
-                consumer.clone(),
-                position.clone(),
-                self.connections.clone(),
-            )),
-            position,
-            consumer,
-            jetstream: self.jetstream.clone(),
-            stream_name: self.settings.stream_name.clone(),
-        });
-        *running = Arc::downgrade(&feed);
-        Ok(feed)
-    }
-
-    /// Hands every team's events after `position` to the hub, recreating the consumer after
-    /// errors and at once after a reconnect (an ordered consumer already recreates itself over
-    /// a gap it sees). An old consumer is left to nats-server's 30 s inactivity limit.
-    async fn forward(
-        jetstream: jetstream::Context,
-        settings: NatsSettings,
-        hub: Arc<TeamHub>,
-        current: Arc<Mutex<Option<String>>>,
-        position: Arc<AtomicU64>,
-        mut connections: tokio::sync::watch::Receiver<u64>,
-    ) {
-        let mut retry = FEED_RETRY_FIRST;
-        loop {
-            connections.mark_unchanged();
-            let subjects = Self::subjects(&settings, None);
-            let next = position.load(Ordering::SeqCst) + 1;
-            match Self::consumer(&jetstream, &settings, subjects, next).await {
-                Ok(consumer) => {
-                    let read = Self::read_feed(consumer, &settings, &hub, &current, &position);
-                    tokio::select! {
-                        () = read => {}
-                        _ = connections.changed() => {
-                            tracing::info!("NATS reconnected: reopening the event feed");
-                            retry = FEED_RETRY_FIRST;
-                            continue;
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot open the event feed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(retry) => {}
-                _ = connections.changed() => retry = FEED_RETRY_FIRST,
-            }
-            retry = (retry * 2).min(FEED_RETRY_MAX);
-        }
-    }
-
-    /// Reads one feed consumer until it fails.
-    async fn read_feed(
-        consumer: jetstream::consumer::Consumer<OrderedConfig>,
-        settings: &NatsSettings,
-        hub: &TeamHub,
-        current: &Mutex<Option<String>>,
-        position: &AtomicU64,
-    ) {
-        let mut consumer_name = consumer.cached_info().name.clone();
-        *lock(current) = Some(consumer_name.clone());
-        let mut messages = match consumer.messages().await {
-            Ok(messages) => messages,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot read the event feed");
-                return;
-            }
+        let feed = feed::Feed {
+            client: self.client.clone(),
+            jetstream: self.feed_jetstream.clone(),
+            settings: self.settings.clone(),
+            hub: self.hub.clone(),
+            position: position.clone(),
         };
-        while let Some(message) = messages.next().await {
-            let message = match message {
-                Ok(message) => message,
-                Err(err) => {
-                    tracing::warn!(error = %err, "event feed interrupted");
-                    return;
-                }
-            };
-            let Ok(info) = message.info() else { continue };
-            position.store(info.stream_sequence, Ordering::SeqCst);
-            if consumer_name != info.consumer {
-                info.consumer.clone_into(&mut consumer_name);
-                *lock(current) = Some(consumer_name.clone());
-            }
-            let Some((team_id, event_type, payload)) = Self::event_parts(settings, &message) else {
-                continue;
-            };
-            // Built only for teams streamed here.
-            hub.deliver_with(team_id, || {
-                Arc::new(BusEvent::new(
-                    info.stream_sequence,
-                    team_id.to_owned(),
-                    event_type,
-                    payload,
-                ))
-            });
-        }
+        let running_feed = Arc::new(RunningFeed {
+            task: tokio::spawn(feed.run(self.connections.clone())),
+            position,
+        });
+        *running = Arc::downgrade(&running_feed);
+        Ok(running_feed)
     }
 }
 
@@ -445,10 +336,24 @@ impl Publish for NatsBus {
             .send_publish(subject, message)
             .await
             .map_err(unavailable)?;
-        tokio::time::timeout(PUBLISH_ACK_TIMEOUT, ack)
+        let ack = tokio::time::timeout(PUBLISH_ACK_TIMEOUT, ack)
             .await
             .map_err(|_| unavailable("no acknowledgement from the stream in time"))?
             .map_err(unavailable)?;
+        // Best effort: the feeds read a notice that never comes from the stream.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(feed::SEQUENCE_HEADER, ack.sequence.to_string().as_str());
+        if let Err(err) = self
+            .client
+            .publish_with_headers(
+                feed::notice_subject(&self.settings, event),
+                headers,
+                event.payload.clone().into(),
+            )
+            .await
+        {
+            tracing::debug!(error = %err, "event notice not sent; the feeds read it from the stream");
+        }
         Ok(())
     }
 
