@@ -391,6 +391,28 @@ fn attachments_are_on_s3_with_a_bucket_and_off_without() {
 }
 
 #[test]
+fn a_nats_cluster_and_its_replicas_reach_the_api_and_sse_pods() {
+    let minimal = Rendered::ci(MINIMAL);
+    let api = container(&minimal, "bichito-api");
+    assert_eq!(env_value(api, "NATS_URL"), Some("nats://nats:4222"));
+    assert_eq!(env_value(api, "NATS_STREAM_REPLICAS"), Some("1"));
+
+    let cluster = Rendered::minimal_with(
+        "nats-cluster",
+        "nats:\n  servers: [nats://nats-0.nats:4222, nats://nats-1.nats:4222, nats://nats-2.nats:4222]\n  streamReplicas: 3\n",
+    );
+    for name in ["bichito-api", "bichito-sse"] {
+        let pod = container(&cluster, name);
+        assert_eq!(
+            env_value(pod, "NATS_URL"),
+            Some("nats://nats-0.nats:4222,nats://nats-1.nats:4222,nats://nats-2.nats:4222"),
+            "{name}: the servers, comma-separated"
+        );
+        assert_eq!(env_value(pod, "NATS_STREAM_REPLICAS"), Some("3"), "{name}");
+    }
+}
+
+#[test]
 fn sign_in_sessions_and_jwks_reach_the_pods_that_use_them() {
     let all = Rendered::ci(ALL_OPTIONS);
     let api = container(&all, "bugs-api");

@@ -205,12 +205,17 @@ capabilities:
     secretKeyRef:
       name: {{ $nats.existingSecret }}
       key: {{ $nats.urlKey }}
+{{- else if $nats.servers }}
+- name: NATS_URL
+  value: {{ join "," $nats.servers | quote }}
 {{- else }}
 - name: NATS_URL
   value: {{ $nats.url | quote }}
 {{- end }}
 - name: NATS_STREAM
   value: {{ $nats.stream | quote }}
+- name: NATS_STREAM_REPLICAS
+  value: {{ $nats.streamReplicas | quote }}
 - name: NATS_SUBJECT_PREFIX
   value: {{ $nats.subjectPrefix | quote }}
 - name: REPLAY_WINDOW
