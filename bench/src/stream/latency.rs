@@ -10,8 +10,9 @@
 //! A step fails when p99 passes 1 s or any delivery is missing; the run stops at the first
 //! failing step of each side.
 //!
-//! bichito's messages go to JetStream on the subject its api's relay publishes to
-//! (`bichito.team.<team>.bug.created`); nchan's are POSTed to its publisher location.
+//! bichito's messages are published as its api's relay publishes them: to JetStream on
+//! `bichito.team.<team>.bug.created`, then the notice the feeds follow; nchan's are POSTed to
+//! its publisher location.
 
 use super::sides::{BichitoSide, NchanSide, Programs, SUBJECT_PREFIX, WorkFolder, team_names};
 use super::subscriber::{EventReader, Subscriber, subscribe};
@@ -78,8 +79,21 @@ pub async fn latency(args: LatencyArgs) -> Result<()> {
 
 async fn run_bichito(args: &LatencyArgs, teams: &[String]) -> Result<Vec<Step>> {
     let side = BichitoSide::start(&args.programs, teams).await?;
-    let client = async_nats::connect(side.nats_url.as_str()).await?;
-    let publisher = Publisher::Nats(async_nats::jetstream::new(client));
+    // Published as the api's relay does: to the stream, then the notice the feeds follow.
+    let defaults = bichito::config::StreamArgs::default();
+    let bus = bichito::bus::nats::NatsBus::connect(bichito::bus::nats::NatsSettings {
+        url: side.nats_url.clone(),
+        stream_name: defaults.nats_stream,
+        subject_prefix: SUBJECT_PREFIX.to_owned(),
+        replicas: 1,
+        retention: defaults.replay_window,
+        queue_size: defaults.sse_queue_size,
+    })
+    .await?;
+    let publisher = Publisher::Nats {
+        bus: Box::new(bus),
+        next_id: std::sync::atomic::AtomicI64::new(1),
+    };
     let requests: Vec<String> = teams.iter().map(|team| side.request(team)).collect();
     let cpu = || {
         let (bichito, nats) = side.cpu();
@@ -134,7 +148,11 @@ impl Step {
 }
 
 enum Publisher {
-    Nats(async_nats::jetstream::Context),
+    Nats {
+        bus: Box<bichito::bus::nats::NatsBus>,
+        /// Outbox ids: each publish is a new event.
+        next_id: std::sync::atomic::AtomicI64,
+    },
     Nchan {
         client: reqwest::Client,
         base: String,
@@ -144,12 +162,16 @@ enum Publisher {
 impl Publisher {
     async fn publish(&self, team: &str, payload: String) -> bool {
         match self {
-            Publisher::Nats(jetstream) => {
-                let subject = format!("{SUBJECT_PREFIX}.team.{team}.bug.created");
-                match jetstream.publish(subject, payload.into()).await {
-                    Ok(ack) => ack.await.is_ok(),
-                    Err(_) => false,
-                }
+            Publisher::Nats { bus, next_id } => {
+                use bichito::bus::Publish;
+                let event = bichito_core::events::OutboxEvent {
+                    id: next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    team_id: team.to_owned(),
+                    event_type: bichito_core::events::EventType::BugCreated,
+                    payload,
+                    created_at: chrono::Utc::now(),
+                };
+                bus.publish(&event).await.is_ok()
             }
             Publisher::Nchan { client, base } => client
                 .post(format!("{base}/pub/{team}"))
