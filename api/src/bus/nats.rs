@@ -303,13 +303,13 @@ impl NatsBus {
         }
         let newest = self.stream_state().await?.last_sequence;
         let position = Arc::new(AtomicU64::new(newest));
-        let feed = feed::Feed {
-            client: self.client.clone(),
-            jetstream: self.feed_jetstream.clone(),
-            settings: self.settings.clone(),
-            hub: self.hub.clone(),
-            position: position.clone(),
-        };
+        let feed = feed::Feed::new(
+            self.client.clone(),
+            self.feed_jetstream.clone(),
+            self.settings.clone(),
+            self.hub.clone(),
+            position.clone(),
+        );
         let running_feed = Arc::new(RunningFeed {
             task: tokio::spawn(feed.run(self.connections.clone())),
             position,

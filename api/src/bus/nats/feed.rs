@@ -63,15 +63,37 @@ pub fn team_and_type(rest: &str) -> Option<(&str, EventType)> {
 /// to the hub (or skipped), stored before it is handed over, so that a subscription made
 /// before reading it gets every later event.
 pub struct Feed {
-    pub client: async_nats::Client,
+    client: async_nats::Client,
     /// With a short request timeout: a request lost with a node is asked again soon.
-    pub jetstream: jetstream::Context,
-    pub settings: NatsSettings,
-    pub hub: Arc<TeamHub>,
-    pub position: Arc<AtomicU64>,
+    jetstream: jetstream::Context,
+    settings: NatsSettings,
+    hub: Arc<TeamHub>,
+    position: Arc<AtomicU64>,
+    /// `<prefix>.live.team.` and `<prefix>.team.`: what precedes `<team_id>.<event type>` in
+    /// a notice's subject and in a stored event's, made once rather than per event.
+    notice_prefix: String,
+    stream_prefix: String,
 }
 
 impl Feed {
+    pub fn new(
+        client: async_nats::Client,
+        jetstream: jetstream::Context,
+        settings: NatsSettings,
+        hub: Arc<TeamHub>,
+        position: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            notice_prefix: format!("{}.live.team.", settings.subject_prefix),
+            stream_prefix: format!("{}.team.", settings.subject_prefix),
+            client,
+            jetstream,
+            settings,
+            hub,
+            position,
+        }
+    }
+
     /// Follows the notices for as long as the task runs: again at once after a reconnect,
     /// and after a short wait after a failure.
     pub async fn run(self, mut connections: tokio::sync::watch::Receiver<u64>) {
@@ -100,7 +122,7 @@ impl Feed {
         &self,
         connections: &mut tokio::sync::watch::Receiver<u64>,
     ) -> Result<(), BusError> {
-        let subjects = format!("{}.live.team.>", self.settings.subject_prefix);
+        let subjects = format!("{}>", self.notice_prefix);
         let mut notices = self.client.subscribe(subjects).await.map_err(unavailable)?;
         let mut stream = self
             .jetstream
@@ -175,7 +197,6 @@ impl Feed {
 
     /// Hands over the waiting events that follow the position without a gap.
     fn hand_over_in_order(&self, waiting: &mut BTreeMap<u64, async_nats::Message>) {
-        let prefix = format!("{}.live.team.", self.settings.subject_prefix);
         while let Some(entry) = waiting.first_entry() {
             let sequence = *entry.key();
             let position = self.position.load(Ordering::SeqCst);
@@ -186,7 +207,7 @@ impl Feed {
                 let rest = notice
                     .subject
                     .as_str()
-                    .strip_prefix(prefix.as_str())
+                    .strip_prefix(self.notice_prefix.as_str())
                     .unwrap_or_default();
                 self.hand_over(sequence, rest, &notice.payload);
             } else {
@@ -212,7 +233,6 @@ impl Feed {
         if from > to {
             return Ok(());
         }
-        let stream_prefix = format!("{}.team.", self.settings.subject_prefix);
         let mut reads = futures_util::stream::iter(from..=to)
             .map(|sequence| async move { (sequence, stream.get_raw_message(sequence).await) })
             .buffered(FETCH_CONCURRENCY);
@@ -222,7 +242,7 @@ impl Feed {
                     let rest = message
                         .subject
                         .as_str()
-                        .strip_prefix(stream_prefix.as_str())
+                        .strip_prefix(self.stream_prefix.as_str())
                         .unwrap_or_default();
                     self.hand_over(sequence, rest, &message.payload);
                 }
