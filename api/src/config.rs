@@ -498,4 +498,22 @@ mod tests {
             "{zero}"
         );
     }
+
+    #[test]
+    fn stream_replicas_take_one_to_five_and_name_themselves_otherwise() {
+        let cli =
+            Cli::try_parse_from(["bichito", "api", "--nats-stream-replicas", "3"]).expect("parses");
+        let Command::Api(args) = cli.command else {
+            panic!("the api subcommand")
+        };
+        assert_eq!(args.stream.nats_stream_replicas, 3);
+        for bad in ["0", "6", "three"] {
+            let refused = Cli::try_parse_from(["bichito", "api", "--nats-stream-replicas", bad])
+                .expect_err("refused");
+            assert!(
+                refused.to_string().contains("--nats-stream-replicas"),
+                "{bad}: {refused}"
+            );
+        }
+    }
 }
